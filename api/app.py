@@ -1,0 +1,183 @@
+"""The FastAPI application: ``create_app(settings)``.
+
+On start it migrates the database (Alembic), seeds the bootstrap admin key when configured, and
+opens the database pool and the Prefect client; on stop it closes them. The OpenAPI document is
+at ``/api/v1/openapi.json`` and the interactive docs at ``/api/v1/docs``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import metadata
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import ConfigDict
+from pydantic.json_schema import models_json_schema
+
+from api.db import Database, create_engine, migrate
+from api.deps import AppState
+from api.errors import install_exception_handlers
+from api.middleware import BodySizeLimitMiddleware
+from api.models.workflow import WorkflowUpdate
+from api.prefect import PrefectGateway
+from api.ratelimit import build_rate_limiter
+from api.routes import api_router
+from api.services.keys import ensure_bootstrap_key
+from api.settings import LoggingSettings, Settings, load_settings, parse_rate_limit
+from specs import models as documents
+
+logger = logging.getLogger("trinity.api")
+
+API_PREFIX = "/api/v1"
+DESCRIPTION = """Trinity's REST contract: specifications, workflows, runs and analytics.
+
+Authenticate with `X-API-Key: <key>`, or exchange the key at `POST /api/v1/auth/token`
+(client credentials) for a bearer token. Errors always answer
+`{"error": {"code", "message", "details": [{"loc", "msg"}]}}`.
+"""
+
+
+class SpecificationDocument(documents.Specification):
+    model_config = ConfigDict(title="SpecificationDocument")
+
+
+class WorkflowDocument(documents.Workflow):
+    model_config = ConfigDict(title="WorkflowDocument")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("trinity")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    # Document bodies are read raw (JSON or YAML); publish their schemas for the request bodies.
+    _, extra = models_json_schema(
+        [
+            (SpecificationDocument, "validation"),
+            (WorkflowDocument, "validation"),
+            (WorkflowUpdate, "validation"),
+        ],
+        ref_template="#/components/schemas/{model}",
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, definition in extra.get("$defs", {}).items():
+        if name in components and components[name] != definition:
+            raise RuntimeError(f"OpenAPI component name clash: {name}")
+        components[name] = definition
+    app.openapi_schema = schema
+    return schema
+
+
+def _jwt_secret(settings: Settings) -> str:
+    if settings.security.jwt_secret:
+        return settings.security.jwt_secret
+    logger.warning("dev mode: no JWT secret configured; using a random one (tokens end with this process)")
+    return secrets.token_urlsafe(48)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    url = settings.database_url
+    await anyio.to_thread.run_sync(migrate, url)
+    database = Database(
+        create_engine(
+            url,
+            pool_size=settings.database.pool_size,
+            max_overflow=settings.database.max_overflow,
+            pool_timeout=settings.database.pool_timeout,
+            connect_timeout=settings.database.connect_timeout,
+        )
+    )
+    if settings.security.bootstrap_api_key:
+        async with database.session() as session:
+            await ensure_bootstrap_key(session=session, key=settings.security.bootstrap_api_key)
+    prefect = PrefectGateway(api_url=settings.prefect.api_url, ui_url=settings.prefect.ui_url)
+    await prefect.start()
+    rate = parse_rate_limit(settings.security.rate_limit) if settings.security.rate_limit else None
+    limiter = build_rate_limiter(rate=rate, redis_url=settings.redis.url, redis_db=settings.redis.db)
+    app.state.trinity = AppState(
+        settings=settings,
+        db=database,
+        prefect=prefect,
+        jwt_secret=app.state.jwt_secret,
+        rate_limiter=limiter,
+    )
+    try:
+        yield
+    finally:
+        if limiter is not None:
+            await limiter.close()
+        await prefect.close()
+        await database.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application; raises ``ConfigError`` when there is no JWT secret outside dev mode."""
+    settings = settings or load_settings()
+    settings.require_jwt_secret()
+    app = FastAPI(
+        title="Trinity",
+        version=_version(),
+        description=DESCRIPTION,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        swagger_ui_oauth2_redirect_url=f"{API_PREFIX}/docs/oauth2-redirect",
+        redoc_url=None,
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.jwt_secret = _jwt_secret(settings)
+    install_exception_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    app.include_router(api_router, prefix=API_PREFIX)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(config: LoggingSettings) -> None:
+    """Send Trinity's and uvicorn's logs where ``logging`` says, as text or JSON lines."""
+    formatter: logging.Formatter = (
+        _JsonFormatter()
+        if config.format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    handlers: list[logging.Handler] = []
+    if "console" in config.handlers:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    if "file" in config.handlers:
+        handlers.append(logging.FileHandler(config.file or "trinity-api.log"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    for name in ("trinity", "uvicorn", "uvicorn.access", "uvicorn.error"):
+        target = logging.getLogger(name)
+        target.handlers = list(handlers)
+        target.setLevel(config.level)
+        target.propagate = False

@@ -1,0 +1,115 @@
+"""Workflows: a DAG document bound to a stored specification, with a lifecycle status."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+from sqlmodel import Field, SQLModel
+
+from api.models.common import created_at_field, id_field, json_field, updated_at_field
+from api.models.pagination import Page
+
+
+class WorkflowStatus(StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    ARCHIVED = "archived"
+
+
+TRANSITIONS: dict[WorkflowStatus, frozenset[WorkflowStatus]] = {
+    WorkflowStatus.DRAFT: frozenset({WorkflowStatus.ACTIVE, WorkflowStatus.ARCHIVED}),
+    WorkflowStatus.ACTIVE: frozenset({WorkflowStatus.PAUSED, WorkflowStatus.ARCHIVED}),
+    WorkflowStatus.PAUSED: frozenset({WorkflowStatus.ACTIVE, WorkflowStatus.ARCHIVED}),
+    WorkflowStatus.ARCHIVED: frozenset(),
+}
+"""Allowed status changes; staying in the same status is always a no-op."""
+
+LIVE_STATUSES = (WorkflowStatus.DRAFT, WorkflowStatus.ACTIVE, WorkflowStatus.PAUSED)
+DEPLOYED_STATUSES = (WorkflowStatus.ACTIVE, WorkflowStatus.PAUSED)
+
+
+class WorkflowBase(SQLModel):
+    name: str = Field(max_length=255, index=True)
+    version: str = Field(max_length=64)
+    status: WorkflowStatus = Field(default=WorkflowStatus.DRAFT, sa_type=sa.String(50), index=True)
+
+
+class WorkflowCreate(WorkflowBase):
+    """A validated workflow document, ready to store."""
+
+    document: dict[str, Any]
+    spec_name: str
+    spec_range: str
+
+
+class WorkflowUpdate(BaseModel):
+    """The body of a status-only PUT (a new document is sent as the document itself)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: WorkflowStatus
+
+
+class Workflow(WorkflowBase, table=True):
+    __tablename__ = "workflows"
+    __table_args__ = (sa.UniqueConstraint("name", "version", name="uq_workflows_name_version"),)
+
+    id: uuid.UUID = id_field()
+    spec_id: uuid.UUID | None = Field(
+        default=None, foreign_key="specifications.id", ondelete="SET NULL", nullable=True, index=True
+    )
+    spec_name: str = Field(max_length=255)
+    spec_range: str = Field(max_length=200)
+    definition: dict[str, Any] = json_field()
+    deployment_id: uuid.UUID | None = Field(default=None, nullable=True)
+    created_at: datetime = created_at_field()
+    updated_at: datetime = updated_at_field()
+
+
+class SpecLink(SQLModel):
+    id: uuid.UUID | None = Field(description="The stored specification this workflow resolved to.")
+    name: str
+    range: str = Field(description="The version range the workflow asks for.")
+    version: str | None = Field(default=None, description="The version it resolved to.")
+
+
+class WorkflowPublic(WorkflowBase):
+    id: uuid.UUID
+    spec: SpecLink
+    definition: dict[str, Any]
+    deployment_id: uuid.UUID | None
+    deployment_name: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Workflow, *, spec_version: str | None = None) -> WorkflowPublic:
+        """Build the public view; ``spec_version`` is the resolved specification's version.
+
+        Rows come from our own tables, already valid: construct without validating again.
+        """
+        deployed = row.deployment_id is not None
+        return cls.model_construct(
+            id=row.id,
+            name=row.name,
+            version=row.version,
+            status=WorkflowStatus(row.status),
+            spec=SpecLink.model_construct(
+                id=row.spec_id, name=row.spec_name, range=row.spec_range, version=spec_version
+            ),
+            definition=row.definition,
+            deployment_id=row.deployment_id,
+            deployment_name=f"trinity-workflow/{row.name}" if deployed else None,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+class WorkflowsPublic(Page[WorkflowPublic]):
+    pass

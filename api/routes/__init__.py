@@ -1,0 +1,11 @@
+"""The /api/v1 routers, one module per resource."""
+
+from fastapi import APIRouter
+
+from api.routes import analytics, auth, health, keys, runs, specs, workflows
+
+api_router = APIRouter()
+for module in (health, auth, keys, specs, workflows, runs, analytics):
+    api_router.include_router(module.router)
+
+__all__ = ["api_router"]

@@ -1,0 +1,69 @@
+"""/analytics: performance windows and optimisation insights written by the analytics flows."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from api.deps import SessionDep, Viewer
+from api.models.analytics import InsightPublic, InsightsPage, PerformancePage, PerformancePublic
+from api.routes.common import PROTECTED, DateTimeQuery, Limit, NameFilter, Offset, TextFilter, as_utc
+from api.services import analytics as service
+
+router = APIRouter(prefix="/analytics", tags=["analytics"], responses=PROTECTED)
+
+Since = Annotated[DateTimeQuery | None, Query(description="Windows ending at or after this time (RFC 3339).")]
+Until = Annotated[DateTimeQuery | None, Query(description="Windows starting before this time (RFC 3339).")]
+
+
+@router.get("/performance", response_model=PerformancePage, summary="Performance metrics per window")
+async def performance(
+    session: SessionDep,
+    _: Viewer,
+    workflow: NameFilter = None,
+    task_id: TextFilter = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> PerformancePage:
+    rows, total = await service.list_performance(
+        session=session,
+        workflow=workflow,
+        task_id=task_id,
+        since=as_utc(since, name="since"),
+        until=as_utc(until, name="until"),
+        limit=limit,
+        offset=offset,
+    )
+    items = [PerformancePublic.model_validate(row, from_attributes=True) for row in rows]
+    return PerformancePage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/insights", response_model=InsightsPage, summary="Bottlenecks, anomalies and recommendations")
+async def insights(
+    session: SessionDep,
+    _: Viewer,
+    workflow: NameFilter = None,
+    task_id: TextFilter = None,
+    severity: Annotated[Literal["info", "warning", "critical"] | None, Query()] = None,
+    kind: TextFilter = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> InsightsPage:
+    rows, total = await service.list_insights(
+        session=session,
+        workflow=workflow,
+        task_id=task_id,
+        severity=severity,
+        kind=kind,
+        since=as_utc(since, name="since"),
+        until=as_utc(until, name="until"),
+        limit=limit,
+        offset=offset,
+    )
+    items = [InsightPublic.model_validate(row, from_attributes=True) for row in rows]
+    return InsightsPage(items=items, total=total, limit=limit, offset=offset)

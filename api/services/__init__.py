@@ -1,0 +1,1 @@
+"""Business logic behind the routes: keyword-only functions on a session, raising api.errors."""

@@ -1,0 +1,83 @@
+"""Analytics reports: filtered, paginated reads of what the analytics flows wrote."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.models.analytics import AnalyticsInsight, AnalyticsPerformance
+from api.services.paging import fetch_page
+
+Row = TypeVar("Row", AnalyticsPerformance, AnalyticsInsight)
+
+
+def _window_filters(
+    model: Any, *, workflow: str | None, task_id: str | None, since: datetime | None, until: datetime | None
+) -> list[sa.ColumnElement[bool]]:
+    # A window matches when it overlaps [since, until).
+    conditions: list[sa.ColumnElement[bool]] = []
+    if workflow is not None:
+        conditions.append(col(model.workflow) == workflow)
+    if task_id is not None:
+        conditions.append(col(model.task_id) == task_id)
+    if since is not None:
+        conditions.append(col(model.window_end) >= since)
+    if until is not None:
+        conditions.append(col(model.window_start) < until)
+    return conditions
+
+
+async def _page(
+    session: AsyncSession, model: type[Row], conditions: list[sa.ColumnElement[bool]], limit: int, offset: int
+) -> tuple[list[Row], int]:
+    statement = (
+        sa.select(model)
+        .where(*conditions)
+        .order_by(col(model.window_start).desc(), col(model.created_at).desc(), col(model.id))
+    )
+    rows, total = await fetch_page(session, statement, limit=limit, offset=offset)
+    return [row[0] for row in rows], total
+
+
+async def list_performance(
+    *,
+    session: AsyncSession,
+    workflow: str | None,
+    task_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[AnalyticsPerformance], int]:
+    """Performance windows, newest window first."""
+    conditions = _window_filters(
+        AnalyticsPerformance, workflow=workflow, task_id=task_id, since=since, until=until
+    )
+    return await _page(session, AnalyticsPerformance, conditions, limit, offset)
+
+
+async def list_insights(
+    *,
+    session: AsyncSession,
+    workflow: str | None,
+    task_id: str | None,
+    severity: str | None,
+    kind: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[AnalyticsInsight], int]:
+    """Insights (bottlenecks, anomalies, recommendations), newest window first."""
+    conditions = _window_filters(
+        AnalyticsInsight, workflow=workflow, task_id=task_id, since=since, until=until
+    )
+    if severity is not None:
+        conditions.append(col(AnalyticsInsight.severity) == severity)
+    if kind is not None:
+        conditions.append(col(AnalyticsInsight.kind) == kind)
+    return await _page(session, AnalyticsInsight, conditions, limit, offset)

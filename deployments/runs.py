@@ -1,0 +1,207 @@
+"""Starting and reading flow runs of Trinity deployments.
+
+Every function talks to whatever Prefect API the current settings point at, through
+``get_client()`` (so a caller can share one client across calls with Prefect's client context).
+``start_run`` makes exactly one API call, so starting a run never waits for anything but Prefect
+recording it; the run itself is picked up by a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+TASK_RUN_PAGE = 200
+
+
+class RunError(Exception):
+    """Base of the errors raised here."""
+
+
+class DeploymentNotFoundError(RunError):
+    """Prefect has no deployment with this id (deleted outside Trinity?)."""
+
+
+class FlowRunNotFoundError(RunError):
+    """Prefect has no flow run with this id."""
+
+
+class RunRejectedError(RunError):
+    """Prefect refused to create the run (e.g. parameters fail the deployment's schema)."""
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """A flow run just created."""
+
+    flow_run_id: UUID
+    state_type: str
+    state_name: str
+    ui_url: str | None
+
+
+@dataclass(frozen=True)
+class TaskRunStatus:
+    """One task run of a flow run; ``name`` is the spec task id the executor named it after."""
+
+    task_run_id: UUID
+    name: str
+    task_key: str
+    state_type: str
+    state_name: str
+    start_time: datetime | None
+    end_time: datetime | None
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """A flow run's state and its task runs' states."""
+
+    flow_run_id: UUID
+    name: str
+    deployment_id: UUID | None
+    state_type: str
+    state_name: str
+    expected_start_time: datetime | None
+    start_time: datetime | None
+    end_time: datetime | None
+    parameters: dict[str, Any]
+    ui_url: str | None
+    tasks: list[TaskRunStatus] = field(default_factory=list)
+
+
+def _state(obj: Any) -> tuple[str, str]:
+    state = getattr(obj, "state", None)
+    if state is None:
+        return "PENDING", "Pending"
+    return str(state.type.value), str(state.name)
+
+
+def flow_run_ui_url(flow_run_id: UUID) -> str | None:
+    """The run's page in the Prefect UI (from PREFECT_UI_URL, or derived from PREFECT_API_URL)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    base = PREFECT_UI_URL.value()
+    if not base:
+        api = PREFECT_API_URL.value()
+        base = api.removesuffix("/").removesuffix("/api") if api else None
+    return f"{str(base).rstrip('/')}/runs/flow-run/{flow_run_id}" if base else None
+
+
+async def start_run(
+    *, deployment_id: UUID, parameters: dict[str, Any], idempotency_key: str | None = None
+) -> RunRef:
+    """Create a flow run of a deployment (one call to Prefect); the same key returns the same run."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+    async with get_client() as client:
+        try:
+            flow_run = await client.create_flow_run_from_deployment(
+                deployment_id, parameters=parameters, idempotency_key=idempotency_key
+            )
+        except ObjectNotFound as exc:
+            raise DeploymentNotFoundError(f"Prefect has no deployment {deployment_id}") from exc
+        except PrefectHTTPStatusError as exc:
+            status = exc.response.status_code
+            if status == 404:
+                raise DeploymentNotFoundError(f"Prefect has no deployment {deployment_id}") from exc
+            if status in (400, 409, 422):
+                raise RunRejectedError(_detail(exc.response)) from exc
+            raise
+    state_type, state_name = _state(flow_run)
+    return RunRef(
+        flow_run_id=flow_run.id,
+        state_type=state_type,
+        state_name=state_name,
+        ui_url=flow_run_ui_url(flow_run.id),
+    )
+
+
+def _detail(response: Any) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = None
+    return str(detail or response.text or f"HTTP {response.status_code}")
+
+
+async def _task_runs(client: Any, flow_run_id: UUID) -> list[TaskRunStatus]:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import TaskRunSort
+
+    flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+    found: list[TaskRunStatus] = []
+    offset = 0
+    while True:
+        page = await client.read_task_runs(
+            flow_run_filter=flow_filter,
+            sort=TaskRunSort.EXPECTED_START_TIME_ASC,
+            limit=TASK_RUN_PAGE,
+            offset=offset,
+        )
+        for task_run in page:
+            state_type, state_name = _state(task_run)
+            found.append(
+                TaskRunStatus(
+                    task_run_id=task_run.id,
+                    name=task_run.name,
+                    task_key=task_run.task_key,
+                    state_type=state_type,
+                    state_name=state_name,
+                    start_time=task_run.start_time,
+                    end_time=task_run.end_time,
+                )
+            )
+        if len(page) < TASK_RUN_PAGE:
+            return found
+        offset += TASK_RUN_PAGE
+
+
+async def read_run(*, flow_run_id: UUID) -> RunStatus:
+    """A flow run's state and the states of all its task runs (two concurrent Prefect calls)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    async with get_client() as client:
+        try:
+            flow_run, tasks = await asyncio.gather(
+                client.read_flow_run(flow_run_id), _task_runs(client, flow_run_id)
+            )
+        except ObjectNotFound as exc:
+            raise FlowRunNotFoundError(f"Prefect has no flow run {flow_run_id}") from exc
+    state_type, state_name = _state(flow_run)
+    return RunStatus(
+        flow_run_id=flow_run.id,
+        name=flow_run.name,
+        deployment_id=flow_run.deployment_id,
+        state_type=state_type,
+        state_name=state_name,
+        expected_start_time=flow_run.expected_start_time,
+        start_time=flow_run.start_time,
+        end_time=flow_run.end_time,
+        parameters=dict(flow_run.parameters or {}),
+        ui_url=flow_run_ui_url(flow_run.id),
+        tasks=tasks,
+    )
+
+
+async def read_run_states(*, flow_run_ids: Sequence[UUID]) -> dict[UUID, tuple[str, str]]:
+    """Current (state type, state name) of many flow runs in one call; missing runs are left out."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    ids = list(dict.fromkeys(flow_run_ids))
+    states: dict[UUID, tuple[str, str]] = {}
+    async with get_client() as client:
+        for start in range(0, len(ids), TASK_RUN_PAGE):
+            chunk = ids[start : start + TASK_RUN_PAGE]
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk)
+            )
+            states.update((run.id, _state(run)) for run in runs)
+    return states

@@ -1,0 +1,190 @@
+"""Workflows as Prefect deployments: create or update, pause, delete, and the work pool they use.
+
+Each workflow is one deployment of the generic ``trinity-workflow`` flow, named after the workflow
+(full name ``trinity-workflow/<workflow>``). Deploying stores the definition in a
+``TrinityWorkflow`` block document and points the deployment's entrypoint at it
+(``flows.entry.wf_<block>``). The deployment carries the spec's parameters as its
+``parameter_openapi_schema`` with ``enforce_parameter_schema`` on, so the Prefect UI's run form
+shows them with types and defaults and the server refuses invalid values. Prefect upserts
+deployments by (flow, name), so deploying again updates in place and replaces the schedules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
+from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+from blocks.workflow_definition import definition_block_name, register_block_types, save_definition
+from deployments.schedules import deployment_schedules
+from flows.compiler import compile_workflow
+from flows.entry import entrypoint_for
+from flows.workflow_flow import FLOW_NAME, build_flow
+from specs.models import Specification, Workflow
+
+DEFAULT_WORK_POOL = "trinity"
+DEFAULT_POOL_TYPE = "process"
+# Run in the worker's working directory, importing Trinity from the worker's environment. Without a
+# pull step, Prefect 3.8.8's process worker copies the worker's whole working directory into a
+# temporary workspace for every run; the code is installed and the definition is a block, so
+# there is nothing to copy.
+PULL_STEPS: list[dict[str, Any]] = [{"prefect.deployments.steps.set_working_directory": {"directory": "."}}]
+_COLLISION = {"enqueue": ConcurrencyLimitStrategy.ENQUEUE, "cancel_new": ConcurrencyLimitStrategy.CANCEL_NEW}
+
+
+class DeploymentError(Exception):
+    """A deployment could not be created, changed or found."""
+
+
+class DeploymentNotFoundError(DeploymentError):
+    """No deployment has this id."""
+
+
+@dataclass(frozen=True)
+class DeploymentRef:
+    """A created or updated deployment."""
+
+    id: UUID
+    full_name: str
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """Everything a workflow's deployment is made of (pure data; see :func:`deployment_spec`)."""
+
+    name: str
+    version: str
+    description: str
+    tags: list[str]
+    entrypoint: str
+    block_name: str
+    work_pool: str
+    paused: bool
+    schedules: list[DeploymentScheduleCreate]
+    parameter_openapi_schema: dict[str, Any]
+    concurrency_limit: int | None
+    collision_strategy: ConcurrencyLimitStrategy
+    workflow: Workflow = field(repr=False)
+
+    @property
+    def full_name(self) -> str:
+        return f"{FLOW_NAME}/{self.name}"
+
+
+def deployment_spec(
+    *,
+    workflow: Workflow,
+    specification: Specification,
+    work_pool: str = DEFAULT_WORK_POOL,
+    paused: bool = False,
+) -> DeploymentSpec:
+    """Describe the deployment of a workflow without talking to Prefect."""
+    block_name = definition_block_name(workflow.name, workflow.version)
+    try:
+        schedules = deployment_schedules(workflow.schedule)
+    except (ValueError, KeyError) as exc:
+        raise DeploymentError(f"workflow '{workflow.name}': invalid schedule: {exc}") from exc
+    return DeploymentSpec(
+        name=workflow.name,
+        version=workflow.version,
+        description=workflow.description or specification.description,
+        tags=list(dict.fromkeys(["trinity", *specification.tags, *workflow.tags])),
+        entrypoint=entrypoint_for(block_name),
+        block_name=block_name,
+        work_pool=work_pool,
+        paused=paused,
+        schedules=schedules,
+        parameter_openapi_schema=dict(specification.parameters),
+        concurrency_limit=workflow.concurrency.max_active_runs,
+        collision_strategy=_COLLISION[workflow.concurrency.on_collision],
+        workflow=workflow,
+    )
+
+
+async def ensure_work_pool(*, name: str, type: str = DEFAULT_POOL_TYPE) -> None:
+    """Create the work pool when it does not exist (with the worker type's default job template)."""
+    async with get_client() as client:
+        try:
+            await client.read_work_pool(name)
+            return
+        except ObjectNotFound:
+            pass
+        template = _default_job_template(type)
+        with contextlib.suppress(ObjectAlreadyExists):  # created concurrently: fine
+            await client.create_work_pool(
+                WorkPoolCreate(name=name, type=type, base_job_template=template or {}),
+            )
+
+
+def _default_job_template(pool_type: str) -> dict[str, Any] | None:
+    # Only worker types installed here; never the network lookup Prefect falls back to.
+    from prefect.workers.base import BaseWorker
+
+    worker_class = BaseWorker.get_worker_class_from_type(pool_type)
+    return worker_class.get_default_base_job_template() if worker_class is not None else None
+
+
+async def deploy_workflow(
+    *,
+    workflow: Workflow,
+    specification: Specification,
+    work_pool: str = DEFAULT_WORK_POOL,
+    paused: bool = False,
+) -> DeploymentRef:
+    """Create or update the deployment of a validated workflow (idempotent)."""
+    spec = deployment_spec(workflow=workflow, specification=specification, work_pool=work_pool, paused=paused)
+    build_flow(compile_workflow(workflow, specification))  # every action resolves before anything is stored
+    await ensure_work_pool(name=work_pool)
+    await register_block_types()
+    await save_definition(workflow=workflow, specification=specification)
+    async with get_client() as client:
+        flow_id = await client.create_flow_from_name(FLOW_NAME)
+        deployment_id = await client.create_deployment(
+            flow_id=flow_id,
+            name=spec.name,
+            version=spec.version,
+            description=spec.description,
+            tags=spec.tags,
+            entrypoint=spec.entrypoint,
+            work_pool_name=spec.work_pool,
+            schedules=spec.schedules,
+            paused=spec.paused,
+            parameters={},
+            pull_steps=PULL_STEPS,
+            parameter_openapi_schema=spec.parameter_openapi_schema,
+            enforce_parameter_schema=True,
+            concurrency_limit=spec.concurrency_limit,
+            concurrency_options=(
+                ConcurrencyOptions(collision_strategy=spec.collision_strategy)
+                if spec.concurrency_limit is not None
+                else None
+            ),
+        )
+    return DeploymentRef(id=deployment_id, full_name=spec.full_name)
+
+
+async def set_deployment_paused(*, deployment_id: UUID, paused: bool) -> None:
+    """Pause (no new scheduled runs) or resume a deployment."""
+    async with get_client() as client:
+        try:
+            if paused:
+                await client.pause_deployment(deployment_id)
+            else:
+                await client.resume_deployment(deployment_id)
+        except ObjectNotFound as exc:
+            raise DeploymentNotFoundError(f"no deployment with id {deployment_id}") from exc
+
+
+async def delete_deployment(*, deployment_id: UUID) -> None:
+    """Delete a deployment (its stored definition blocks stay: other versions may use them)."""
+    async with get_client() as client:
+        try:
+            await client.delete_deployment(deployment_id)
+        except ObjectNotFound as exc:
+            raise DeploymentNotFoundError(f"no deployment with id {deployment_id}") from exc

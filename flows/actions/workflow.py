@@ -1,0 +1,83 @@
+"""``workflow``: run another workflow as a child flow run (a Prefect subflow) and wait for it.
+
+The child's definition comes from its stored ``TrinityWorkflow`` block, never from the REST layer:
+without ``version`` the version its deployment runs (else the highest stored one); with a version
+range, the deployed version when it matches, else the highest stored version inside the range.
+The output is the child's task outputs by task id; a failed child fails this task with its message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
+
+from blocks.workflow_definition import TrinityWorkflow, list_definitions, load_definition
+from flows.actions.base import ActionContext, ActionError, ActionInputError
+from specs.actions import WorkflowInputs
+from specs.parameters import validate_parameters
+from specs.versions import best_match, parse_range
+
+FLOW_NAME = "trinity-workflow"
+
+
+class ChildWorkflowError(ActionError):
+    """The child workflow could not be found or did not complete."""
+
+
+async def _deployed(name: str) -> tuple[str, str] | None:
+    """(block name, version) of the definition the workflow's deployment runs, if deployed."""
+    from flows.entry import block_name_from_entrypoint
+
+    async with get_client() as client:
+        try:
+            deployment = await client.read_deployment_by_name(f"{FLOW_NAME}/{name}")
+        except ObjectNotFound:
+            return None
+    block_name = block_name_from_entrypoint(deployment.entrypoint)
+    if block_name is None or deployment.version is None:
+        return None
+    return block_name, deployment.version
+
+
+async def resolve_child_definition(*, name: str, version_range: str | None) -> TrinityWorkflow:
+    """The stored definition a ``workflow`` task runs (ChildWorkflowError when none fits)."""
+    deployed = await _deployed(name)
+    if deployed is not None and (version_range is None or parse_range(version_range).contains(deployed[1])):
+        return await load_definition(deployed[0])
+    stored = {definition.workflow_version: definition for definition in await list_definitions(name)}
+    chosen = best_match(stored, version_range or "*")
+    if chosen is None:
+        wanted = f" matching '{version_range}'" if version_range else ""
+        found = f" (stored: {', '.join(sorted(stored))})" if stored else ""
+        raise ChildWorkflowError(f"no deployed definition of workflow '{name}'{wanted}{found}")
+    return stored[chosen]
+
+
+class WorkflowAction:
+    """Run the named workflow with ``parameters`` as a subflow of this task."""
+
+    name = "workflow"
+    inputs = WorkflowInputs
+
+    async def run(self, inputs: WorkflowInputs, context: ActionContext) -> Any:
+        from flows.compiler import compile_workflow
+        from flows.workflow_flow import build_flow
+
+        definition = await resolve_child_definition(name=inputs.name, version_range=inputs.version)
+        specification = definition.specification_model()
+        problems = validate_parameters(specification.parameters, inputs.parameters)
+        if problems:
+            details = "; ".join(f"{problem.json_path}: {problem.message}" for problem in problems)
+            raise ActionInputError(f"parameters for workflow '{inputs.name}' are invalid: {details}")
+        child = build_flow(compile_workflow(definition.workflow_model(), specification))
+        context.logger.info(
+            "running workflow '%s' %s as a child run", inputs.name, definition.workflow_version
+        )
+        state = await child(**inputs.parameters, return_state=True)
+        if not state.is_completed():
+            raise ChildWorkflowError(
+                f"workflow '{inputs.name}' {definition.workflow_version} ended {state.name}: {state.message}"
+            )
+        return await state.aresult()

@@ -1,0 +1,172 @@
+"""The analytics flows: harvest run history, then report on it, on Prefect schedules.
+
+* ``trinity-analytics-harvest``: copy new Trinity runs from Prefect into Trinity's tables.
+* ``trinity-performance-report`` (hourly by default): harvest, then rebuild the performance rows
+  of the periods that received runs (see :mod:`flows.analytics.reports`), write the most recent
+  period's ``performance/`` and ``patterns/`` files of the LOGS tree, and its artifacts
+  (``trinity-performance-report``, ``-workflows``, ``-recommendations``).
+* ``trinity-insights-report`` (daily by default): harvest, then analyse the ``window_days`` UTC
+  days ending with today; write its performance and insight rows (replacing those of the same window), the
+  ``optimization/``, ``insights/`` and ``charts/`` files, and the ``trinity-insights-*`` artifacts.
+
+Deployments point at these functions by module path (``flows.analytics.flows.<name>``); the
+database is ``TRINITY_DATABASE_URL`` and the LOGS tree ``TRINITY_LOGS_DIR`` unless a parameter
+says otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import anyio
+from prefect import flow, get_run_logger
+
+from flows.analytics.context import load_context_source
+from flows.analytics.database import Tables, open_engine, reflect_tables
+from flows.analytics.harvest import HarvestResult, harvest_history
+from flows.analytics.outputs import logs_dir, publish_artifacts, write_logs_tree
+from flows.analytics.reports import (
+    build_window_report,
+    insights_window,
+    refresh_performance,
+    write_report_rows,
+)
+
+HARVEST_FLOW = "trinity-analytics-harvest"
+PERFORMANCE_FLOW = "trinity-performance-report"
+INSIGHTS_FLOW = "trinity-insights-report"
+PERFORMANCE_ARTIFACTS = "trinity-performance"  # keys trinity-performance-report, -workflows, ...
+INSIGHTS_ARTIFACTS = "trinity-insights"
+PERFORMANCE_SECTIONS = ("performance", "patterns")
+INSIGHTS_SECTIONS = ("optimization", "insights", "charts")
+
+
+async def _harvest(
+    engine: Any, tables: Tables, *, reread_minutes: float, since: dt.datetime | None = None
+) -> HarvestResult:
+    result = await harvest_history(
+        engine=engine, tables=tables, reread_window=dt.timedelta(minutes=reread_minutes), since=since
+    )
+    get_run_logger().info(result.summary())
+    return result
+
+
+@flow(name=HARVEST_FLOW, log_prints=False)
+async def harvest(
+    reread_minutes: float = 15.0, since: dt.datetime | None = None, database_url: str | None = None
+) -> dict[str, Any]:
+    """Copy Trinity runs that ended since the last harvest (minus the re-read window) into the
+    database."""
+    engine = open_engine(database_url)
+    try:
+        tables = await anyio.to_thread.run_sync(reflect_tables, engine)
+        result = await _harvest(engine, tables, reread_minutes=reread_minutes, since=since)
+    finally:
+        engine.dispose()
+    return {
+        "flow_runs": len(result.flow_runs),
+        "runs_new": result.runs_new,
+        "task_runs_new": result.task_runs_new,
+        "unresolved": len(result.unresolved),
+    }
+
+
+@flow(name=PERFORMANCE_FLOW, log_prints=False)
+async def performance_report(
+    period_hours: float = 24.0,
+    lookback_days: float = 30.0,
+    harvest_first: bool = True,
+    reread_minutes: float = 15.0,
+    logs_dir_path: str | None = None,
+    database_url: str | None = None,
+) -> dict[str, Any]:
+    """Refresh the performance rows of the periods that received runs; write the latest period's
+    performance files and artifacts."""
+    logger = get_run_logger()
+    engine = open_engine(database_url)
+    try:
+        tables = await anyio.to_thread.run_sync(reflect_tables, engine)
+        if harvest_first:
+            await _harvest(engine, tables, reread_minutes=reread_minutes)
+        source = await load_context_source(engine, tables, from_prefect=True)
+        result = await anyio.to_thread.run_sync(
+            lambda: refresh_performance(
+                engine,
+                tables,
+                source.for_runs,
+                period=dt.timedelta(hours=period_hours),
+                lookback=dt.timedelta(days=lookback_days),
+            )
+        )
+    finally:
+        engine.dispose()
+    written: list[str] = []
+    latest = result.latest
+    if latest is not None:
+        root = logs_dir(logs_dir_path)
+        paths = await anyio.to_thread.run_sync(
+            lambda: write_logs_tree(latest, root, sections=PERFORMANCE_SECTIONS)
+        )
+        written = [str(path) for path in paths]
+        await publish_artifacts(latest, prefix=PERFORMANCE_ARTIFACTS, title="Trinity performance")
+    logger.info(
+        "rebuilt %d period(s) (%d runs, %d task runs, %d rows); wrote %d file(s)",
+        len(result.periods),
+        result.runs,
+        result.task_runs,
+        result.rows,
+        len(written),
+    )
+    return {
+        "periods": [start.isoformat() for start in result.periods],
+        "rows": result.rows,
+        "files": written,
+    }
+
+
+@flow(name=INSIGHTS_FLOW, log_prints=False)
+async def insights_report(
+    window_days: int = 30,
+    harvest_first: bool = True,
+    reread_minutes: float = 15.0,
+    logs_dir_path: str | None = None,
+    database_url: str | None = None,
+) -> dict[str, Any]:
+    """Analyse the ``window_days`` days ending with today: rows, the optimisation and insight files,
+    and artifacts."""
+    logger = get_run_logger()
+    engine = open_engine(database_url)
+    now = dt.datetime.now(dt.UTC)
+    window = insights_window(now, window_days)
+    try:
+        tables = await anyio.to_thread.run_sync(reflect_tables, engine)
+        if harvest_first:
+            await _harvest(engine, tables, reread_minutes=reread_minutes)
+        source = await load_context_source(engine, tables, from_prefect=True)
+        report, _ = await anyio.to_thread.run_sync(
+            lambda: build_window_report(engine, tables, window, source.for_runs, now=now)
+        )
+        counts = await anyio.to_thread.run_sync(write_report_rows, engine, tables, report)
+    finally:
+        engine.dispose()
+    root = logs_dir(logs_dir_path)
+    paths = await anyio.to_thread.run_sync(lambda: write_logs_tree(report, root, sections=INSIGHTS_SECTIONS))
+    await publish_artifacts(report, prefix=INSIGHTS_ARTIFACTS, title="Trinity insights")
+    logger.info(
+        "analysed %s to %s: %d runs, %d recommendations, %d findings; wrote %d rows and %d files",
+        window.start,
+        window.end,
+        report.totals["runs"],
+        len(report.recommendations),
+        len(report.findings),
+        counts.performance + counts.insights,
+        len(paths),
+    )
+    return {
+        "window_start": report.window_start.isoformat(),
+        "window_end": report.window_end.isoformat(),
+        "recommendations": len(report.recommendations),
+        "findings": len(report.findings),
+        "files": [str(path) for path in paths],
+    }

@@ -1,0 +1,202 @@
+"""Where a report goes: files of the LOGS tree, rows for the API, artifacts in the Prefect UI."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from analytics import Report, insight_rows, performance_rows, render_logs_tree, render_markdown_summary
+from flows.analytics.database import Tables
+
+LOGS_DIR_ENV = "TRINITY_LOGS_DIR"
+DEFAULT_LOGS_DIR = Path(".trinity") / "LOGS"
+# The analysis grades "high"/"medium"/"low"; the API serves "critical"/"warning"/"info".
+SEVERITY = {"high": "critical", "medium": "warning", "low": "info"}
+_INSIGHT_FIELDS = ("workflow", "task_id", "kind", "title", "window_start", "window_end", "yaml_diff")
+_PERFORMANCE_KEYS = ("workflow", "task_id", "window_start", "window_end")
+
+
+def logs_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """The LOGS tree root: ``override``, else ``TRINITY_LOGS_DIR``, else ``.trinity/LOGS``."""
+    if override:
+        return Path(override)
+    return Path(os.environ.get(LOGS_DIR_ENV) or DEFAULT_LOGS_DIR)
+
+
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write through a temporary file in the same folder and rename it over ``path``, so a reader
+    sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def write_logs_tree(report: Report, root: Path, *, sections: Iterable[str] | None = None) -> list[Path]:
+    """Write the report's LOGS tree under ``root`` (only the top folders in ``sections`` if given).
+
+    Returns the paths written, in a stable order.
+    """
+    wanted = set(sections) if sections is not None else None
+    written: list[Path] = []
+    for relative, content in sorted(render_logs_tree(report).items()):
+        if wanted is not None and relative.split("/", 1)[0] not in wanted:
+            continue
+        target = root / relative
+        write_atomic(target, content)
+        written.append(target)
+    return written
+
+
+@dataclass(frozen=True)
+class RowCounts:
+    """Rows written for one report window."""
+
+    performance: int = 0
+    insights: int = 0
+
+
+def performance_records(report: Report) -> list[dict[str, Any]]:
+    """``analytics_performance`` rows: window columns, the other figures in ``metrics``."""
+    records = []
+    for row in performance_rows(report):
+        metrics = {key: value for key, value in row.items() if key not in _PERFORMANCE_KEYS}
+        records.append(
+            {
+                "id": uuid.uuid4(),
+                "workflow": row["workflow"],
+                "task_id": row["task_id"],
+                "window_start": row["window_start"],
+                "window_end": row["window_end"],
+                "metrics": metrics,
+            }
+        )
+    return records
+
+
+def insight_records(report: Report) -> list[dict[str, Any]]:
+    """``analytics_insights`` rows; the insight's id, source and expected effect go in the evidence."""
+    records = []
+    for row in insight_rows(report):
+        raw = row["evidence"]
+        evidence = dict(raw) if isinstance(raw, Mapping) else {"value": raw}
+        evidence.setdefault("insight_id", row["id"])
+        evidence.setdefault("source", row["source"])
+        if row["expected_effect"]:
+            evidence.setdefault("expected_effect", row["expected_effect"])
+        record = {key: row[key] for key in _INSIGHT_FIELDS}
+        record["title"] = str(record["title"])[:500]
+        record["yaml_diff"] = record["yaml_diff"] or None
+        record.update(
+            id=uuid.uuid4(),
+            severity=SEVERITY.get(str(row["severity"]), str(row["severity"]))[:20],
+            evidence=evidence,
+        )
+        records.append(record)
+    return records
+
+
+def replace_window_rows(
+    connection: sa.Connection,
+    tables: Tables,
+    report: Report,
+    *,
+    performance: bool = True,
+    insights: bool = True,
+) -> RowCounts:
+    """Replace the rows of the report's window (same start and end) by the report's rows."""
+    start, end = report.window_start.to_pydatetime(), report.window_end.to_pydatetime()
+    counts = {"performance": 0, "insights": 0}
+    for kind, table, wanted, build in (
+        ("performance", tables.performance, performance, performance_records),
+        ("insights", tables.insights, insights, insight_records),
+    ):
+        if not wanted:
+            continue
+        connection.execute(table.delete().where(table.c.window_start == start, table.c.window_end == end))
+        records = build(report)
+        if records:
+            connection.execute(table.insert(), records)
+        counts[kind] = len(records)
+    return RowCounts(**counts)
+
+
+def performance_table(report: Report) -> list[dict[str, Any]]:
+    """Per-workflow figures for a table artifact."""
+    table = []
+    for w in report.performance.workflows:
+        table.append(
+            {
+                "workflow": w.workflow,
+                "runs": w.runs,
+                "success_rate": _round(w.success_rate, 4),
+                "p50_s": _round(w.duration.p50),
+                "p95_s": _round(w.duration.p95),
+                "max_s": _round(w.duration.max),
+                "queue_wait_p95_s": _round(w.queue_wait.p95),
+                "trend": w.trend.direction,
+            }
+        )
+    return table
+
+
+def recommendations_table(report: Report) -> list[dict[str, Any]]:
+    """One row per recommendation, for a table artifact."""
+    return [
+        {
+            "severity": r.severity,
+            "workflow": r.workflow,
+            "task": r.task_id or "",
+            "kind": r.kind,
+            "recommendation": r.title,
+            "expected effect": r.expected_effect,
+        }
+        for r in report.recommendations
+    ]
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+async def publish_artifacts(report: Report, *, prefix: str, title: str) -> dict[str, uuid.UUID]:
+    """Create the report's artifacts on the current flow run (keys ``<prefix>-report``,
+    ``<prefix>-workflows`` and ``<prefix>-recommendations``); returns key -> artifact id."""
+    from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+
+    window = f"{report.window_start:%Y-%m-%d %H:%M} to {report.window_end:%Y-%m-%d %H:%M} UTC"
+    created = {
+        f"{prefix}-report": await acreate_markdown_artifact(
+            markdown=render_markdown_summary(report),
+            key=f"{prefix}-report",
+            description=f"{title}, {window}",
+        ),
+        f"{prefix}-workflows": await acreate_table_artifact(
+            table=performance_table(report),
+            key=f"{prefix}-workflows",
+            description=f"Per-workflow performance, {window}",
+        ),
+        f"{prefix}-recommendations": await acreate_table_artifact(
+            table=recommendations_table(report),
+            key=f"{prefix}-recommendations",
+            description=f"Recommended workflow changes, {window}",
+        ),
+    }
+    return created

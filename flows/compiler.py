@@ -1,0 +1,146 @@
+"""Compile a validated workflow into a run plan: per-task policies resolved, order fixed.
+
+Compilation is pure (no Prefect, no I/O). It turns the document's layered settings (workflow
+``defaults`` overridden by each task) into the concrete values the executor hands to Prefect:
+retry count, the list of retry delays (exponential backoff is expanded here), jitter and timeout.
+"""
+
+from __future__ import annotations
+
+import inspect
+import keyword
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from specs.dag import topological_order, upstream_closure
+from specs.models import RetryBackoff, Specification, Task, Workflow
+
+# Prefect refuses more than 50 retry delays per task; it repeats the last delay for later attempts,
+# which is exactly where an exponential backoff has usually reached its cap anyway.
+MAX_RETRY_DELAYS = 50
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """Everything the executor needs to run one spec task."""
+
+    task: Task
+    retries: int
+    retry_delays: tuple[float, ...]
+    retry_jitter: float | None
+    timeout_seconds: float | None
+    upstream: frozenset[str]
+
+    @property
+    def id(self) -> str:
+        return self.task.id
+
+
+@dataclass(frozen=True)
+class CompiledWorkflow:
+    """A workflow with its specification, ready to run."""
+
+    workflow: Workflow
+    specification: Specification
+    order: tuple[str, ...]
+    plans: Mapping[str, TaskPlan]
+
+    @property
+    def name(self) -> str:
+        return self.workflow.name
+
+    @property
+    def version(self) -> str:
+        return self.workflow.version
+
+    @property
+    def parameters_schema(self) -> dict[str, Any]:
+        return self.specification.parameters
+
+
+def backoff_delays(backoff: RetryBackoff, retries: int) -> tuple[float, ...]:
+    """Expand ``delay = min(cap, base * factor ** (attempt - 1))`` for each retry."""
+    count = min(retries, MAX_RETRY_DELAYS)
+    return tuple(
+        float(min(backoff.cap_seconds, backoff.base_seconds * backoff.factor**attempt))
+        for attempt in range(count)
+    )
+
+
+def _delays(task: Task, workflow: Workflow, retries: int) -> tuple[tuple[float, ...], float | None]:
+    # A task that sets either delay kind replaces the workflow default entirely.
+    source = (
+        task
+        if (task.retry_delay_seconds is not None or task.retry_backoff is not None)
+        else workflow.defaults
+    )
+    if retries == 0:
+        return (), None
+    if source.retry_backoff is not None:
+        jitter = source.retry_backoff.jitter or None
+        return backoff_delays(source.retry_backoff, retries), jitter
+    delay = source.retry_delay_seconds
+    if delay is None:
+        return (), None
+    if isinstance(delay, list):
+        return tuple(float(d) for d in delay[:MAX_RETRY_DELAYS]), None
+    return (float(delay),), None
+
+
+def plan_task(task: Task, workflow: Workflow, needs: Mapping[str, list[str]]) -> TaskPlan:
+    """Resolve one task's policies against the workflow defaults."""
+    defaults = workflow.defaults
+    retries = task.retries if task.retries is not None else (defaults.retries or 0)
+    delays, jitter = _delays(task, workflow, retries)
+    timeout = task.timeout_seconds if task.timeout_seconds is not None else defaults.timeout_seconds
+    return TaskPlan(
+        task=task,
+        retries=retries,
+        retry_delays=delays,
+        retry_jitter=jitter,
+        timeout_seconds=timeout,
+        upstream=frozenset(upstream_closure(needs, task.id)),
+    )
+
+
+def parameters_signature(schema: Mapping[str, Any]) -> inspect.Signature:
+    """A keyword-only signature from a parameters schema (defaults from the schema).
+
+    Prefect binds a flow run's parameters against the flow function's signature, so the generic
+    flow gets one built per workflow. Annotations are ``Any``: the JSON Schema check happens in the
+    executor, with located messages, instead of a second, differently worded pydantic check.
+    """
+    properties = schema.get("properties", {})
+    params: list[inspect.Parameter] = []
+    for name, prop in properties.items() if isinstance(properties, Mapping) else ():
+        default = (
+            prop["default"] if isinstance(prop, Mapping) and "default" in prop else inspect.Parameter.empty
+        )
+        params.append(_keyword_parameter(str(name), default))
+    return inspect.Signature(params)
+
+
+def _keyword_parameter(name: str, default: Any) -> inspect.Parameter:
+    if name.isidentifier() and not keyword.iskeyword(name):
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Any)
+    # JSON Schema allows names such as 'start-date' or 'class'; inspect.Parameter refuses them, but
+    # binding only compares names and the generic flow function takes **params, so the parameter is
+    # built under a placeholder name and renamed.
+    parameter = inspect.Parameter("_", inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Any)
+    parameter._name = name  # type: ignore[attr-defined]
+    return parameter
+
+
+def compile_workflow(workflow: Workflow, specification: Specification) -> CompiledWorkflow:
+    """Build the run plan of a validated workflow."""
+    needs = {task.id: list(task.needs) for task in workflow.tasks}
+    order = tuple(topological_order(needs))
+    plans = {task.id: plan_task(task, workflow, needs) for task in workflow.tasks}
+    return CompiledWorkflow(
+        workflow=workflow,
+        specification=specification,
+        order=order,
+        plans=MappingProxyType(plans),
+    )

@@ -1,0 +1,48 @@
+"""Deployment entrypoints: ``flows.entry.wf_<definition>`` resolves to that workflow's flow.
+
+Every deployment runs the same generic engine, but Prefect binds a run's parameters against the
+flow function's signature, and a deployment's run form should show the spec's own parameters. So
+each deployment needs a flow object built for its workflow. Prefect 3.8.8 loads a deployment's flow
+with ``load_flow_from_entrypoint(deployment.entrypoint)``, which for an entrypoint without ':' does
+``importlib.import_module("flows.entry")`` and then ``getattr(module, "wf_...")`` (see
+``prefect.flows.load_flow_from_flow_run`` and ``prefect.utilities.importtools.import_object``).
+A module-level ``__getattr__`` (PEP 562) answers that ``getattr`` by loading the stored definition
+(a ``TrinityWorkflow`` block document) and building the flow. This is the same path under the stock
+``process`` worker (``python -m prefect.engine`` in a child process) and in-process.
+
+The module-path form (no ':') matters: Prefect then skips the "download code from storage" step
+that a ``path/to/file.py:flow`` entrypoint triggers, and imports ``flows`` from the environment.
+Nothing is cached: each load reads the current definition, so a long-lived process never serves a
+stale one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from blocks.workflow_definition import block_name_from_attribute, entrypoint_attribute, load_definition_sync
+
+ENTRY_MODULE = "flows.entry"
+
+
+def entrypoint_for(block_name: str) -> str:
+    """The deployment entrypoint of a stored definition."""
+    return f"{ENTRY_MODULE}.{entrypoint_attribute(block_name)}"
+
+
+def block_name_from_entrypoint(entrypoint: str | None) -> str | None:
+    """The definition block name inside one of our entrypoints (None for anything else)."""
+    if not entrypoint or not entrypoint.startswith(ENTRY_MODULE + "."):
+        return None
+    return block_name_from_attribute(entrypoint[len(ENTRY_MODULE) + 1 :])
+
+
+def __getattr__(name: str) -> Any:
+    block_name = block_name_from_attribute(name)
+    if block_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from flows.compiler import compile_workflow
+    from flows.workflow_flow import build_flow
+
+    definition = load_definition_sync(block_name)
+    return build_flow(compile_workflow(definition.workflow_model(), definition.specification_model()))

@@ -1,0 +1,179 @@
+"""One spec task as a Prefect task: the task function, its settings, and what a call carries.
+
+Every spec task runs through the same async task function, :func:`_execute`, wrapped in its own
+:class:`prefect.Task` (named after the spec task; retries, delays, jitter, timeout and caching from
+its plan). A call carries a :class:`TaskCall`: the plan, the expression context and the run scope.
+Expressions in ``with`` are rendered inside the task run, so an expression error fails that task
+visibly, and retrying is skipped when it cannot help (see :func:`_should_retry`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from prefect import Task, get_run_logger
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
+from prefect.context import TaskRunContext
+from prefect.states import Completed
+from pydantic import ValidationError
+
+from flows.actions import Action, ActionContext, ActionInputError
+from flows.compiler import TaskPlan
+from flows.recording import TaskRecord, process_peak_rss_bytes, stable_hash, utcnow
+from specs.actions import input_problems
+from specs.expressions import ExpressionError, render
+
+RUN, SKIP, ERROR, EMPTY, BLOCKED = "run", "skip", "error", "empty", "blocked"
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """What every task of one flow run shares."""
+
+    workflow: str
+    params: dict[str, Any]
+    info: dict[str, Any]
+    thread_limiter: anyio.CapacityLimiter
+
+
+class TaskCall:
+    """Everything one task run needs. A plain class on purpose: Prefect walks dataclasses, dicts
+    and lists in task parameters looking for futures, and upstream outputs can be large."""
+
+    __slots__ = ("action", "context", "error", "item", "message", "mode", "plan", "record", "scope")
+
+    def __init__(
+        self, scope: RunScope, plan: TaskPlan, mode: str, *, item: Any = None, message: str = ""
+    ) -> None:
+        self.scope = scope
+        self.plan = plan
+        self.mode = mode
+        self.item = item
+        self.message = message
+        self.error: BaseException | None = None
+        self.context: dict[str, Any] = {}
+        self.record: TaskRecord | None = None
+        self.action: Action | None = None
+
+    def rendered_inputs(self) -> Any:
+        return render(self.plan.task.with_, self.context)
+
+    def cache_key(self) -> str | None:
+        if self.mode != RUN or self.plan.task.cache is None:
+            return None
+        try:
+            key_expression = self.plan.task.cache.key
+            basis = render(key_expression, self.context) if key_expression else self.rendered_inputs()
+        except ExpressionError:
+            return None  # the run itself reports the expression error
+        return f"trinity-{self.plan.task.uses}-{stable_hash(basis)}"
+
+    async def execute(self) -> Any:
+        if self.mode == SKIP:
+            return Completed(name="Skipped", message=self.message)
+        if self.mode == ERROR:
+            assert self.error is not None
+            raise self.error
+        if self.mode == EMPTY:
+            return []
+        if self.mode == BLOCKED:
+            # Prefect parks a task whose wait_for holds a failed state in NotReady before calling it.
+            raise RuntimeError(f"task '{self.plan.id}' ran although an upstream task failed")
+        return await self._run_action()
+
+    async def _run_action(self) -> Any:
+        assert self.record is not None
+        assert self.action is not None
+        record = self.record
+        record.attempts += 1
+        record.start_time = record.start_time or utcnow()
+        raw = self.rendered_inputs()
+        record.inputs_hash = stable_hash(raw)
+        inputs = _validated_inputs(self.action, raw, self.plan.task.uses)
+        context = ActionContext(
+            task_id=self.plan.id,
+            label=_current_label(self.plan.id),
+            workflow=self.scope.workflow,
+            params=self.scope.params,
+            run=self.scope.info,
+            item=self.item,
+            logger=get_run_logger(),
+            thread_limiter=self.scope.thread_limiter,
+        )
+        try:
+            if inspect.iscoroutinefunction(self.action.run):
+                output = await self.action.run(inputs, context)
+            else:
+                output = await context.run_in_thread(self.action.run, inputs, context)
+        finally:
+            usage = context.usage
+            if usage.cpu_seconds is not None:
+                record.cpu_seconds = (record.cpu_seconds or 0.0) + usage.cpu_seconds
+            peak = (
+                usage.peak_memory_bytes if usage.peak_memory_bytes is not None else process_peak_rss_bytes()
+            )
+            record.peak_memory_bytes = max(record.peak_memory_bytes or 0, peak)
+        record.output_hash = stable_hash(output)
+        return output
+
+
+def _current_label(default: str) -> str:
+    task_run = TaskRunContext.get()
+    return task_run.task_run.name if task_run and task_run.task_run else default
+
+
+def _validated_inputs(action: Action, raw: Any, uses: str) -> Any:
+    try:
+        return action.inputs.model_validate(raw)
+    except ValidationError:
+        problems = input_problems(action.inputs, raw)
+    details = "; ".join(
+        f"with.{'.'.join(str(p) for p in path)}: {message}" if path else message for path, message in problems
+    )
+    raise ActionInputError(f"invalid inputs for action '{uses}': {details or 'not valid'}")
+
+
+async def _execute(label: str, call: TaskCall) -> Any:
+    """The body of every spec task run (``label`` only names the run)."""
+    return await call.execute()
+
+
+def _cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
+    call = parameters.get("call")
+    return call.cache_key() if isinstance(call, TaskCall) else None
+
+
+def _should_retry(task: Any, task_run: Any, state: State) -> bool:
+    """Retrying cannot fix an expression or an input that does not fit the action."""
+    return not isinstance(state.data, ExpressionError | ActionInputError)
+
+
+def build_task(plan: TaskPlan) -> Task[Any, Any]:
+    """The Prefect task for one spec task (retries, timeout, cache as planned)."""
+    cache = plan.task.cache if plan.task.cache is not None and plan.task.cache.enabled else None
+    caching: dict[str, Any] = (
+        {
+            "cache_key_fn": _cache_key,
+            "cache_expiration": dt.timedelta(seconds=cache.expiry_seconds),
+            "persist_result": True,
+        }
+        if cache is not None
+        else {"cache_policy": NO_CACHE, "persist_result": False}
+    )
+    return Task(
+        fn=_execute,
+        name=plan.id,
+        description=plan.task.description or None,
+        task_run_name="{label}",
+        retries=plan.retries,
+        retry_delay_seconds=list(plan.retry_delays) if plan.retry_delays else 0,
+        retry_jitter_factor=plan.retry_jitter,
+        timeout_seconds=plan.timeout_seconds,
+        retry_condition_fn=_should_retry,
+        **caching,
+    )

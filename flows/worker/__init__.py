@@ -1,0 +1,13 @@
+"""The Trinity worker: a Prefect worker type that runs flow runs in long-lived executor processes.
+
+* :mod:`flows.worker.worker` -- ``TrinityWorker`` (Prefect worker type ``trinity``) and its options;
+* :mod:`flows.worker.pool` -- the executor processes as the worker sees them (start, hand over,
+  replace, report crashes);
+* :mod:`flows.worker.executor` -- inside an executor process: many flow runs on one event loop;
+* :mod:`flows.worker.runs` -- one flow run through Prefect's engine, cancellable on its own;
+* :mod:`flows.worker.cancellation`, :mod:`flows.worker.suspension` -- watching Prefect's event
+  stream for runs being cancelled or suspended;
+* :mod:`flows.worker.tuning` -- Prefect settings that lower CPU per run, with their trade-offs.
+
+Nothing is imported here: Prefect imports :mod:`flows.worker.worker` when it loads collections.
+"""

@@ -1,0 +1,133 @@
+"""One watcher per executor process for flow runs suspended from outside.
+
+Prefect lets another process suspend a running deployment flow run (``suspend_flow_run`` with
+its id): the run's engine learns of it from the event stream and stops at its next task. To
+learn of it, Prefect's engine gives every deployment flow run its own watcher -- a thread, an
+event loop, an API client and a websocket subscription, opened (blocking the caller) when the
+run starts and joined when it ends. Dozens of runs at once in one process make that the
+biggest per-run cost on both sides, so an executor keeps a single subscription for all its runs
+and hands each run's engine the same notice.
+
+Prefect 3.8's hook for this is ``setup_flow_run_suspension_request`` on the flow engine, with
+the registry in ``prefect._flow_run_suspension`` that in-process suspension also uses; the
+engine subclasses in :mod:`flows.worker.runs` override that method to use this watcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from uuid import UUID
+
+from prefect._flow_run_suspension import FlowRunSuspensionRequest, is_suspended_flow_run_state
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateName,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.events.clients import get_events_subscriber
+from prefect.events.filters import EventFilter, EventNameFilter
+from prefect.logging.loggers import get_logger
+
+logger = get_logger("trinity.worker.suspension")
+
+SUSPENDED_EVENT = "prefect.flow-run.Suspended"
+
+current_watch: ContextVar[SuspensionWatch | None] = ContextVar("trinity_suspension_watch", default=None)
+
+
+class SuspensionWatch:
+    """Marks the suspension request of each watched flow run that another process suspends."""
+
+    def __init__(self, client: PrefectClient, *, poll_seconds: float = 10.0) -> None:
+        self._client = client
+        self._poll_seconds = poll_seconds
+        self._requests: dict[UUID, FlowRunSuspensionRequest] = {}
+        # Engines of sync flows enter and leave from their own threads.
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def watching(self, flow_run_id: UUID, request: FlowRunSuspensionRequest) -> Iterator[None]:
+        """Watch ``flow_run_id`` while the block runs."""
+        with self._lock:
+            self._requests[flow_run_id] = request
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._requests.get(flow_run_id) is request:
+                    del self._requests[flow_run_id]
+
+    def _watched(self) -> set[UUID]:
+        with self._lock:
+            return set(self._requests)
+
+    async def run(self) -> None:
+        """Listen to the event stream until cancelled; poll while it is unavailable."""
+        while True:
+            try:
+                await self._listen()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.debug("Suspension event stream unavailable (%s); polling", exc)
+            await self._poll_once()
+            await asyncio.sleep(self._poll_seconds)
+
+    async def _listen(self) -> None:
+        event_filter = EventFilter(event=EventNameFilter(name=[SUSPENDED_EVENT]))
+        async with get_events_subscriber(filter=event_filter, reconnect_on_clean_close=True) as events:
+            async for event in events:
+                resource_id = event.resource.id
+                if not resource_id.startswith("prefect.flow-run."):
+                    continue
+                try:
+                    flow_run_id = UUID(resource_id.removeprefix("prefect.flow-run."))
+                except ValueError:
+                    continue
+                if flow_run_id in self._watched():
+                    await self._confirm(flow_run_id)
+
+    async def _confirm(self, flow_run_id: UUID) -> None:
+        # The event says what happened; the flow run's state says whether it still holds.
+        try:
+            flow_run = await self._client.read_flow_run(flow_run_id)
+        except Exception:
+            logger.warning("Could not read flow run %s after a suspension event", flow_run_id, exc_info=True)
+            return
+        self._mark(flow_run_id, flow_run.state)
+
+    def _mark(self, flow_run_id: UUID, state: object) -> None:
+        if not is_suspended_flow_run_state(state):  # type: ignore[arg-type]
+            return
+        with self._lock:
+            request = self._requests.get(flow_run_id)
+        if request is not None and not request.is_requested():
+            request.mark_requested(state)  # type: ignore[arg-type]
+
+    async def _poll_once(self) -> None:
+        watched = self._watched()
+        if not watched:
+            return
+        try:
+            flow_runs = await self._client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=sorted(watched, key=str)),
+                    state=FlowRunFilterState(
+                        type=FlowRunFilterStateType(any_=[StateType.PAUSED]),
+                        name=FlowRunFilterStateName(any_=["Suspended"]),
+                    ),
+                )
+            )
+        except Exception:
+            logger.debug("Could not poll for suspended flow runs", exc_info=True)
+            return
+        for flow_run in flow_runs:
+            self._mark(flow_run.id, flow_run.state)

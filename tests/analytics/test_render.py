@@ -1,0 +1,112 @@
+"""Renderers: the LOGS tree, the Markdown summary and flat rows."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from analytics import (
+    LOGS_TREE_PATHS,
+    Report,
+    build_report,
+    insight_rows,
+    performance_rows,
+    render_logs_tree,
+    render_markdown_summary,
+)
+from analytics.synthetic import FANOUT, SyntheticHistory, generate_history
+from tests.analytics.factories import T0
+
+
+@pytest.fixture(scope="module")
+def history() -> SyntheticHistory:
+    return generate_history(n_runs=400, seed=3)
+
+
+@pytest.fixture(scope="module")
+def report(history: SyntheticHistory) -> Report:
+    return build_report(runs=history.runs, tasks=history.tasks, context=history.context, now=T0)
+
+
+@pytest.fixture(scope="module")
+def tree(report: Report) -> dict[str, str | bytes]:
+    return render_logs_tree(report)
+
+
+def test_logs_tree_has_every_seed_file(tree: dict[str, str | bytes]) -> None:
+    assert tuple(tree) == LOGS_TREE_PATHS
+    for path, content in tree.items():
+        if path.endswith(".json"):
+            assert isinstance(content, str)
+            assert json.loads(content)["window_start"].startswith("20")
+        elif path.endswith(".md"):
+            assert isinstance(content, str)
+            assert content.startswith("# ")
+        else:
+            assert isinstance(content, bytes)
+            assert b"<svg" in content[:1000]
+
+
+def test_json_files_carry_the_report_numbers(report: Report, tree: dict[str, str | bytes]) -> None:
+    times = json.loads(tree["performance/execution_times.json"])
+    first = report.performance.workflows[0]
+    assert times["workflows"][0]["workflow"] == first.workflow
+    assert times["workflows"][0]["duration"]["p95"] == pytest.approx(first.duration.p95)
+    usage = json.loads(tree["performance/resource_usage.json"])
+    assert {t["task_id"] for t in usage["tasks"]} == {t.task_id for t in report.performance.tasks}
+    bottlenecks = json.loads(tree["performance/bottleneck_analysis.json"])
+    assert [w["workflow"] for w in bottlenecks["workflows"]] == [b.workflow for b in report.bottlenecks]
+    patterns = json.loads(tree["patterns/workflow_usage.json"])
+    assert sum(patterns["by_hour_utc"]) == report.totals["runs"]
+    integration = json.loads(tree["patterns/integration_patterns.json"])
+    assert sum(a["task_runs"] for a in integration["actions"].values()) == report.totals["task_runs"]
+    behavior = json.loads(tree["patterns/user_behavior.json"])
+    assert behavior["triggers"][FANOUT] == {"schedule": report.usage.runs_by_workflow[FANOUT]}
+
+
+def test_markdown_documents_quote_recommendations(report: Report, tree: dict[str, str | bytes]) -> None:
+    suggestions = tree["optimization/suggestions.md"]
+    assert isinstance(suggestions, str)
+    for rec in report.recommendations:
+        assert rec.title in suggestions
+        assert rec.yaml_diff in suggestions
+    business = tree["insights/business_impact.md"]
+    assert isinstance(business, str)
+    assert "success_rate_min" in business
+
+
+def test_charts_are_deterministic(report: Report, tree: dict[str, str | bytes]) -> None:
+    again = render_logs_tree(report)
+    for path in ("charts/duration_trends.svg", "charts/critical_path_gantt.svg", "charts/usage_heatmap.svg"):
+        assert again[path] == tree[path]
+
+
+def test_summary_lists_breaches_and_recommendations(report: Report) -> None:
+    text = render_markdown_summary(report)
+    assert text.startswith("# Trinity run analysis")
+    assert "## Specification breaches" in text
+    for rec in report.recommendations:
+        assert rec.title in text
+    assert f"## Recommendations ({len(report.recommendations)})" in text
+
+
+def test_performance_rows_are_flat_and_uniform(report: Report) -> None:
+    rows = performance_rows(report)
+    assert len(rows) == len(report.performance.workflows) + len(report.performance.tasks)
+    keys = set(rows[0])
+    assert all(set(r) == keys for r in rows)
+    assert {"workflow", "task_id", "window_start", "window_end", "duration_p95_seconds"} <= keys
+    assert isinstance(rows[0]["window_start"], datetime)
+    for row in rows:
+        assert all(not isinstance(v, dict | list) for v in row.values())
+        assert all(v == v for v in row.values() if isinstance(v, float))  # no NaN
+
+
+def test_insight_rows_cover_recommendations_and_findings(report: Report) -> None:
+    rows = insight_rows(report)
+    assert len(rows) == len(report.recommendations) + len(report.findings)
+    recs = [r for r in rows if r["source"] == "recommendation"]
+    assert all(r["yaml_diff"] for r in recs)
+    json.dumps([{k: v for k, v in r.items() if not k.startswith("window")} for r in rows], allow_nan=False)

@@ -1,0 +1,98 @@
+"""Fixtures for the API tests: the real app under uvicorn on SQLite and on PostgreSQL.
+
+Each test module gets its own database (a fresh PostgreSQL database or a new SQLite file) and its
+own server; ``api`` empties the data tables before each test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.api.support import ApiServer, make_settings, start_api_server
+from tests.support.servers import PrefectServer, create_database, drop_database, postgres_reachable
+
+
+def require_postgres() -> None:
+    if postgres_reachable():
+        return
+    message = "PostgreSQL is not reachable (set TRINITY_TEST_PG_ADMIN_URL or run scripts/test)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _database_url(backend: str, folder: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'trinity.db'}"
+        return
+    require_postgres()
+    url = create_database("trinity_api_test")
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def api_module(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    """A server per module and backend, without Prefect."""
+    folder = tmp_path_factory.mktemp(f"api-{request.param}")
+    for url in _database_url(request.param, folder):
+        server = start_api_server(make_settings(url, state_dir=folder))
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def api(api_module: ApiServer) -> ApiServer:
+    """The module's server with empty data tables."""
+    api_module.reset()
+    return api_module
+
+
+@pytest.fixture(scope="module")
+def pg_api_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """A PostgreSQL-backed server per module, without Prefect."""
+    folder = tmp_path_factory.mktemp("api-pg")
+    for url in _database_url("postgres", folder):
+        server = start_api_server(make_settings(url, state_dir=folder))
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def pg_api(pg_api_module: ApiServer) -> ApiServer:
+    pg_api_module.reset()
+    return pg_api_module
+
+
+@pytest.fixture(scope="module")
+def prefect_api_module(
+    tmp_path_factory: pytest.TempPathFactory, prefect_sqlite_server: PrefectServer
+) -> Iterator[ApiServer]:
+    """A PostgreSQL-backed server talking to a real Prefect server."""
+    folder = tmp_path_factory.mktemp("api-prefect")
+    for url in _database_url("postgres", folder):
+        server = start_api_server(
+            make_settings(url, state_dir=folder, prefect_api_url=prefect_sqlite_server.api_url)
+        )
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def prefect_api_server(prefect_api_module: ApiServer) -> ApiServer:
+    prefect_api_module.reset()
+    return prefect_api_module

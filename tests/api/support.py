@@ -1,0 +1,200 @@
+"""Plain helpers for the API tests: settings, a real uvicorn server in a thread, documents."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+import uvicorn
+
+from api.app import create_app
+from api.db import normalise_url
+from api.settings import Settings
+from tests.support.servers import free_port
+
+JWT_SECRET = "trinity-test-secret-0123456789abcdefghijklmnopqrstuvwxyz-0123456789abcdef"
+ADMIN_KEY = "trn_test-admin-key-0123456789abcdefghijklmnop"
+DATA_TABLES = (
+    "idempotency_keys",
+    "runs",
+    "execution_logs",
+    "workflows",
+    "specifications",
+    "analytics_performance",
+    "analytics_insights",
+)
+
+
+def make_settings(
+    database_url: str,
+    *,
+    state_dir: Path,
+    prefect_api_url: str | None = None,
+    rate_limit: str | None = "1000000/hour",
+    max_body_bytes: int = 1024 * 1024,
+    redis_url: str | None = None,
+    token_expiry: int = 3600,
+) -> Settings:
+    """Settings for a test server: real database, bootstrap admin key, generous rate limit."""
+    return Settings.model_validate(
+        {
+            "server": {"max_body_bytes": max_body_bytes},
+            "database": {"url": database_url, "pool_size": 10, "max_overflow": 10, "pool_timeout": 5},
+            "redis": {"url": redis_url},
+            "security": {
+                "jwt_secret": JWT_SECRET,
+                "bootstrap_api_key": ADMIN_KEY,
+                "rate_limit": rate_limit,
+                "token_expiry": token_expiry,
+            },
+            "prefect": {"api_url": prefect_api_url},
+            "state_dir": str(state_dir),
+        }
+    )
+
+
+@dataclass
+class ApiServer:
+    """The real application served by uvicorn on a loopback port, in a background thread."""
+
+    settings: Settings
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+    clients: list[httpx.Client] = field(default_factory=list)
+    _anonymous: httpx.Client | None = None
+
+    @property
+    def api(self) -> str:
+        return self.url + "/api/v1"
+
+    def client(self, key: str | None = ADMIN_KEY, **kwargs: Any) -> httpx.Client:
+        """An HTTP client on /api/v1, authenticated with ``key`` (None: anonymous)."""
+        headers = {"X-API-Key": key} if key else {}
+        client = httpx.Client(base_url=self.api, headers=headers, timeout=60, **kwargs)
+        self.clients.append(client)
+        return client
+
+    def anonymous(self) -> httpx.Client:
+        """One shared client without credentials (each request sets its own headers)."""
+        if self._anonymous is None:
+            self._anonymous = self.client(key=None)
+        return self._anonymous
+
+    def reset(self) -> None:
+        """Empty every data table (keys stay), so each test starts clean."""
+        engine = sa.create_engine(normalise_url(self.settings.database_url), poolclass=sa.pool.NullPool)
+        try:
+            with engine.begin() as conn:
+                for table in DATA_TABLES:
+                    conn.execute(sa.text(f"DELETE FROM {table}"))
+                conn.execute(sa.text("DELETE FROM api_keys WHERE name != 'bootstrap'"))
+        finally:
+            engine.dispose()
+
+    def stop(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def start_api_server(settings: Settings, *, timeout: float = 60.0) -> ApiServer:
+    """Start ``create_app(settings)`` under uvicorn and wait until it serves."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"api-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the API server stopped during start-up (see the log above)")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"the API server did not start within {timeout}s")
+        time.sleep(0.05)
+    return ApiServer(settings=settings, url=f"http://127.0.0.1:{port}", server=server, thread=thread)
+
+
+@contextlib.contextmanager
+def running_api_server(settings: Settings) -> Iterator[ApiServer]:
+    server = start_api_server(settings)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# --- documents ------------------------------------------------------------------------------------
+
+
+def spec_document(
+    name: str = "orders",
+    version: str = "1.0.0",
+    *,
+    parameters: dict[str, Any] | None = None,
+    description: str = "Nightly order export.",
+) -> dict[str, Any]:
+    """A valid Specification document."""
+    return {
+        "kind": "Specification",
+        "name": name,
+        "version": version,
+        "description": description,
+        "requirements": [{"id": "R1", "text": "Every order is exported once."}],
+        "success_metrics": {"duration_p95_seconds": 60, "success_rate_min": 0.99},
+        "parameters": parameters
+        if parameters is not None
+        else {
+            "type": "object",
+            "properties": {
+                "day": {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"},
+                "limit": {"type": "integer", "minimum": 1, "default": 10},
+            },
+            "required": ["day"],
+        },
+    }
+
+
+def workflow_document(
+    name: str = "orders-export",
+    version: str = "1.0.0",
+    *,
+    spec_name: str = "orders",
+    spec_range: str = "^1.0.0",
+    schedule: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A valid Workflow document: two no-op tasks, the second after the first."""
+    document: dict[str, Any] = {
+        "kind": "Workflow",
+        "name": name,
+        "version": version,
+        "spec": {"name": spec_name, "version": spec_range},
+        "tasks": [
+            {"id": "extract", "uses": "noop", "with": {"output": "${{ params.day }}"}},
+            {
+                "id": "load",
+                "uses": "noop",
+                "needs": ["extract"],
+                "with": {"output": "${{ tasks.extract.output }}"},
+            },
+        ],
+    }
+    if schedule is not None:
+        document["schedule"] = schedule
+    return document

@@ -1,0 +1,114 @@
+"""/api/v1/analytics: rows written by the analytics flows, filtered and paginated."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from api.db import normalise_url
+from api.models.analytics import AnalyticsInsight, AnalyticsPerformance
+from tests.api.support import ApiServer
+
+DAY = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def seed(api: ApiServer) -> None:
+    """Write rows the way the analytics flows do: straight into the tables."""
+    engine = sa.create_engine(normalise_url(api.settings.database_url))
+    with Session(engine) as session:
+        for day in range(5):
+            start = DAY + timedelta(days=day)
+            for workflow in ("orders", "billing"):
+                session.add(
+                    AnalyticsPerformance(
+                        id=uuid.uuid4(),
+                        workflow=workflow,
+                        task_id=None,
+                        window_start=start,
+                        window_end=start + timedelta(days=1),
+                        metrics={"runs": day + 1, "duration_p95_seconds": 10.5 * day, "success_rate": 1.0},
+                    )
+                )
+            session.add(
+                AnalyticsPerformance(
+                    workflow="orders",
+                    task_id="extract",
+                    window_start=start,
+                    window_end=start + timedelta(days=1),
+                    metrics={"duration_p95_seconds": 3.0},
+                )
+            )
+        session.add(
+            AnalyticsInsight(
+                workflow="orders",
+                task_id="extract",
+                window_start=DAY,
+                window_end=DAY + timedelta(days=5),
+                kind="bottleneck",
+                title="extract is on the critical path 80% of the time",
+                severity="warning",
+                evidence={"share": 0.8},
+                yaml_diff="-  retries: 0\n+  retries: 2\n",
+            )
+        )
+        session.add(
+            AnalyticsInsight(
+                workflow="billing",
+                window_start=DAY,
+                window_end=DAY + timedelta(days=5),
+                kind="anomaly",
+                title="duration spike",
+                severity="critical",
+                evidence={"z": 4.2},
+            )
+        )
+        session.commit()
+    engine.dispose()
+
+
+def test_performance_filters_and_pages(api: ApiServer) -> None:
+    seed(api)
+    client = api.client()
+    everything = client.get("/analytics/performance").json()
+    assert everything["total"] == 15
+    orders = client.get("/analytics/performance", params={"workflow": "orders"}).json()
+    assert orders["total"] == 10
+    run_level = client.get(
+        "/analytics/performance", params={"workflow": "orders", "task_id": "extract"}
+    ).json()
+    assert run_level["total"] == 5
+    assert all(item["task_id"] == "extract" for item in run_level["items"])
+    window = client.get(
+        "/analytics/performance",
+        params={"workflow": "billing", "since": "2024-03-02T12:00:00Z", "until": "2024-03-04T00:00:00+00:00"},
+    ).json()
+    starts = sorted(item["window_start"] for item in window["items"])
+    assert window["total"] == 2
+    assert starts == ["2024-03-02T00:00:00Z", "2024-03-03T00:00:00Z"]
+    page = client.get("/analytics/performance", params={"limit": 4, "offset": 12}).json()
+    assert page["total"] == 15
+    assert len(page["items"]) == 3
+    newest = client.get("/analytics/performance", params={"workflow": "billing", "limit": 1}).json()["items"][
+        0
+    ]
+    assert newest["window_start"] == "2024-03-05T00:00:00Z"
+    assert newest["metrics"]["runs"] == 5
+
+
+def test_insights_filters(api: ApiServer) -> None:
+    seed(api)
+    client = api.client()
+    assert client.get("/analytics/insights").json()["total"] == 2
+    critical = client.get("/analytics/insights", params={"severity": "critical"}).json()
+    assert [item["title"] for item in critical["items"]] == ["duration spike"]
+    bottleneck = client.get("/analytics/insights", params={"kind": "bottleneck", "workflow": "orders"}).json()
+    item = bottleneck["items"][0]
+    assert item["yaml_diff"].startswith("-  retries: 0")
+    assert item["evidence"] == {"share": 0.8}
+    assert item["task_id"] == "extract"
+    later = client.get("/analytics/insights", params={"since": "2024-04-01T00:00:00Z"}).json()
+    assert later["total"] == 0
+    assert client.get("/analytics/insights", params={"severity": "huge"}).status_code == 422

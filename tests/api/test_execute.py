@@ -1,0 +1,242 @@
+"""Lifecycle and execution against a real Prefect server (deployments via deployments.service)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.support import ADMIN_KEY, ApiServer, spec_document, workflow_document
+from tests.support.servers import PrefectServer
+
+REPO = Path(__file__).resolve().parents[2]
+DAY = {"day": "2024-05-01"}
+
+
+def prefect_get(prefect: PrefectServer, path: str) -> httpx.Response:
+    return httpx.get(f"{prefect.api_url}{path}", timeout=30)
+
+
+def active_workflow(api: ApiServer, name: str = "orders-export", **kwargs: Any) -> dict[str, Any]:
+    client = api.client()
+    spec = client.post("/specs", json=spec_document())
+    assert spec.status_code in (201, 409), spec.text
+    response = client.post("/workflows", params={"status": "active"}, json=workflow_document(name, **kwargs))
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_lifecycle_drives_the_prefect_deployment(
+    prefect_api_server: ApiServer, prefect_sqlite_server: PrefectServer
+) -> None:
+    client = prefect_api_server.client()
+    assert client.post("/specs", json=spec_document()).status_code == 201
+    draft = client.post(
+        "/workflows", json=workflow_document("lifecycle", schedule={"interval_seconds": 3600})
+    )
+    workflow = draft.json()
+    url = f"/workflows/{workflow['id']}"
+
+    active = client.put(url, json={"status": "active"})
+    assert active.status_code == 200, active.text
+    deployment_id = active.json()["deployment_id"]
+    assert active.json()["deployment_name"] == "trinity-workflow/lifecycle"
+    deployment = prefect_get(prefect_sqlite_server, f"/deployments/{deployment_id}").json()
+    assert deployment["name"] == "lifecycle"
+    assert deployment["paused"] is False
+    assert [s["active"] for s in deployment["schedules"]] == [True]
+    assert deployment["parameter_openapi_schema"]["properties"]["day"]["type"] == "string"
+
+    paused = client.put(url, json={"status": "paused"})
+    assert paused.status_code == 200
+    assert prefect_get(prefect_sqlite_server, f"/deployments/{deployment_id}").json()["paused"] is True
+    resumed = client.put(url, json={"status": "active"})
+    assert resumed.json()["deployment_id"] == deployment_id
+    assert prefect_get(prefect_sqlite_server, f"/deployments/{deployment_id}").json()["paused"] is False
+
+    archived = client.put(url, json={"status": "archived"})
+    assert archived.status_code == 200
+    assert archived.json()["deployment_id"] is None
+    assert prefect_get(prefect_sqlite_server, f"/deployments/{deployment_id}").status_code == 404
+
+
+def test_a_live_document_change_redeploys(
+    prefect_api_server: ApiServer, prefect_sqlite_server: PrefectServer
+) -> None:
+    workflow = active_workflow(prefect_api_server, "redeploy")
+    changed = workflow_document("redeploy", version="1.1.0", schedule={"cron": "0 3 * * *"})
+    response = prefect_api_server.client().put(f"/workflows/{workflow['id']}", json=changed)
+    assert response.status_code == 200, response.text
+    deployment = prefect_get(prefect_sqlite_server, f"/deployments/{response.json()['deployment_id']}").json()
+    assert deployment["version"] == "1.1.0"
+    assert deployment["schedules"][0]["schedule"]["cron"] == "0 3 * * *"
+
+
+def test_deleting_an_active_workflow_removes_its_deployment(
+    prefect_api_server: ApiServer, prefect_sqlite_server: PrefectServer
+) -> None:
+    workflow = active_workflow(prefect_api_server, "deleted")
+    assert prefect_api_server.client().delete(f"/workflows/{workflow['id']}").status_code == 204
+    assert prefect_get(prefect_sqlite_server, f"/deployments/{workflow['deployment_id']}").status_code == 404
+
+
+def test_only_one_version_of_a_name_is_deployed(prefect_api_server: ApiServer) -> None:
+    active_workflow(prefect_api_server, "single")
+    client = prefect_api_server.client()
+    second = client.post("/workflows", params={"status": "active"}, json=workflow_document("single", "2.0.0"))
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == "deployment_in_use"
+
+
+def test_execute_starts_a_flow_run(
+    prefect_api_server: ApiServer, prefect_sqlite_server: PrefectServer
+) -> None:
+    workflow = active_workflow(prefect_api_server, "runs-once")
+    response = prefect_api_server.client().post(
+        f"/workflows/{workflow['id']}/execute", json={"parameters": DAY}
+    )
+    assert response.status_code == 202, response.text
+    run = response.json()
+    assert response.headers["location"] == f"/api/v1/runs/{run['id']}"
+    assert run["state"]["type"] == "SCHEDULED"
+    assert run["ui_url"] == f"{prefect_sqlite_server.ui_url}/runs/flow-run/{run['flow_run_id']}"
+    flow_run = prefect_get(prefect_sqlite_server, f"/flow_runs/{run['flow_run_id']}").json()
+    assert flow_run["deployment_id"] == workflow["deployment_id"]
+    assert flow_run["parameters"] == {"day": "2024-05-01", "limit": 10}  # the spec's default filled in
+
+    detail = prefect_api_server.client().get(f"/runs/{run['id']}").json()
+    assert detail["flow_run_id"] == run["flow_run_id"]
+    assert detail["state"]["type"] == "SCHEDULED"
+    assert detail["tasks"] == []
+    by_flow_run = prefect_api_server.client().get(f"/runs/{run['flow_run_id']}").json()
+    assert by_flow_run["id"] == run["id"]
+
+    listed = prefect_api_server.client().get(f"/workflows/{workflow['id']}/runs").json()
+    assert listed["total"] == 1
+    assert listed["items"][0]["id"] == run["id"]
+
+
+def test_parameters_are_validated_against_the_spec(prefect_api_server: ApiServer) -> None:
+    workflow = active_workflow(prefect_api_server, "strict")
+    client = prefect_api_server.client()
+    url = f"/workflows/{workflow['id']}/execute"
+    wrong = client.post(url, json={"parameters": {"day": "yesterday", "limit": 0}})
+    assert wrong.status_code == 422
+    locs = {detail["loc"] for detail in wrong.json()["error"]["details"]}
+    assert locs == {"$.parameters.day", "$.parameters.limit"}
+    missing = client.post(url, json={"parameters": {}})
+    assert missing.status_code == 422
+    assert prefect_api_server.client().get(f"/workflows/{workflow['id']}/runs").json()["total"] == 0
+
+
+def test_only_active_workflows_execute(prefect_api_server: ApiServer) -> None:
+    workflow = active_workflow(prefect_api_server, "pausable")
+    client = prefect_api_server.client()
+    client.put(f"/workflows/{workflow['id']}", json={"status": "paused"})
+    response = client.post(f"/workflows/{workflow['id']}/execute", json={"parameters": DAY})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "workflow_not_active"
+
+
+def test_idempotency_key_returns_the_same_run(
+    prefect_api_server: ApiServer, prefect_sqlite_server: PrefectServer
+) -> None:
+    workflow = active_workflow(prefect_api_server, "idempotent")
+    client = prefect_api_server.client()
+    url = f"/workflows/{workflow['id']}/execute"
+    headers = {"Idempotency-Key": f"key-{uuid.uuid4()}"}
+    first = client.post(url, json={"parameters": DAY}, headers=headers)
+    again = client.post(url, json={"parameters": DAY}, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    different = client.post(url, json={"parameters": {"day": "2024-05-02"}}, headers=headers)
+    assert different.status_code == 409
+    assert different.json()["error"]["code"] == "idempotency_key_reused"
+    no_key = client.post(url, json={"parameters": DAY})
+    assert no_key.json()["id"] != first.json()["id"]
+    runs = httpx.post(
+        f"{prefect_sqlite_server.api_url}/flow_runs/filter",
+        json={"deployments": {"id": {"any_": [workflow["deployment_id"]]}}},
+        timeout=30,
+    ).json()
+    assert len(runs) == 2
+
+
+def test_concurrent_retries_with_one_key_make_one_run(
+    prefect_api_server: ApiServer, prefect_sqlite_server: PrefectServer
+) -> None:
+    workflow = active_workflow(prefect_api_server, "racing")
+    url = f"/workflows/{workflow['id']}/execute"
+    headers = {"Idempotency-Key": "same-key", "X-API-Key": ADMIN_KEY}
+
+    def attempt(_: int) -> httpx.Response:
+        with httpx.Client(base_url=prefect_api_server.api, timeout=60) as client:
+            return client.post(url, json={"parameters": DAY}, headers=headers)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(attempt, range(8)))
+    # A burst may find Prefect's SQLite busy (503, retry later); nothing else is acceptable.
+    assert {r.status_code for r in responses} <= {202, 503}, [r.text for r in responses]
+    retried = attempt(0)
+    for _ in range(10):
+        if retried.status_code == 202:
+            break
+        retried = attempt(0)
+    assert retried.status_code == 202, retried.text
+    run_ids = {r.json()["id"] for r in [*responses, retried] if r.status_code == 202}
+    assert len(run_ids) == 1
+    runs = httpx.post(
+        f"{prefect_sqlite_server.api_url}/flow_runs/filter",
+        json={"deployments": {"id": {"any_": [workflow["deployment_id"]]}}},
+        timeout=30,
+    ).json()
+    assert len(runs) == 1
+
+
+def test_a_deployment_deleted_in_prefect_is_409_on_execute(
+    prefect_api_server: ApiServer, prefect_sqlite_server: PrefectServer
+) -> None:
+    workflow = active_workflow(prefect_api_server, "orphaned")
+    httpx.delete(f"{prefect_sqlite_server.api_url}/deployments/{workflow['deployment_id']}", timeout=30)
+    response = prefect_api_server.client().post(
+        f"/workflows/{workflow['id']}/execute", json={"parameters": DAY}
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "deployment_missing"
+
+
+@pytest.mark.slow
+def test_run_status_has_per_task_states_after_the_run(
+    prefect_api_server: ApiServer, prefect_sqlite_server: PrefectServer
+) -> None:
+    workflow = active_workflow(prefect_api_server, "executed")
+    run = (
+        prefect_api_server.client()
+        .post(f"/workflows/{workflow['id']}/execute", json={"parameters": DAY})
+        .json()
+    )
+    env = dict(prefect_sqlite_server.env, PREFECT_API_URL=prefect_sqlite_server.api_url)
+    env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
+    env["TRINITY_DATABASE_URL"] = prefect_api_server.settings.database_url
+    result = subprocess.run(
+        [sys.executable, "-m", "prefect", "flow-run", "execute", run["flow_run_id"]],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    detail = prefect_api_server.client().get(f"/runs/{run['id']}").json()
+    assert detail["state"]["type"] == "COMPLETED"
+    states = {task["task_id"]: task["state"]["type"] for task in detail["tasks"]}
+    assert states == {"extract": "COMPLETED", "load": "COMPLETED"}

@@ -1,0 +1,88 @@
+"""Shared fixtures: real Prefect servers and real PostgreSQL databases.
+
+Fixtures (all real, none mocked):
+
+* ``pg_url`` -- a fresh PostgreSQL database for the session (``postgresql://`` URL).
+* ``prefect_sqlite_server`` / ``prefect_postgres_server`` -- ``prefect server start`` child processes.
+* ``prefect_api`` -- points this process's Prefect client at a server for one test; defaults to the
+  SQLite-backed server, ``@pytest.mark.parametrize("prefect_api", ["sqlite", "postgres"],
+  indirect=True)`` runs a test on both backends.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+# Keep every Prefect file of the test session out of the user's home; set before Prefect is imported.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="trinity-tests-"))
+os.environ.setdefault("PREFECT_HOME", str(_SESSION_HOME / "client-home"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.pop("PREFECT_API_URL", None)
+
+import pytest  # noqa: E402
+
+from tests.support.servers import (  # noqa: E402
+    PrefectServer,
+    create_database,
+    drop_database,
+    postgres_reachable,
+    start_prefect_server,
+)
+
+
+def _require_postgres() -> None:
+    if postgres_reachable():
+        return
+    message = "PostgreSQL is not reachable (set TRINITY_TEST_PG_ADMIN_URL or run scripts/test)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def session_home() -> Path:
+    """A temporary folder for the whole test session."""
+    return _SESSION_HOME
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this session, dropped at the end."""
+    _require_postgres()
+    url = create_database()
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def prefect_sqlite_server(session_home: Path) -> Iterator[PrefectServer]:
+    """A real Prefect server on SQLite."""
+    server = start_prefect_server(session_home / "prefect-sqlite")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_postgres_server(session_home: Path) -> Iterator[PrefectServer]:
+    """A real Prefect server on its own PostgreSQL database."""
+    _require_postgres()
+    url = create_database("prefect_test")
+    server = start_prefect_server(session_home / "prefect-postgres", database_url=url)
+    yield server
+    server.stop()
+    drop_database(url)
+
+
+@pytest.fixture
+def prefect_api(request: pytest.FixtureRequest) -> Iterator[PrefectServer]:
+    """Point this process's Prefect client at a real server for the duration of one test."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    backend = getattr(request, "param", "sqlite")
+    fixture = {"sqlite": "prefect_sqlite_server", "postgres": "prefect_postgres_server"}[backend]
+    server: PrefectServer = request.getfixturevalue(fixture)
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield server

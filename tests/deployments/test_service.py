@@ -1,0 +1,181 @@
+"""Workflows as Prefect deployments, checked against what a real Prefect server stores."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import ConcurrencyLimitStrategy
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
+from prefect.exceptions import PrefectHTTPStatusError
+
+from deployments.prefect_yaml import render_prefect_yaml
+from deployments.schedules import deployment_schedules
+from deployments.service import (
+    DeploymentNotFoundError,
+    delete_deployment,
+    deploy_workflow,
+    deployment_spec,
+    ensure_work_pool,
+    set_deployment_paused,
+)
+from flows.entry import entrypoint_for
+from specs.models import Schedule
+from tests.flows.factories import specification, workflow
+
+pytestmark = pytest.mark.anyio
+
+SPEC = specification(
+    {
+        "type": "object",
+        "properties": {"day": {"type": "string", "format": "date"}, "n": {"type": "integer", "default": 3}},
+        "required": ["day"],
+    }
+)
+
+
+def _workflow(version: str = "1.0.0", **extra: object) -> object:
+    return workflow(
+        [{"id": "a", "uses": "noop", "with": {"output": "${{ params.n }}"}}],
+        name="sales.daily",
+        version=version,
+        description="Daily sales.",
+        tags=["sales"],
+        **extra,
+    )
+
+
+@pytest.mark.parametrize("prefect_api", ["sqlite", "postgres"], indirect=True)
+async def test_deploy_creates_the_deployment_prefect_runs(prefect_api: object) -> None:
+    pool = f"pool-{uuid.uuid4().hex[:8]}"
+    wf = _workflow(
+        schedule={"cron": "0 6 * * *", "timezone": "Europe/Paris", "active": False},
+        concurrency={"max_active_runs": 2, "on_collision": "cancel_new"},
+    )
+
+    ref = await deploy_workflow(workflow=wf, specification=SPEC, work_pool=pool)
+
+    assert ref.full_name == "trinity-workflow/sales.daily"
+    async with get_client() as client:
+        deployment = await client.read_deployment_by_name("trinity-workflow/sales.daily")
+        work_pool = await client.read_work_pool(pool)
+    assert deployment.id == ref.id
+    assert deployment.version == "1.0.0"
+    assert deployment.description == "Daily sales."
+    assert set(deployment.tags) == {"trinity", "sales"}
+    assert deployment.work_pool_name == pool
+    assert deployment.entrypoint == entrypoint_for(
+        deployment_spec(workflow=wf, specification=SPEC).block_name
+    )
+    assert deployment.parameter_openapi_schema == SPEC.parameters
+    assert deployment.enforce_parameter_schema is True
+    assert deployment.paused is False
+    assert deployment.global_concurrency_limit.limit == 2
+    assert deployment.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.CANCEL_NEW
+    (schedule,) = deployment.schedules
+    assert isinstance(schedule.schedule, CronSchedule)
+    assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == (
+        "0 6 * * *",
+        "Europe/Paris",
+        False,
+    )
+    assert work_pool.type == "process"
+    assert "command" in work_pool.base_job_template["variables"]["properties"]
+
+
+async def test_deploy_again_updates_in_place(prefect_api: object) -> None:
+    first = await deploy_workflow(workflow=_workflow(schedule={"interval_seconds": 3600}), specification=SPEC)
+    second = await deploy_workflow(
+        workflow=_workflow(schedule={"interval_seconds": 3600}), specification=SPEC
+    )
+    newer = await deploy_workflow(
+        workflow=_workflow("1.1.0", schedule={"interval_seconds": 600}), specification=SPEC
+    )
+
+    assert first.id == second.id == newer.id
+    async with get_client() as client:
+        deployment = await client.read_deployment(newer.id)
+    assert deployment.version == "1.1.0"
+    assert deployment.global_concurrency_limit is None
+    assert len(deployment.schedules) == 1
+    assert deployment.schedules[0].schedule.interval == dt.timedelta(minutes=10)
+    assert deployment.entrypoint == entrypoint_for(
+        deployment_spec(workflow=_workflow("1.1.0"), specification=SPEC).block_name
+    )
+
+
+async def test_server_enforces_the_parameter_schema(prefect_api: object) -> None:
+    ref = await deploy_workflow(workflow=_workflow(), specification=SPEC)
+
+    async with get_client() as client:
+        with pytest.raises(PrefectHTTPStatusError):
+            await client.create_flow_run_from_deployment(
+                ref.id, parameters={"day": "2026-11-21", "n": "three"}
+            )
+        with pytest.raises(PrefectHTTPStatusError):
+            await client.create_flow_run_from_deployment(ref.id, parameters={})
+        accepted = await client.create_flow_run_from_deployment(ref.id, parameters={"day": "2026-11-21"})
+    assert accepted.parameters == {"day": "2026-11-21"}
+
+
+async def test_pause_resume_and_delete(prefect_api: object) -> None:
+    ref = await deploy_workflow(workflow=_workflow(), specification=SPEC, paused=True)
+    async with get_client() as client:
+        assert (await client.read_deployment(ref.id)).paused is True
+        await set_deployment_paused(deployment_id=ref.id, paused=False)
+        assert (await client.read_deployment(ref.id)).paused is False
+
+        await delete_deployment(deployment_id=ref.id)
+
+    with pytest.raises(DeploymentNotFoundError):
+        await delete_deployment(deployment_id=ref.id)
+    with pytest.raises(DeploymentNotFoundError):
+        await set_deployment_paused(deployment_id=ref.id, paused=True)
+
+
+async def test_ensure_work_pool_is_idempotent(prefect_api: object) -> None:
+    name = f"pool-{uuid.uuid4().hex[:8]}"
+
+    await ensure_work_pool(name=name)
+    await ensure_work_pool(name=name)
+
+    async with get_client() as client:
+        assert (await client.read_work_pool(name)).type == "process"
+
+
+def test_schedule_kinds() -> None:
+    cron, interval, rrule = (
+        deployment_schedules(Schedule.model_validate(s))[0]
+        for s in (
+            {"cron": "*/5 * * * *"},
+            {"interval_seconds": 90, "timezone": "America/New_York"},
+            {"rrule": "FREQ=HOURLY;INTERVAL=6", "active": False},
+        )
+    )
+
+    assert isinstance(cron.schedule, CronSchedule)
+    assert isinstance(interval.schedule, IntervalSchedule)
+    assert interval.schedule.interval == dt.timedelta(seconds=90)
+    assert interval.schedule.anchor_date.year == 2020  # fixed anchor: redeploys keep run times
+    assert isinstance(rrule.schedule, RRuleSchedule)
+    assert rrule.active is False
+    assert deployment_schedules(None) == []
+
+
+def test_prefect_yaml_describes_the_same_deployment() -> None:
+    wf = _workflow(schedule={"cron": "0 2 * * *"}, concurrency={"max_active_runs": 1})
+    spec = deployment_spec(workflow=wf, specification=SPEC, work_pool="p1")
+
+    document = yaml.safe_load(render_prefect_yaml([spec]))
+
+    (entry,) = document["deployments"]
+    assert entry["name"] == "sales.daily"
+    assert entry["entrypoint"] == spec.entrypoint
+    assert entry["work_pool"]["name"] == "p1"
+    assert entry["schedules"] == [{"cron": "0 2 * * *", "timezone": "UTC", "active": True}]
+    assert entry["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+    assert entry["parameter_openapi_schema"] == SPEC.parameters
+    assert entry["enforce_parameter_schema"] is True

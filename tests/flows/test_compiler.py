@@ -1,0 +1,74 @@
+"""Compilation: task policies resolved against workflow defaults (pure)."""
+
+from __future__ import annotations
+
+import inspect
+
+from flows.compiler import backoff_delays, compile_workflow, parameters_signature
+from flows.task_run import build_task
+from specs.models import RetryBackoff
+from tests.flows.factories import specification, workflow
+
+
+def test_task_settings_override_workflow_defaults() -> None:
+    wf = workflow(
+        [
+            {"id": "a", "uses": "noop"},
+            {"id": "b", "uses": "noop", "retries": 1, "retry_backoff": {"base_seconds": 2, "factor": 3}},
+            {"id": "c", "uses": "noop", "needs": ["a", "b"], "retries": 0, "timeout_seconds": 5},
+        ],
+        defaults={"retries": 3, "retry_delay_seconds": [1, 10], "timeout_seconds": 60},
+    )
+
+    plans = compile_workflow(wf, specification()).plans
+
+    assert (plans["a"].retries, plans["a"].retry_delays, plans["a"].timeout_seconds) == (3, (1.0, 10.0), 60)
+    assert (plans["b"].retries, plans["b"].retry_delays) == (1, (2.0,))
+    assert (plans["c"].retries, plans["c"].retry_delays, plans["c"].timeout_seconds) == (0, (), 5)
+    assert plans["c"].upstream == {"a", "b"}
+
+
+def test_backoff_grows_by_factor_up_to_the_cap() -> None:
+    backoff = RetryBackoff(base_seconds=0.5, factor=2, cap_seconds=3, jitter=0.2)
+
+    assert backoff_delays(backoff, 5) == (0.5, 1.0, 2.0, 3.0, 3.0)
+    assert len(backoff_delays(backoff, 100)) == 50  # Prefect's limit; it repeats the last delay
+
+
+def test_prefect_task_carries_the_plan() -> None:
+    wf = workflow(
+        [
+            {
+                "id": "t",
+                "uses": "noop",
+                "retries": 2,
+                "timeout_seconds": 7,
+                "retry_backoff": {"base_seconds": 1, "factor": 2, "cap_seconds": 10, "jitter": 0.5},
+                "cache": {"expiry_seconds": 120},
+            }
+        ]
+    )
+
+    task = build_task(compile_workflow(wf, specification()).plans["t"])
+
+    assert task.name == "t"
+    assert task.retries == 2
+    assert task.retry_delay_seconds == [1.0, 2.0]
+    assert task.retry_jitter_factor == 0.5
+    assert task.timeout_seconds == 7
+    assert task.cache_expiration.total_seconds() == 120
+    assert task.persist_result is True
+
+
+def test_signature_lists_spec_parameters_with_defaults() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"day": {"type": "string"}, "start-date": {"default": "x"}, "class": {"default": 1}},
+    }
+
+    signature = parameters_signature(schema)
+
+    assert list(signature.parameters) == ["day", "start-date", "class"]
+    assert signature.parameters["day"].default is inspect.Parameter.empty
+    assert signature.parameters["start-date"].default == "x"
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in signature.parameters.values())

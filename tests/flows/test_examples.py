@@ -1,0 +1,118 @@
+"""Every workflow in specs/examples runs to completion on a real Prefect server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect_sqlalchemy import SqlAlchemyConnector
+
+from blocks.workflow_definition import register_block_types, save_definition
+from deployments.pairing import pair_documents
+from specs.loader import load_path
+from tests.flows.factories import flow_run_id, run_workflow, task_runs
+
+pytestmark = pytest.mark.anyio
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "specs" / "examples"
+ORDERS = [
+    {"id": 1, "customer": "ann", "total": 30.5},
+    {"id": 2, "customer": "bob", "total": 4.0},
+    {"id": 3, "customer": "ann", "total": 12.25},
+]
+
+
+class _ShopHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps(ORDERS).encode()
+        self.send_response(200 if self.path.startswith("/orders") else 404)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def shop_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ShopHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def _parameters(name: str, tmp_path: Path, shop_url: str) -> dict[str, Any]:
+    return {
+        "orders-etl": {"day": "2026-11-21", "api_base_url": shop_url, "min_total": 5},
+        "flaky-retry": {"counter_path": str(tmp_path / "attempts")},
+        "nightly-ingest": {"day": "2026-11-21"},
+        "ingest-partition": {"partition": "2026-11-21/p9"},
+        "regional-report": {"day": "2026-11-21"},
+    }.get(name, {})
+
+
+def test_every_example_file_is_covered() -> None:
+    assert sorted(path.name for path in EXAMPLES.glob("*.yaml")) == sorted(EXAMPLE_FILES)
+
+
+EXAMPLE_FILES = [
+    "conditional-refresh.yaml",
+    "flaky-retry.yaml",
+    "nightly-ingest.yaml",
+    "noop-dag.yaml",
+    "orders-etl.yaml",
+    "regional-report.yaml",
+    "wide-dag.yaml",
+]
+
+
+@pytest.mark.parametrize("file_name", EXAMPLE_FILES)
+async def test_example_runs(
+    file_name: str, prefect_api: object, pg_url: str, tmp_path: Path, shop_url: str
+) -> None:
+    pairing = pair_documents(load_path(EXAMPLES / file_name))
+    assert pairing.pairs
+    assert not pairing.missing
+    await register_block_types()
+    for workflow, specification in pairing.pairs:
+        await save_definition(workflow=workflow, specification=specification)  # children resolve
+    warehouse = "postgresql+psycopg://" + pg_url.split("://", 1)[1]
+    await SqlAlchemyConnector(connection_info=warehouse).asave("warehouse", overwrite=True)
+
+    for workflow, specification in pairing.pairs:
+        state = await run_workflow(workflow, specification, **_parameters(workflow.name, tmp_path, shop_url))
+
+        assert state.is_completed(), f"{workflow.name}: {state.message}"
+        outputs = await state.aresult()
+        assert set(outputs) == {task.id for task in workflow.tasks}
+        # One task run per task, one per item for a fan-out (one for an empty fan-out).
+        expected = sum(max(len(outputs[t.id]), 1) if t.for_each is not None else 1 for t in workflow.tasks)
+        runs = await task_runs(flow_run_id(state), expected=expected)
+        assert len(runs) == expected
+        assert {name.split("[", 1)[0] for name in runs} == {task.id for task in workflow.tasks}
+        if workflow.name == "orders-etl":
+            assert outputs["transform"] == {
+                "day": "2026-11-21",
+                "orders": 2,
+                "customers": 1,
+                "revenue": 42.75,
+            }
+        if workflow.name == "flaky-retry":
+            assert outputs["done"] == 3
+            assert runs["flaky"].run_count == 3
+        if workflow.name == "nightly-ingest":
+            assert sorted(name for name in runs if name.startswith("ingest[")) == ["ingest[0]", "ingest[1]"]
+            assert outputs["summarize"]["partitions"] == 2
+        if workflow.name == "conditional-refresh":
+            skipped = sorted(name for name, run in runs.items() if run.state.name == "Skipped")
+            assert len(skipped) == 1

@@ -1,0 +1,207 @@
+"""Plain helpers for the worker tests: real ``trinity worker`` processes, deployments, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.sorting import TaskRunSort
+from sqlalchemy import create_engine
+
+from deployments.service import deploy_workflow
+from flows.recording import EXECUTION_LOGS
+from tests.flows.factories import specification, workflow
+from tests.support.servers import PrefectServer
+
+REPO = Path(__file__).resolve().parents[3]
+VENV_BIN = REPO / ".venv" / "bin"
+NOOP_DAG = [
+    {"id": "start", "uses": "noop"},
+    {"id": "a1", "uses": "noop", "needs": ["start"]},
+    {"id": "a2", "uses": "noop", "needs": ["start"]},
+    {"id": "a3", "uses": "noop", "needs": ["start"]},
+    {"id": "b1", "uses": "noop", "needs": ["a1", "a2"]},
+    {"id": "b2", "uses": "noop", "needs": ["a2", "a3"]},
+    {"id": "b3", "uses": "noop", "needs": ["a3"]},
+    {"id": "c1", "uses": "noop", "needs": ["b1", "b2"]},
+    {"id": "c2", "uses": "noop", "needs": ["b2", "b3"]},
+    {"id": "finish", "uses": "noop", "needs": ["c1", "c2"], "with": {"output": "done"}},
+]
+
+
+def sqlite_trinity_database(folder: Path) -> str:
+    """A Trinity database (SQLite) with the ``execution_logs`` table the executor writes."""
+    url = f"sqlite:///{folder / 'trinity.db'}"
+    engine = create_engine(url)
+    EXECUTION_LOGS.metadata.create_all(engine)
+    engine.dispose()
+    return url
+
+
+def worker_env(server: PrefectServer, trinity_database: str) -> dict[str, str]:
+    """Environment of a worker process talking to ``server``."""
+    env = dict(server.env)
+    env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
+    env.update(PREFECT_API_URL=server.api_url, TRINITY_DATABASE_URL=trinity_database)
+    return env
+
+
+@dataclass
+class WorkerProcess:
+    """A ``trinity worker`` (or any worker command) running as a child process."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM, as ``trinity up`` does; return the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        return self.process.returncode
+
+
+@contextlib.contextmanager
+def running_worker(command: list[str], env: dict[str, str], log_path: Path) -> Iterator[WorkerProcess]:
+    """Run a worker command from the repository root for the duration of the block."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    worker = WorkerProcess(process=process, log_path=log_path)
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+def trinity_worker_command(
+    pool: str, *, processes: int = 2, concurrency: int = 4, name: str | None = None
+) -> list[str]:
+    command = [
+        str(VENV_BIN / "trinity"), "worker", "--pool", pool,
+        "--processes", str(processes), "--concurrency", str(concurrency),
+        "--poll-seconds", "0.5", "--shutdown-grace", "5",
+    ]  # fmt: skip
+    return [*command, "--name", name] if name else command
+
+
+async def deploy_tasks(name: str, pool: str, tasks: list[dict[str, Any]]) -> uuid.UUID:
+    """Deploy a Trinity workflow with these tasks to ``pool``; return the deployment id."""
+    spec = specification(name=f"{name}-spec")
+    ref = await deploy_workflow(
+        workflow=workflow(tasks, name=name, spec_name=f"{name}-spec"), specification=spec, work_pool=pool
+    )
+    return ref.id
+
+
+async def deploy_entrypoint(name: str, pool: str, entrypoint: str) -> uuid.UUID:
+    """Deploy a plain Prefect flow (``module.flow`` entrypoint) to ``pool``."""
+    async with get_client() as client:
+        flow_id = await client.create_flow_from_name(name)
+        return await client.create_deployment(
+            flow_id=flow_id, name=name, entrypoint=entrypoint, work_pool_name=pool
+        )
+
+
+async def create_runs(deployment_id: uuid.UUID, count: int, **parameters: Any) -> list[uuid.UUID]:
+    async with get_client() as client:
+        runs = [
+            await client.create_flow_run_from_deployment(deployment_id, parameters=parameters or None)
+            for _ in range(count)
+        ]
+    return [run.id for run in runs]
+
+
+async def read_runs(ids: Iterable[uuid.UUID]) -> list[FlowRun]:
+    ids = list(ids)
+    async with get_client() as client:
+        return await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids)
+        )
+
+
+async def wait_for(ids: Iterable[uuid.UUID], predicate: Any, *, timeout: float, what: str) -> list[FlowRun]:
+    """Poll until every run satisfies ``predicate`` (a FlowRun -> bool); fail with their states."""
+    ids = list(ids)
+    deadline = time.monotonic() + timeout
+    runs: list[FlowRun] = []
+    while time.monotonic() < deadline:
+        runs = await read_runs(ids)
+        if len(runs) == len(ids) and all(predicate(run) for run in runs):
+            return runs
+        await asyncio.sleep(0.3)
+    states = sorted(f"{run.id}: {run.state_name}" for run in runs)
+    raise AssertionError(f"runs not {what} after {timeout:.0f}s: {states}")
+
+
+def is_final(run: FlowRun) -> bool:
+    return run.state is not None and run.state.is_final()
+
+
+def is_running(run: FlowRun) -> bool:
+    return run.state is not None and run.state.is_running()
+
+
+def executor_pid(run: FlowRun) -> int:
+    """The executor process a run was handed to (Prefect records ``host:pid``)."""
+    assert run.infrastructure_pid, f"flow run {run.id} has no infrastructure pid"
+    return int(run.infrastructure_pid.rpartition(":")[2])
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def task_run_names(
+    flow_run_ids: Iterable[uuid.UUID], *, expected: int, timeout: float = 60
+) -> dict[uuid.UUID, list[str]]:
+    """Task run names per flow run, read once Prefect has recorded ``expected`` of them in all.
+
+    Task runs reach the server as events and are written a moment after the flow run ends.
+    """
+    ids = list(flow_run_ids)
+    body = {"flow_runs": {"id": {"any_": [str(i) for i in ids]}}}
+    deadline = time.monotonic() + timeout
+    async with get_client() as client:
+        while time.monotonic() < deadline:
+            response = await client.request("POST", "/task_runs/count", json=body)  # type: ignore[arg-type]
+            if int(response.json()) >= expected:
+                break
+            await asyncio.sleep(0.5)
+        names: dict[uuid.UUID, list[str]] = {i: [] for i in ids}
+        offset = 0
+        while True:
+            page = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)),
+                sort=TaskRunSort.ID_DESC,
+                limit=200,
+                offset=offset,
+            )
+            for task_run in page:
+                if task_run.flow_run_id in names:
+                    names[task_run.flow_run_id].append(task_run.name)
+            if len(page) < 200:
+                return names
+            offset += 200

@@ -1,0 +1,144 @@
+"""``trinity report`` on real runs: the LOGS tree, the summary, and one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from analytics import LOGS_TREE_PATHS
+from flows.analytics.database import open_engine, reflect_tables
+from tests.flows.analytics.support import Store, database_url, reset_events_worker, run_and_settle, store
+from tests.flows.factories import specification, workflow
+from trinity.commands import report_commands
+
+TRINITY = Path(sys.executable).parent / "trinity"
+
+
+def app() -> typer.Typer:
+    application = typer.Typer()
+    report_commands.register(application)
+    application.command("unused", hidden=True)(lambda: None)  # keeps "report" a subcommand
+    return application
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app(), ["report", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def trinity_db(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Store]:
+    url = database_url(request, "sqlite", tmp_path)
+    monkeypatch.setenv("TRINITY_DATABASE_URL", url)
+    monkeypatch.setenv("TRINITY_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("TRINITY_CONFIG", raising=False)
+    monkeypatch.delenv("TRINITY_LOGS_DIR", raising=False)
+    yield from store(url)
+
+
+def _run_workflows(count: int) -> None:
+    wf = workflow(
+        [{"id": "fetch", "uses": "noop"}, {"id": "store", "uses": "noop", "needs": ["fetch"]}],
+        name="cli-demo",
+    )
+
+    async def run_all() -> None:
+        for _ in range(count):
+            await run_and_settle(wf, specification(), expected_tasks=2)
+
+    asyncio.run(run_all())
+
+
+def test_report_writes_the_logs_tree_and_prints_the_summary(
+    prefect_api: object, trinity_db: Store, tmp_path: Path
+) -> None:
+    reset_events_worker()
+    _run_workflows(2)
+    out = tmp_path / "LOGS"
+
+    # Without harvesting, task runs come from the executor's own records.
+    code, stdout, stderr = invoke("--since", "-1h", "--out", str(out), "--no-harvest")
+
+    assert code == 0, stderr
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == sorted(LOGS_TREE_PATHS)
+    assert "Trinity run analysis" in stdout
+    assert "cli-demo" in stdout
+    assert stdout.strip().endswith(f"wrote {len(LOGS_TREE_PATHS)} files to {out}")
+    times = json.loads((out / "performance" / "execution_times.json").read_text())
+    assert {task["task_id"] for task in times["tasks"]} == {"fetch", "store"}
+    assert trinity_db.count(trinity_db.tables.task_runs) == 0
+
+    code, stdout, stderr = invoke("--since", "-1h", "--out", str(out), "--workflow", "cli-demo")
+
+    assert code == 0, stderr
+    assert stderr.startswith("harvested ")
+    assert len(stderr.splitlines()) == 1
+    task_runs = trinity_db.tables.task_runs
+    assert len(trinity_db.rows(task_runs, task_runs.c.workflow_name == "cli-demo")) == 4
+    times = json.loads((out / "performance" / "execution_times.json").read_text())
+    assert [w["workflow"] for w in times["workflows"]] == ["cli-demo"]
+    assert times["workflows"][0]["runs"] == 2
+
+
+def test_default_out_is_the_state_dir(prefect_api: object, trinity_db: Store, tmp_path: Path) -> None:
+    code, stdout, _ = invoke("--no-harvest")
+    assert code == 0
+    assert (tmp_path / "state" / "LOGS" / "optimization" / "suggestions.md").is_file()
+    assert "No recommendations in this window." in stdout
+
+
+def _trinity(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, **env}
+    full.pop("TRINITY_CONFIG", None)
+    return subprocess.run(
+        [str(TRINITY), "report", *args], env=full, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", "last tuesday"], "error: --since: expected an ISO date/time"),
+        (
+            ["--since=-2d", "--until", "2001-01-01"],
+            "error: --until (2001-01-01T00:00:00+00:00) must be after",
+        ),
+    ],
+)
+def test_bad_times_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    result = _trinity(args, {"TRINITY_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}"}, tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith(message)
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "t.db").exists()
+
+
+def test_unreachable_database_and_prefect_are_one_line(tmp_path: Path) -> None:
+    database = _trinity(
+        ["--no-harvest"], {"TRINITY_DATABASE_URL": "postgresql://trinity@127.0.0.1:9/none"}, tmp_path
+    )
+    assert database.returncode == 1
+    assert database.stderr.startswith("error: cannot reach the database: ")
+    assert len(database.stderr.strip().splitlines()) == 1
+
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    prefect = _trinity(
+        [], {"TRINITY_DATABASE_URL": url, "PREFECT_API_URL": "http://127.0.0.1:9/api"}, tmp_path
+    )
+    assert prefect.returncode == 1
+    assert prefect.stderr.startswith("error: cannot reach the Prefect API at http://127.0.0.1:9/api")
+    assert "--no-harvest" in prefect.stderr
+    assert len(prefect.stderr.strip().splitlines()) == 1
+    reflect_tables(open_engine(url))  # the database was migrated before Prefect was tried

@@ -1,0 +1,101 @@
+"""The supervisor with real child processes: health, restart after death, clean stop."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import free_port
+from trinity.supervisor import ChildSpec, Supervisor, SupervisorError, http_ok
+
+
+def http_server_spec(port: int, *, name: str = "web") -> ChildSpec:
+    return ChildSpec(
+        name=name,
+        argv=[sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        env=dict(os.environ),
+        health=lambda: http_ok(f"http://127.0.0.1:{port}/"),
+        url=f"http://127.0.0.1:{port}/",
+        port=port,
+        start_timeout=30,
+    )
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); its /proc status tells the truth.
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" not in status.read_text()
+
+
+def test_start_waits_until_healthy_and_stop_leaves_nothing(tmp_path: Path) -> None:
+    supervisor = Supervisor(state_dir=tmp_path, log_dir=tmp_path / "logs")
+    port = free_port()
+    child = supervisor.start(http_server_spec(port))
+    assert child.healthy
+    assert http_ok(f"http://127.0.0.1:{port}/")
+    pid = child.pid
+    assert pid is not None
+    supervisor.stop_all()
+    assert not pid_alive(pid)
+    assert not http_ok(f"http://127.0.0.1:{port}/")
+    assert (tmp_path / "logs" / "web.log").exists()
+
+
+def test_dead_child_is_reported_and_restarted(tmp_path: Path) -> None:
+    supervisor = Supervisor(state_dir=tmp_path, log_dir=tmp_path / "logs")
+    port = free_port()
+    child = supervisor.start(http_server_spec(port))
+    first_pid = child.pid
+    assert child.process is not None
+    child.process.kill()
+    child.process.wait()
+    events: list[str] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and child.restarts == 0:
+        events += supervisor.check()
+        time.sleep(0.2)
+    try:
+        assert any("exited with code" in line for line in events), events
+        assert any("restarted" in line for line in events), events
+        assert child.pid != first_pid
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not http_ok(f"http://127.0.0.1:{port}/"):
+            time.sleep(0.2)
+        assert http_ok(f"http://127.0.0.1:{port}/")
+        status = supervisor.status()
+        assert status["children"][0]["restarts"] == 1  # type: ignore[index]
+    finally:
+        supervisor.stop_all()
+
+
+def test_port_in_use_gives_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        supervisor = Supervisor(state_dir=tmp_path, log_dir=tmp_path / "logs")
+        with pytest.raises(SupervisorError, match=f"port {port} is already in use"):
+            supervisor.start(http_server_spec(port))
+        assert supervisor.children == []
+
+
+def test_child_that_dies_while_starting_names_its_log(tmp_path: Path) -> None:
+    supervisor = Supervisor(state_dir=tmp_path, log_dir=tmp_path / "logs")
+    spec = ChildSpec(
+        name="broken",
+        argv=[sys.executable, "-c", "import sys; print('bad config: no secret'); sys.exit(3)"],
+        env=dict(os.environ),
+        health=lambda: False,
+        start_timeout=30,
+    )
+    with pytest.raises(SupervisorError, match=r"broken exited with code 3(.|\n)*bad config: no secret"):
+        supervisor.start(spec)

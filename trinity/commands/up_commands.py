@@ -1,0 +1,127 @@
+"""``trinity up``, ``trinity down``, ``trinity status``."""
+
+from __future__ import annotations
+
+import datetime
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+DEFAULT_STATE_DIR = Path(".trinity")
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "specs" / "examples"
+
+StateDir = Annotated[
+    Path,
+    typer.Option("--state-dir", help="Folder for databases, logs and secrets.", envvar="TRINITY_STATE_DIR"),
+]
+
+
+def up(
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+    host: Annotated[str, typer.Option(help="Address every service listens on.")] = "127.0.0.1",
+    prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server and UI.")] = 4200,
+    api_port: Annotated[int, typer.Option(help="Port of the Trinity API.")] = 8000,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL URL for Prefect's database (default: SQLite in the state folder)."),
+    ] = None,
+    trinity_database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Database URL for Trinity's tables (default: SQLite in the state folder).",
+            envvar="TRINITY_DATABASE_URL",
+        ),
+    ] = None,
+    pool: Annotated[str, typer.Option(help="Work pool the worker serves.")] = "trinity",
+    worker_processes: Annotated[int, typer.Option(help="Executor processes of the worker.")] = 2,
+    examples: Annotated[
+        list[Path] | None, typer.Option("--examples", help="Workflow files or folders to deploy.")
+    ] = None,
+    demo_workflow: Annotated[
+        str, typer.Option(help="Example workflow run once at start.")
+    ] = "regional-report",
+    demo_param: Annotated[
+        list[str] | None, typer.Option("--demo-param", help="k=v parameter of the demo run (repeatable).")
+    ] = None,
+    no_demo: Annotated[bool, typer.Option("--no-demo", help="Skip the demo run.")] = False,
+) -> None:
+    """Start the Prefect server, the Trinity API and a worker; deploy the examples; keep them running."""
+    from trinity.stack import StackConfig, StackError, bring_up
+
+    config = StackConfig(
+        state_dir=state_dir.resolve(),
+        host=host,
+        prefect_port=prefect_port,
+        api_port=api_port,
+        prefect_database_url=database_url,
+        trinity_database_url=trinity_database_url,
+        pool=pool,
+        worker_processes=worker_processes,
+        examples=examples if examples is not None else [EXAMPLES_DIR],
+        demo_workflow=demo_workflow,
+        demo_params=demo_param if demo_param is not None else [f"day={datetime.date.today().isoformat()}"],
+        demo=not no_demo,
+    )
+    stopping = {"flag": False}
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stopping["flag"] = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+
+    def say(line: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        for part in line.splitlines() or [""]:
+            typer.echo(f"{stamp}  {part}" if part else "")
+        sys.stdout.flush()
+
+    try:
+        bring_up(config, say=say, stop_requested=lambda: stopping["flag"])
+    except StackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def down(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+    """Stop a running ``trinity up`` and every process it started."""
+    from trinity.stack import StackError, bring_down
+
+    try:
+        stopped = bring_down(state_dir.resolve())
+    except StackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo("stopped" if stopped else f"nothing is running for {state_dir}")
+
+
+def status(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+    """Show what ``trinity up`` runs: each child, its pid, health and restarts. Exit 1 when down."""
+    from trinity.stack import read_status
+
+    data = read_status(state_dir.resolve())
+    if data is None:
+        typer.echo(f"trinity is not running (state folder {state_dir})")
+        raise typer.Exit(1)
+    typer.echo(f"trinity up: pid {data.get('supervisor_pid')}, ready: {bool(data.get('ready'))}")
+    for key in ("prefect_ui", "api_docs"):
+        if key in data:
+            typer.echo(f"  {key.replace('_', ' '):12} {data[key]}")
+    children = data.get("children")
+    for child in children if isinstance(children, list) else []:
+        state = "healthy" if child.get("healthy") else ("running" if child.get("alive") else "down")
+        typer.echo(
+            f"  {child['name']:16} pid {child.get('pid')!s:>7}  {state:8} restarts {child.get('restarts')}"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``up``, ``down`` and ``status`` to the CLI."""
+    app.command("up")(up)
+    app.command("down")(down)
+    app.command("status")(status)

@@ -1,0 +1,89 @@
+"""``trinity worker``: run a Trinity worker against the Prefect API.
+
+The worker polls a work pool and runs the claimed flow runs in a few long-lived executor
+processes (see :mod:`flows.worker`). Start several, on as many hosts as needed: they share the
+pool through Prefect, and each flow run is claimed by exactly one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``trinity worker`` to the CLI."""
+    app.command("worker")(worker)
+
+
+def worker(
+    pool: Annotated[str, typer.Option("--pool", help="Work pool to serve (created if missing).")] = "trinity",
+    processes: Annotated[
+        int | None,
+        typer.Option("--processes", help="Executor processes (default 2, or TRINITY_WORKER_PROCESSES)."),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            help="Flow runs at once per executor process (default 16, or TRINITY_WORKER_CONCURRENCY).",
+        ),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Worker name shown in Prefect.")] = None,
+    poll_seconds: Annotated[
+        float | None,
+        typer.Option("--poll-seconds", help="How often an idle worker polls, in seconds (default 1)."),
+    ] = None,
+    shutdown_grace: Annotated[
+        float | None,
+        typer.Option("--shutdown-grace", help="Seconds runs get to finish on shutdown (default 30)."),
+    ] = None,
+) -> None:
+    """Run flow runs from a work pool in long-lived executor processes, until stopped (Ctrl-C)."""
+    from flows.worker.worker import WorkerOptions
+
+    try:
+        options = WorkerOptions.from_env(
+            processes=processes,
+            concurrency=concurrency,
+            poll_seconds=poll_seconds,
+            shutdown_grace_seconds=shutdown_grace,
+        )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if name is not None and ("/" in name or "%" in name):
+        typer.echo("error: --name cannot contain '/' or '%'", err=True)
+        raise typer.Exit(1)
+    try:
+        asyncio.run(_serve(pool=pool, name=name, options=options))
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:
+        typer.echo(f"error: worker stopped: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+async def _serve(*, pool: str, name: str | None, options: object) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.worker.worker import TrinityWorker, WorkerOptions
+
+    assert isinstance(options, WorkerOptions)
+    if not PREFECT_API_URL.value():
+        raise RuntimeError(
+            "PREFECT_API_URL is not set: point it at the Prefect server (e.g. http://127.0.0.1:4200/api)"
+        )
+    worker = TrinityWorker(work_pool_name=pool, name=name, options=options)
+    task = asyncio.current_task()
+    assert task is not None
+    # SIGTERM (from `trinity up`, systemd, Kubernetes) stops the worker like Ctrl-C does:
+    # runs in progress get the shutdown grace period.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await worker.start(printer=lambda message: typer.echo(message, err=True))
+    except asyncio.CancelledError:
+        typer.echo(f"Worker {worker.name!r} stopped.", err=True)
