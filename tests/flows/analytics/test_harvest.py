@@ -105,7 +105,8 @@ async def test_harvest_stores_runs_and_task_runs(
         (run_id, "local", 7)
     ]
 
-    again = await harvest_history(engine=trinity_db.engine)
+    # Other tests share this server: a re-read window reaching back to ``started`` keeps them out.
+    again = await harvest_history(engine=trinity_db.engine, reread_window=result.ended_before - started)
 
     assert run_id in again.flow_runs  # inside the re-read window
     assert (again.runs_new, again.runs_changed, again.task_runs_new, again.task_runs_removed) == (0, 0, 0, 0)
@@ -132,7 +133,7 @@ async def test_second_harvest_reads_only_runs_that_ended_since(
     assert (increment.task_runs_new, increment.task_runs_updated) == (2, 0)
     assert increment.ended_after == initial.ended_before
 
-    reread = await harvest_history(engine=trinity_db.engine)
+    reread = await harvest_history(engine=trinity_db.engine, reread_window=increment.ended_before - started)
     assert sorted(reread.flow_runs) == sorted([*first, later])
     assert (reread.runs_new, reread.runs_changed, reread.task_runs_new) == (0, 0, 0)
     assert trinity_db.count(trinity_db.tables.execution_logs) == 3
@@ -195,7 +196,7 @@ async def test_reread_window_picks_up_late_task_runs(prefect_api: object, trinit
     assert outside.flow_runs == []
     assert trinity_db.task_rows(tagged.id)["extract"]["state_type"] == "RUNNING"
 
-    inside = await harvest_history(engine=trinity_db.engine)
+    inside = await harvest_history(engine=trinity_db.engine, reread_window=outside.ended_before - started)
 
     assert sorted(inside.flow_runs) == sorted([tagged.id, recorded.id])
     assert inside.runs_changed == 2
