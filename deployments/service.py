@@ -94,7 +94,9 @@ def deployment_spec(
         name=workflow.name,
         version=workflow.version,
         description=workflow.description or specification.description,
-        tags=list(dict.fromkeys(["trinity", *specification.tags, *workflow.tags])),
+        tags=list(
+            dict.fromkeys(["trinity", f"workflow:{workflow.name}", *specification.tags, *workflow.tags])
+        ),
         entrypoint=entrypoint_for(block_name),
         block_name=block_name,
         work_pool=work_pool,

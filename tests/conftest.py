@@ -85,4 +85,18 @@ def prefect_api(request: pytest.FixtureRequest) -> Iterator[PrefectServer]:
     fixture = {"sqlite": "prefect_sqlite_server", "postgres": "prefect_postgres_server"}[backend]
     server: PrefectServer = request.getfixturevalue(fixture)
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        _stop_event_workers()
         yield server
+        # Flushed while this server's URL is still in force, so its events reach it.
+        _stop_event_workers()
+
+
+def _stop_event_workers() -> None:
+    """Deliver pending events and stop Prefect's per-process events worker.
+
+    That worker binds to the API URL it first saw; task runs reach the server as events, so without
+    this a test on one Prefect server would send its task runs to the previous test's server.
+    """
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=30, at_exit=False)

@@ -65,7 +65,7 @@ async def test_deploy_creates_the_deployment_prefect_runs(prefect_api: object) -
     assert deployment.id == ref.id
     assert deployment.version == "1.0.0"
     assert deployment.description == "Daily sales."
-    assert set(deployment.tags) == {"trinity", "sales"}
+    assert set(deployment.tags) == {"trinity", "workflow:sales.daily", "sales"}
     assert deployment.work_pool_name == pool
     assert deployment.entrypoint == entrypoint_for(
         deployment_spec(workflow=wf, specification=SPEC).block_name

@@ -208,7 +208,9 @@ async def _run_in_process(
 
     flow = build_flow(compile_workflow(workflow, specification))
     async with get_client() as client:
-        flow_run = await client.create_flow_run(flow, parameters=params)
+        flow_run = await client.create_flow_run(
+            flow, parameters=params, tags=["trinity", f"workflow:{workflow.name}"]
+        )
     typer.echo(f"running {workflow.name} {workflow.version} here as flow run '{flow_run.name}'", err=True)
     runner = asyncio.ensure_future(
         run_flow_async(flow, flow_run=flow_run, parameters=params, return_type="state")
