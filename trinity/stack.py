@@ -211,6 +211,7 @@ def bring_up(config: StackConfig, *, say: Callable[[str], None], stop_requested:
     status_path = config.state_dir / STATUS_FILE
     info: dict[str, object] = {
         "prefect_ui": config.prefect_ui_url,
+        "prefect_api": config.prefect_api_url,
         "api_docs": f"{config.api_url}/docs",
         "state_dir": str(config.state_dir),
     }

@@ -50,9 +50,9 @@ def _prefect_url(configured: str | None) -> str | None:
     """The Prefect API to harvest from: the configuration's, else Prefect's own setting."""
     if configured:
         return configured
-    from prefect.settings import PREFECT_API_URL
+    from trinity.prefect_target import resolve_prefect_api_url
 
-    return PREFECT_API_URL.value() or None
+    return resolve_prefect_api_url()
 
 
 def _run(coroutine: Coroutine[Any, Any, T], prefect_url: str | None) -> T:
@@ -120,6 +120,7 @@ async def _build(
 
 
 def _default_out(settings: Any) -> Path:
+    # Keep the --out help text in step with this order.
     import os
 
     if os.environ.get("TRINITY_LOGS_DIR"):
@@ -136,7 +137,12 @@ def report(
     ] = None,
     until: Annotated[str | None, typer.Option(help="End: ISO date/time or relative. Default: now.")] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Folder for the LOGS tree (default: .trinity/LOGS).")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder for the LOGS tree (default: $TRINITY_LOGS_DIR, else analytics.logs_dir when "
+            "configured, else <state_dir>/LOGS).",
+        ),
     ] = None,
     workflow: Annotated[str | None, typer.Option("--workflow", help="Only this workflow.")] = None,
     harvest: Annotated[

@@ -36,21 +36,30 @@ def _fail(lines: list[str] | str) -> NoReturn:
 
 
 def _with_prefect(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine; Prefect and network failures become one-line errors."""
+    """Run a coroutine against the Prefect API the CLI resolves; failures become one-line errors."""
     import httpx
     from prefect.exceptions import PrefectHTTPStatusError
-    from prefect.settings import PREFECT_API_URL
 
     from deployments.service import DeploymentError
+    from trinity.prefect_target import prefect_target
+    from trinity.settings import ConfigError
 
+    try:
+        target = prefect_target()
+        url = target.__enter__()
+    except ConfigError as exc:
+        coroutine.close()
+        _fail(f"error: {exc}")
     try:
         return asyncio.run(coroutine)
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        _fail(f"error: cannot reach the Prefect API at {PREFECT_API_URL.value() or '(ephemeral)'}: {exc}")
+        _fail(f"error: cannot reach the Prefect API at {url or '(ephemeral)'}: {exc}")
     except PrefectHTTPStatusError as exc:
         _fail(f"error: Prefect refused the request: {exc.response.status_code} {exc.response.text[:300]}")
     except DeploymentError as exc:
         _fail(f"error: {exc}")
+    finally:
+        target.__exit__(None, None, None)
 
 
 def _load(paths: list[Path]) -> list[Any]:

@@ -8,6 +8,7 @@ pool through Prefect, and each flow run is claimed by exactly one of them.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from typing import Annotated
 
@@ -58,8 +59,23 @@ def worker(
     if name is not None and ("/" in name or "%" in name):
         typer.echo("error: --name cannot contain '/' or '%'", err=True)
         raise typer.Exit(1)
+    from trinity.prefect_target import resolve_prefect_api_url
+    from trinity.settings import ConfigError
+
     try:
-        asyncio.run(_serve(pool=pool, name=name, options=options))
+        api_url = resolve_prefect_api_url()
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if api_url is None:
+        typer.echo(
+            "error: no Prefect API to serve: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api), "
+            "prefect.api_url in trinity.config.yml, or start `trinity up`",
+            err=True,
+        )
+        raise typer.Exit(1)
+    try:
+        asyncio.run(_serve(pool=pool, name=name, options=options, api_url=api_url))
     except KeyboardInterrupt:
         pass
     except Exception as exc:
@@ -67,16 +83,22 @@ def worker(
         raise typer.Exit(1) from None
 
 
-async def _serve(*, pool: str, name: str | None, options: object) -> None:
-    from prefect.settings import PREFECT_API_URL
+async def _serve(*, pool: str, name: str | None, options: object, api_url: str) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from flows.worker.worker import WorkerOptions
+
+    assert isinstance(options, WorkerOptions)
+    # Executor processes read the URL from their environment; this process from its settings.
+    os.environ["PREFECT_API_URL"] = api_url
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        await _serve_pool(pool=pool, name=name, options=options)
+
+
+async def _serve_pool(*, pool: str, name: str | None, options: object) -> None:
     from flows.worker.worker import TrinityWorker, WorkerOptions
 
     assert isinstance(options, WorkerOptions)
-    if not PREFECT_API_URL.value():
-        raise RuntimeError(
-            "PREFECT_API_URL is not set: point it at the Prefect server (e.g. http://127.0.0.1:4200/api)"
-        )
     worker = TrinityWorker(work_pool_name=pool, name=name, options=options)
     task = asyncio.current_task()
     assert task is not None

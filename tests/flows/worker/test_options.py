@@ -57,10 +57,15 @@ def test_server_settings_leave_what_the_operator_set() -> None:
 
 
 def _trinity_worker(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "TRINITY_WORKER_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "TRINITY_"))}
     env["PREFECT_HOME"] = str(tmp_path)  # an empty profile: no API URL from anywhere
     return subprocess.run(
-        [str(VENV_BIN / "trinity"), "worker", *args], env=env, capture_output=True, text=True, timeout=120
+        [str(VENV_BIN / "trinity"), "worker", *args],
+        env=env,
+        cwd=tmp_path,  # no trinity.config.yml, no running `trinity up`
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -75,4 +80,4 @@ def test_cli_without_a_prefect_api_says_so_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert "PREFECT_API_URL is not set" in lines[0]
+    assert lines[0].startswith("error: no Prefect API to serve: set PREFECT_API_URL")

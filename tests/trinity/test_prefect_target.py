@@ -1,0 +1,91 @@
+"""The CLI finds the Prefect API without ``PREFECT_API_URL``: from the config or a running ``trinity up``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import anyio
+from prefect.client.orchestration import get_client
+
+from tests.support.servers import PrefectServer
+
+ROOT = Path(__file__).resolve().parents[2]
+TRINITY = ROOT / ".venv" / "bin" / "trinity"
+
+WORKFLOW = """\
+kind: Specification
+name: {name}
+version: 1.0.0
+---
+kind: Workflow
+name: {name}
+version: 1.0.0
+spec: {{name: {name}, version: ^1.0.0}}
+tasks:
+  - {{id: only, uses: noop}}
+"""
+
+
+def _deploy(tmp_path: Path, name: str, extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    spec = tmp_path / f"{name}.yaml"
+    spec.write_text(WORKFLOW.format(name=name))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "TRINITY_"))}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect-home"), **extra_env}
+    return subprocess.run(
+        [str(TRINITY), "deploy", str(spec), "--pool", "target-tests", "--no-analytics"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def _deployed(name: str) -> bool:
+    async def read() -> bool:
+        async with get_client() as client:
+            found = await client.read_deployments()
+        return any(deployment.name == name for deployment in found)
+
+    return anyio.run(read)
+
+
+def test_deploy_uses_prefect_api_url_from_the_config(prefect_api: PrefectServer, tmp_path: Path) -> None:
+    name = f"cfg-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "trinity.config.yml").write_text(f"prefect:\n  api_url: {prefect_api.api_url}\n")
+
+    result = _deploy(tmp_path, name, {})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"trinity-workflow/{name}"
+    assert _deployed(name)
+
+
+def test_deploy_uses_the_running_stack(prefect_api: PrefectServer, tmp_path: Path) -> None:
+    name = f"stack-{uuid.uuid4().hex[:8]}"
+    state = tmp_path / "state"
+    state.mkdir()
+    # This test process stands in for the live `trinity up` the pid file names.
+    (state / "up.pid").write_text(str(os.getpid()))
+    (state / "status.json").write_text(json.dumps({"prefect_api": prefect_api.api_url, "children": []}))
+
+    result = _deploy(tmp_path, name, {"TRINITY_STATE_DIR": str(state)})
+
+    assert result.returncode == 0, result.stderr
+    assert _deployed(name)
+
+
+def test_an_invalid_config_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "trinity.config.yml").write_text("prefect: [not, a, mapping]\n")
+
+    result = _deploy(tmp_path, "broken-config", {})
+
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "trinity.config.yml" in lines[0]

@@ -1,0 +1,62 @@
+"""Which Prefect API the CLI talks to.
+
+Prefect's own default, when ``PREFECT_API_URL`` is unset, is an ephemeral server that lives as long
+as the command: a ``trinity deploy`` there deploys into nothing anyone will see. So the CLI looks,
+in order, at ``PREFECT_API_URL`` (environment or Prefect profile), ``prefect.api_url`` in
+``trinity.config.yml`` (or ``TRINITY_PREFECT_API_URL``), and the stack a running ``trinity up``
+serves from the state folder (``TRINITY_STATE_DIR``, default ``.trinity``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from trinity.settings import load_settings
+
+DEFAULT_STATE_DIR = Path(".trinity")
+
+
+def running_stack_api_url(state_dir: Path | None = None) -> str | None:
+    """The Prefect API URL of the ``trinity up`` running for ``state_dir``, if one runs."""
+    from trinity.stack import STATUS_FILE, running_supervisor
+
+    state_dir = state_dir or Path(os.environ.get("TRINITY_STATE_DIR") or DEFAULT_STATE_DIR)
+    if running_supervisor(state_dir) is None:
+        return None
+    try:
+        status = json.loads((state_dir / STATUS_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    url = status.get("prefect_api") if isinstance(status, dict) else None
+    return url if isinstance(url, str) and url else None
+
+
+def resolve_prefect_api_url() -> str | None:
+    """The Prefect API URL the CLI should use, or None for Prefect's ephemeral default.
+
+    Raises :class:`trinity.settings.ConfigError` when the configuration file is consulted and invalid.
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    current = PREFECT_API_URL.value()
+    if current:
+        return str(current)
+    configured = load_settings().prefect.api_url
+    return configured or running_stack_api_url()
+
+
+@contextlib.contextmanager
+def prefect_target() -> Iterator[str | None]:
+    """Point Prefect's client at :func:`resolve_prefect_api_url` for the duration of a command."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    url = resolve_prefect_api_url()
+    if url is None or url == PREFECT_API_URL.value():
+        yield url
+        return
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield url
