@@ -39,6 +39,11 @@ FLAKY_TASK, DETERMINISTIC_TASK, CLUSTERED_TASK = "fetch", "validate", "publish"
 PARALLEL_TASK, BREACH_TASK = "process", "notify"
 BURST = 8
 FANOUT_ITEMS = 8
+# Planted rates, named so that tests compare what the report measures with what was planted.
+FLAKY_FAIL_RATE = 0.25  # share of fetch attempts that fail
+BAD_BATCH_RATE = 0.06  # share of ingest-api runs whose batch validate always rejects
+BREACH_FAIL_RATE = 0.12  # share of fanout-report runs where notify fails
+BREACH_SUCCESS_TARGET = 0.97  # fanout-report's success_rate_min
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,7 @@ def _with(uses: str | None) -> dict[str, Any]:
 
 
 def _ingest(facts: Facts, n: int, rng: np.random.Generator) -> tuple[list[SimTask], dict[str, Any]]:
-    bad_batches = (rng.random(n) < 0.06) if facts.deterministic else np.zeros(n, dtype=bool)
+    bad_batches = (rng.random(n) < BAD_BATCH_RATE) if facts.deterministic else np.zeros(n, dtype=bool)
     bursts = n // BURST
     outage = np.zeros(n, dtype=bool)
     if facts.clustered and bursts:
@@ -157,7 +162,7 @@ def _ingest(facts: Facts, n: int, rng: np.random.Generator) -> tuple[list[SimTas
             median=12,
             retries=1,
             delay=5,
-            fail_p=0.25 if facts.flaky else 0.0,
+            fail_p=FLAKY_FAIL_RATE if facts.flaky else 0.0,
             messages=_messages(
                 [
                     "ConnectionResetError: [Errno 104] Connection reset by peer",
@@ -225,7 +230,7 @@ def _fanout(facts: Facts, n: int) -> tuple[list[SimTask], dict[str, Any]]:
             BREACH_TASK,
             ["merge"],
             median=2,
-            fail_p=0.12 if facts.success_breach else 0.0,
+            fail_p=BREACH_FAIL_RATE if facts.success_breach else 0.0,
             messages=_messages(["SMTPServerDisconnected: Connection unexpectedly closed after {a} bytes"]),
         ),
     ]
@@ -308,6 +313,8 @@ def generate_history(
         INGEST: WorkflowContext(
             ing_doc, _spec(INGEST, duration_p95_seconds=1800.0, max_queue_wait_seconds=120.0)
         ),
-        FANOUT: WorkflowContext(fan_doc, _spec(FANOUT, success_rate_min=0.97, duration_p95_seconds=1800.0)),
+        FANOUT: WorkflowContext(
+            fan_doc, _spec(FANOUT, success_rate_min=BREACH_SUCCESS_TARGET, duration_p95_seconds=1800.0)
+        ),
     }
     return SyntheticHistory(runs, tasks, context)

@@ -8,6 +8,7 @@ updates the deployment in place and replaces its schedule.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.flows import Flow
 from prefect.utilities.callables import parameter_schema
+from pydantic import BaseModel
 
 from deployments.service import PULL_STEPS, DeploymentError, DeploymentRef, ensure_work_pool
 from flows.analytics.flows import INSIGHTS_FLOW, PERFORMANCE_FLOW, insights_report, performance_report
@@ -44,16 +46,26 @@ class AnalyticsDeployment:
         return f"{self.flow_name}/{DEPLOYMENT_NAME}"
 
 
-def schedule_options(analytics: Mapping[str, Any]) -> dict[str, Any]:
+def schedule_options(analytics: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
     """Keyword arguments for :func:`deploy_analytics_flows` from the configuration's ``analytics``
-    section (``performance_cron``, ``insights_cron``, ``timezone`` and ``window_days`` when present),
-    e.g. ``schedule_options(settings.analytics.model_dump())``."""
+    section (``performance_cron``, ``insights_cron``, ``timezone``, ``window_days`` and ``logs_dir``
+    when present), e.g. ``schedule_options(settings.analytics)``.
+
+    Given the settings model rather than a plain mapping, only the keys the configuration (or
+    ``TRINITY_LOGS_DIR``) set count: an unset ``logs_dir`` leaves the worker on its own
+    ``TRINITY_LOGS_DIR``, as ``trinity report`` falls back to the state folder. A relative
+    ``logs_dir`` is made absolute here, because ``trinity report`` resolves it against the folder it
+    runs in, while a worker would resolve it against its own.
+    """
+    section = analytics.model_dump(exclude_unset=True) if isinstance(analytics, BaseModel) else analytics
     options: dict[str, Any] = {}
     for key in ("performance_cron", "insights_cron", "timezone"):
-        if analytics.get(key):
-            options[key] = str(analytics[key])
-    if analytics.get("window_days"):
-        options["window_days"] = int(analytics["window_days"])
+        if section.get(key):
+            options[key] = str(section[key])
+    if section.get("window_days"):
+        options["window_days"] = int(section["window_days"])
+    if section.get("logs_dir"):
+        options["logs_dir"] = os.path.abspath(str(section["logs_dir"]))
     return options
 
 

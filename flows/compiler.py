@@ -16,6 +16,7 @@ from typing import Any
 
 from specs.dag import topological_order, upstream_closure
 from specs.models import RetryBackoff, Specification, Task, Workflow
+from specs.parameters import optional_parameters
 
 # Prefect refuses more than 50 retry delays per task; it repeats the last delay for later attempts,
 # which is exactly where an exponential backoff has usually reached its cap anyway.
@@ -113,11 +114,15 @@ def parameters_signature(schema: Mapping[str, Any]) -> inspect.Signature:
     executor, with located messages, instead of a second, differently worded pydantic check.
     """
     properties = schema.get("properties", {})
+    # Optional parameters without a default get None, or Prefect would demand them; the engine
+    # drops that None again (specs.parameters.drop_unset_optionals).
+    optional = optional_parameters(schema)
     params: list[inspect.Parameter] = []
     for name, prop in properties.items() if isinstance(properties, Mapping) else ():
-        default = (
-            prop["default"] if isinstance(prop, Mapping) and "default" in prop else inspect.Parameter.empty
-        )
+        if isinstance(prop, Mapping) and "default" in prop:
+            default = prop["default"]
+        else:
+            default = None if name in optional else inspect.Parameter.empty
         params.append(_keyword_parameter(str(name), default))
     return inspect.Signature(params)
 

@@ -38,7 +38,7 @@ from flows.compiler import CompiledWorkflow, TaskPlan
 from flows.recording import RunRecord, utcnow, write_execution_log
 from flows.task_run import RunScope, TaskCall, build_task
 from specs.expressions import ExpressionError, evaluate_condition, evaluate_items
-from specs.parameters import apply_defaults, validate_parameters
+from specs.parameters import apply_defaults, drop_unset_optionals, validate_parameters
 
 COMPLETED, SKIPPED, FAILED, BLOCKED = "completed", "skipped", "failed", "blocked"
 
@@ -111,6 +111,7 @@ class WorkflowEngine:
         """The flow body: validate parameters, run the DAG, return outputs or a Failed state."""
         flow_run = FlowRunContext.get().flow_run if FlowRunContext.get() else None
         schema = self.compiled.parameters_schema
+        params = drop_unset_optionals(schema, params)
         record = RunRecord(
             workflow_name=self.compiled.name,
             workflow_version=self.compiled.version,

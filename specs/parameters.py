@@ -131,6 +131,41 @@ def apply_defaults(schema: Mapping[str, Any], params: Mapping[str, Any]) -> dict
     return result
 
 
+def optional_parameters(schema: Mapping[str, Any]) -> frozenset[str]:
+    """Declared parameters that are neither required nor given a default by the schema."""
+    properties = schema.get("properties", {})
+    required = schema.get("required", [])
+    if not isinstance(properties, Mapping):
+        return frozenset()
+    required_names = set(required) if isinstance(required, list) else set()
+    return frozenset(
+        name
+        for name, prop in properties.items()
+        if name not in required_names and not (isinstance(prop, Mapping) and "default" in prop)
+    )
+
+
+def drop_unset_optionals(schema: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` without the ``None`` values of optional parameters whose schema refuses ``null``.
+
+    Prefect binds a run's parameters to the flow function's signature, where an optional parameter
+    needs a default to be left out; that default is ``None``, and this takes it back out, so the
+    parameter is absent (as the user meant) instead of an invalid ``null``.
+    """
+    optional = optional_parameters(schema)
+    if not optional:
+        return dict(params)
+    properties = schema.get("properties", {})
+    root = _validator(schema)
+    return {
+        name: value
+        for name, value in params.items()
+        if not (
+            value is None and name in optional and not root.evolve(schema=properties[name]).is_valid(None)
+        )
+    }
+
+
 def parse_cli_param(text: str) -> tuple[str, Any]:
     """Parse ``key=value``; the value is JSON where it parses (``3``, ``true``, ``[1]``), else a string."""
     key, sep, raw = text.partition("=")

@@ -1,10 +1,12 @@
 """The analytics flows: harvest run history, then report on it, on Prefect schedules.
 
-* ``trinity-analytics-harvest``: copy new Trinity runs from Prefect into Trinity's tables.
+* ``trinity-analytics-harvest``: copy new Trinity runs from Prefect into Trinity's tables; every
+  run publishes a ``trinity-analytics-harvest`` Markdown artifact with what it read.
 * ``trinity-performance-report`` (hourly by default): harvest, then rebuild the performance rows
   of the periods that received runs (see :mod:`flows.analytics.reports`), write the most recent
   period's ``performance/`` and ``patterns/`` files of the LOGS tree, and its artifacts
-  (``trinity-performance-report``, ``-workflows``, ``-recommendations``).
+  (``trinity-performance-report``, ``-workflows``, ``-recommendations``). Every run, also one that
+  rebuilt nothing, publishes a ``trinity-performance-refresh`` summary.
 * ``trinity-insights-report`` (daily by default): harvest, then analyse the ``window_days`` UTC
   days ending with today; write its performance and insight rows (replacing those of the same window), the
   ``optimization/``, ``insights/`` and ``charts/`` files, and the ``trinity-insights-*`` artifacts.
@@ -25,7 +27,7 @@ from prefect import flow, get_run_logger
 from flows.analytics.context import load_context_source
 from flows.analytics.database import Tables, open_engine, reflect_tables
 from flows.analytics.harvest import HarvestResult, harvest_history
-from flows.analytics.outputs import logs_dir, publish_artifacts, write_logs_tree
+from flows.analytics.outputs import logs_dir, publish_artifacts, publish_run_summary, write_logs_tree
 from flows.analytics.reports import (
     build_window_report,
     insights_window,
@@ -37,6 +39,10 @@ HARVEST_FLOW = "trinity-analytics-harvest"
 PERFORMANCE_FLOW = "trinity-performance-report"
 INSIGHTS_FLOW = "trinity-insights-report"
 PERFORMANCE_ARTIFACTS = "trinity-performance"  # keys trinity-performance-report, -workflows, ...
+# Published by every run, unlike the report artifacts above: an idle refresh does not replace the
+# latest report in the UI, yet still says what it found.
+PERFORMANCE_REFRESH_ARTIFACT = "trinity-performance-refresh"
+HARVEST_ARTIFACT = "trinity-analytics-harvest"
 INSIGHTS_ARTIFACTS = "trinity-insights"
 PERFORMANCE_SECTIONS = ("performance", "patterns")
 INSIGHTS_SECTIONS = ("optimization", "insights", "charts")
@@ -64,6 +70,7 @@ async def harvest(
         result = await _harvest(engine, tables, reread_minutes=reread_minutes, since=since)
     finally:
         engine.dispose()
+    await publish_run_summary(key=HARVEST_ARTIFACT, title="Trinity harvest", lines=[result.summary()])
     return {
         "flow_runs": len(result.flow_runs),
         "runs_new": result.runs_new,
@@ -87,8 +94,7 @@ async def performance_report(
     engine = open_engine(database_url)
     try:
         tables = await anyio.to_thread.run_sync(reflect_tables, engine)
-        if harvest_first:
-            await _harvest(engine, tables, reread_minutes=reread_minutes)
+        harvested = await _harvest(engine, tables, reread_minutes=reread_minutes) if harvest_first else None
         source = await load_context_source(engine, tables, from_prefect=True)
         result = await anyio.to_thread.run_sync(
             lambda: refresh_performance(
@@ -103,21 +109,22 @@ async def performance_report(
         engine.dispose()
     written: list[str] = []
     latest = result.latest
+    root = logs_dir(logs_dir_path)
     if latest is not None:
-        root = logs_dir(logs_dir_path)
         paths = await anyio.to_thread.run_sync(
             lambda: write_logs_tree(latest, root, sections=PERFORMANCE_SECTIONS)
         )
         written = [str(path) for path in paths]
         await publish_artifacts(latest, prefix=PERFORMANCE_ARTIFACTS, title="Trinity performance")
-    logger.info(
-        "rebuilt %d period(s) (%d runs, %d task runs, %d rows); wrote %d file(s)",
-        len(result.periods),
-        result.runs,
-        result.task_runs,
-        result.rows,
-        len(written),
+    lines = [
+        result.summary(),
+        harvested.summary() if harvested else "harvest skipped (harvest_first is false)",
+        f"wrote {len(written)} file(s) to {root}" if written else f"left the files in {root} as they were",
+    ]
+    await publish_run_summary(
+        key=PERFORMANCE_REFRESH_ARTIFACT, title="Trinity performance refresh", lines=lines
     )
+    logger.info("%s; wrote %d file(s)", result.summary(), len(written))
     return {
         "periods": [start.isoformat() for start in result.periods],
         "rows": result.rows,

@@ -200,3 +200,12 @@ async def publish_artifacts(report: Report, *, prefix: str, title: str) -> dict[
         ),
     }
     return created
+
+
+async def publish_run_summary(*, key: str, title: str, lines: Iterable[str]) -> uuid.UUID:
+    """Create a short Markdown artifact on the current flow run, so every run of an analytics flow
+    says what it did in the Prefect UI -- also the runs that found nothing new."""
+    from prefect.artifacts import acreate_markdown_artifact
+
+    body = "\n".join(f"- {line}" for line in lines)
+    return await acreate_markdown_artifact(markdown=f"# {title}\n\n{body}\n", key=key, description=title)

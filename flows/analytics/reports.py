@@ -102,6 +102,19 @@ class RefreshResult:
     runs: int = 0
     task_runs: int = 0
     latest: Report | None = None
+    since: dt.datetime | None = None  # the watermark this pass started from (None: first pass)
+
+    def summary(self) -> str:
+        """One line for logs and the run's artifact."""
+        since = self.since.isoformat() if self.since else "the beginning"
+        if not self.periods:
+            return f"no runs recorded since {since}: no period rebuilt"
+        first, last = self.periods[0].isoformat(), self.periods[-1].isoformat()
+        span = first if first == last else f"{first} to {last}"
+        return (
+            f"rebuilt {len(self.periods)} period(s) ({span}) with runs recorded since {since}: "
+            f"{self.runs} runs, {self.task_runs} task runs, {self.rows} rows"
+        )
 
 
 def refresh_performance(
@@ -125,7 +138,7 @@ def refresh_performance(
         periods = touched_periods(
             connection, tables, since=since, period=period, earliest=moment - lookback, now=moment
         )
-    result = RefreshResult(periods=periods)
+    result = RefreshResult(periods=periods, since=since)
     for start in periods:
         window = Window(start=start, end=start + period)
         report, history = build_window_report(engine, tables, window, context_for, now=moment, config=config)

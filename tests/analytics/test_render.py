@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from analytics import (
     render_markdown_summary,
 )
 from analytics.synthetic import FANOUT, SyntheticHistory, generate_history
+from flows.analytics.outputs import write_logs_tree
 from tests.analytics.factories import T0
 
 
@@ -110,3 +112,30 @@ def test_insight_rows_cover_recommendations_and_findings(report: Report) -> None
     recs = [r for r in rows if r["source"] == "recommendation"]
     assert all(r["yaml_diff"] for r in recs)
     json.dumps([{k: v for k, v in r.items() if not k.startswith("window")} for r in rows], allow_nan=False)
+
+
+def test_written_logs_tree_holds_the_seed_files(report: Report, tmp_path: Path) -> None:
+    written = write_logs_tree(report, tmp_path)
+
+    on_disk = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file())
+    assert on_disk == sorted(
+        [
+            "performance/execution_times.json",
+            "performance/resource_usage.json",
+            "performance/bottleneck_analysis.json",
+            "optimization/suggestions.md",
+            "optimization/performance_improvements.md",
+            "optimization/architecture_recommendations.md",
+            "patterns/workflow_usage.json",
+            "patterns/integration_patterns.json",
+            "patterns/user_behavior.json",
+            "insights/business_impact.md",
+            "insights/technical_learnings.md",
+            "insights/future_opportunities.md",
+            "charts/duration_trends.svg",
+            "charts/critical_path_gantt.svg",
+            "charts/usage_heatmap.svg",
+        ]
+    )
+    assert sorted(written) == sorted(tmp_path / name for name in on_disk)
+    assert all(path.stat().st_size > 0 for path in written)

@@ -11,16 +11,22 @@ import yaml
 from analytics import Report, build_report
 from analytics.report_model import Finding, Recommendation
 from analytics.synthetic import (
+    BAD_BATCH_RATE,
     BOTTLENECK_TASK,
+    BREACH_FAIL_RATE,
+    BREACH_SUCCESS_TARGET,
+    BREACH_TASK,
     CACHE_TASK,
     CLUSTERED_TASK,
     DETERMINISTIC_TASK,
     ETL,
     FANOUT,
     FANOUT_ITEMS,
+    FLAKY_FAIL_RATE,
     FLAKY_TASK,
     INGEST,
     LONG_TAIL_TASK,
+    PARALLEL_TASK,
     SLOW_TASK,
     TIGHT_TASK,
     Facts,
@@ -31,6 +37,20 @@ from analytics.yaml_diff import apply_edits, apply_unified_diff, dump_yaml
 from specs.models import Workflow
 
 SLOPE = 2.0
+DAYS = 30.0
+# Every task a fact is planted on; the others (extract, finalize, list_parts, merge) are clean.
+PLANTED_TASKS = {
+    (ETL, SLOW_TASK),
+    (ETL, BOTTLENECK_TASK),
+    (ETL, LONG_TAIL_TASK),
+    (ETL, CACHE_TASK),
+    (ETL, TIGHT_TASK),
+    (INGEST, FLAKY_TASK),
+    (INGEST, DETERMINISTIC_TASK),
+    (INGEST, CLUSTERED_TASK),
+    (FANOUT, PARALLEL_TASK),
+    (FANOUT, BREACH_TASK),
+}
 
 EXPECTED_RECOMMENDATIONS = {
     f"timeout:{ETL}:{LONG_TAIL_TASK}",
@@ -45,7 +65,7 @@ EXPECTED_RECOMMENDATIONS = {
 
 @pytest.fixture(scope="module")
 def history() -> SyntheticHistory:
-    return generate_history(n_runs=800, seed=11, slowdown_seconds_per_day=SLOPE)
+    return generate_history(n_runs=800, seed=11, days=DAYS, slowdown_seconds_per_day=SLOPE)
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +92,8 @@ def test_exactly_the_planted_recommendations(report: Report) -> None:
 def test_slowing_task_trend_matches_the_planted_slope(report: Report) -> None:
     finding = _finding(report, f"trend:{ETL}:{SLOW_TASK}")
     assert finding.evidence["slope_seconds_per_day"] == pytest.approx(SLOPE, rel=0.3)
+    # The runs span the whole history, so the change over the window is the planted slope times it.
+    assert finding.evidence["change_over_window_seconds"] == pytest.approx(SLOPE * DAYS, rel=0.1)
     assert finding.evidence["p_value"] < 0.001
     perf = next(t for t in report.performance.tasks if (t.workflow, t.task_id) == (ETL, SLOW_TASK))
     assert perf.trend.direction == "slower"
@@ -81,11 +103,41 @@ def test_slowing_task_trend_matches_the_planted_slope(report: Report) -> None:
     assert all(not t.trend.significant for t in steady)
 
 
+def _flagged(report: Report, kind: str) -> set[tuple[str, str | None]]:
+    return {(f.workflow, f.task_id) for f in report.findings if f.kind == kind}
+
+
+def test_findings_name_only_planted_tasks(report: Report, history: SyntheticHistory) -> None:
+    every_task = set(history.tasks[["workflow", "task_id"]].itertuples(index=False, name=None))
+    clean = every_task - PLANTED_TASKS
+    assert {task for _, task in clean} >= {"extract", "finalize", "list_parts", "merge"}
+    kinds = {"trend", "bottleneck", "spec_breach", "failures", "anomaly"}
+    assert {f.kind for f in report.findings} == kinds
+    for kind in kinds:
+        on_tasks = {pair for pair in _flagged(report, kind) if pair[1] is not None}
+        assert on_tasks <= PLANTED_TASKS, (kind, on_tasks & clean)
+    # The whole-workflow trend is transform's slowdown showing through; nothing else trends.
+    assert _flagged(report, "trend") == {(ETL, SLOW_TASK), (ETL, None)}
+    assert _flagged(report, "spec_breach") == {(FANOUT, None)}
+    # Final failures exactly where failures were planted (quality's are its tight timeout).
+    assert _flagged(report, "failures") == {
+        (ETL, TIGHT_TASK),
+        (INGEST, FLAKY_TASK),
+        (INGEST, DETERMINISTIC_TASK),
+        (INGEST, CLUSTERED_TASK),
+        (FANOUT, BREACH_TASK),
+    }
+    assert (ETL, BOTTLENECK_TASK) in _flagged(report, "bottleneck")
+    assert {(ETL, LONG_TAIL_TASK), (ETL, None)} <= _flagged(report, "anomaly")
+    whole_workflow = {(f.kind, f.workflow) for f in report.findings if f.task_id is None}
+    assert whole_workflow == {("trend", ETL), ("anomaly", ETL), ("spec_breach", FANOUT)}
+
+
 def test_flaky_task_gets_more_retries(report: Report) -> None:
     rec = _rec(report, f"retries:{INGEST}:{FLAKY_TASK}")
     ev = rec.evidence
-    assert ev["retry_success_chance"] == pytest.approx(0.75, abs=0.1)
-    assert ev["first_attempt_failure_rate"] == pytest.approx(0.25, abs=0.06)
+    assert ev["retry_success_chance"] == pytest.approx(1 - FLAKY_FAIL_RATE, abs=0.1)
+    assert ev["first_attempt_failure_rate"] == pytest.approx(FLAKY_FAIL_RATE, abs=0.06)
     assert ev["proposed_retries"] > ev["current_retries"] == 1
     assert ev["projected_failure_rate"] < ev["failure_rate"]
     assert rec.changes == {f"tasks.{FLAKY_TASK}.retries": ev["proposed_retries"]}
@@ -99,6 +151,13 @@ def test_deterministic_failure_loses_its_retries(report: Report) -> None:
     assert "+  retries: 0\n" in rec.yaml_diff
     group = next(g for g in report.failures.groups if g.task_id == DETERMINISTIC_TASK)
     assert group.signature == "ValueError: column <str> missing in <path> (row <n>)"
+    # Bad batches fail every attempt: the task's failure rate is the planted bad-batch rate
+    # (within ~2 binomial standard deviations of ~300 runs).
+    rate = rec.evidence["failed_final"] / rec.evidence["task_runs"]
+    assert rate == pytest.approx(BAD_BATCH_RATE, abs=0.03)
+    finding = _finding(report, f"failures:{INGEST}:{DETERMINISTIC_TASK}")
+    assert finding.evidence["failure_rate"] == pytest.approx(rate, abs=1e-4)
+    assert finding.evidence["classification"] == "deterministic"
 
 
 def test_bottleneck_is_on_the_critical_path(report: Report) -> None:
@@ -137,11 +196,16 @@ def test_tight_timeout_is_raised(report: Report) -> None:
     assert rec.evidence["completed_p99_seconds"] >= 0.8 * 40
 
 
-def test_success_rate_breach_is_checked(report: Report) -> None:
+def test_success_rate_breach_is_checked(report: Report, history: SyntheticHistory) -> None:
     check = next(c for c in report.spec_checks if (c.workflow, c.metric) == (FANOUT, "success_rate_min"))
     assert check.breached
-    assert check.observed == pytest.approx(0.88, abs=0.06)
-    assert check.delta is not None
+    assert check.target == BREACH_SUCCESS_TARGET
+    assert check.n == int((history.runs["workflow"] == FANOUT).sum())
+    # notify is the only task of fanout-report that fails: runs succeed at 1 - its failure rate
+    # (within ~1.2 binomial standard deviations of 160 runs).
+    planted_success = 1 - BREACH_FAIL_RATE
+    assert check.observed == pytest.approx(planted_success, abs=0.03)
+    assert check.delta == pytest.approx(planted_success - BREACH_SUCCESS_TARGET, abs=0.03)
     assert check.delta < 0
     assert _finding(report, f"spec_breach:{FANOUT}:-:success_rate_min").severity == "high"
     assert [c for c in report.spec_checks if c.breached] == [check]

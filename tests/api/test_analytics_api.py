@@ -112,3 +112,55 @@ def test_insights_filters(api: ApiServer) -> None:
     later = client.get("/analytics/insights", params={"since": "2024-04-01T00:00:00Z"}).json()
     assert later["total"] == 0
     assert client.get("/analytics/insights", params={"severity": "huge"}).status_code == 422
+
+
+def seed_daily_insights(api: ApiServer, days: int) -> None:
+    """One one-day insight per day from DAY on, created in day order."""
+    engine = sa.create_engine(normalise_url(api.settings.database_url))
+    with Session(engine) as session:
+        for day in range(days):
+            start = DAY + timedelta(days=day)
+            session.add(
+                AnalyticsInsight(
+                    workflow="daily",
+                    window_start=start,
+                    window_end=start + timedelta(days=1),
+                    kind="trend",
+                    title=f"day {day}",
+                    severity="info",
+                    evidence={"day": day},
+                )
+            )
+        session.commit()
+    engine.dispose()
+
+
+def test_insights_until_and_pages(api: ApiServer) -> None:
+    seed(api)
+    seed_daily_insights(api, 6)
+    client = api.client()
+    assert client.get("/analytics/insights").json()["total"] == 8
+
+    # until keeps windows starting before it: the two 5-day windows (from DAY) and days 0-1.
+    before = client.get("/analytics/insights", params={"until": "2024-03-03T00:00:00Z"}).json()
+    assert before["total"] == 4
+    assert sorted(item["title"] for item in before["items"] if item["workflow"] == "daily") == [
+        "day 0",
+        "day 1",
+    ]
+    bounded = client.get(
+        "/analytics/insights",
+        params={"workflow": "daily", "since": "2024-03-03T12:00:00Z", "until": "2024-03-05T00:00:00+00:00"},
+    ).json()
+    assert [item["title"] for item in bounded["items"]] == ["day 3", "day 2"]
+
+    # Pages: newest window first, total counts every match whatever the page.
+    first = client.get("/analytics/insights", params={"workflow": "daily", "limit": 4}).json()
+    assert (first["total"], first["limit"], first["offset"]) == (6, 4, 0)
+    assert [item["title"] for item in first["items"]] == ["day 5", "day 4", "day 3", "day 2"]
+    last = client.get("/analytics/insights", params={"workflow": "daily", "limit": 4, "offset": 4}).json()
+    assert (last["total"], len(last["items"])) == (6, 2)
+    assert [item["title"] for item in last["items"]] == ["day 1", "day 0"]
+    beyond = client.get("/analytics/insights", params={"limit": 4, "offset": 8}).json()
+    assert (beyond["total"], beyond["items"]) == (8, [])
+    assert client.get("/analytics/insights", params={"limit": 0}).status_code == 422

@@ -63,12 +63,19 @@ def test_prefect_task_carries_the_plan() -> None:
 def test_signature_lists_spec_parameters_with_defaults() -> None:
     schema = {
         "type": "object",
-        "properties": {"day": {"type": "string"}, "start-date": {"default": "x"}, "class": {"default": 1}},
+        "properties": {
+            "day": {"type": "string"},
+            "note": {"type": "string"},
+            "start-date": {"default": "x"},
+            "class": {"default": 1},
+        },
+        "required": ["day"],
     }
 
     signature = parameters_signature(schema)
 
-    assert list(signature.parameters) == ["day", "start-date", "class"]
+    assert list(signature.parameters) == ["day", "note", "start-date", "class"]
     assert signature.parameters["day"].default is inspect.Parameter.empty
+    assert signature.parameters["note"].default is None  # optional: Prefect must not demand it
     assert signature.parameters["start-date"].default == "x"
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in signature.parameters.values())

@@ -15,7 +15,7 @@ from prefect_sqlalchemy import SqlAlchemyConnector
 from blocks.workflow_definition import register_block_types, save_definition
 from deployments.pairing import pair_documents
 from specs.loader import load_path
-from tests.flows.factories import flow_run_id, run_workflow, task_runs
+from tests.flows.factories import flow_run_id, read_flow_run, run_workflow, task_runs
 
 pytestmark = pytest.mark.anyio
 
@@ -116,3 +116,19 @@ async def test_example_runs(
         if workflow.name == "conditional-refresh":
             skipped = sorted(name for name, run in runs.items() if run.state.name == "Skipped")
             assert len(skipped) == 1
+
+
+async def test_a_scheduled_run_without_day_uses_its_scheduled_date(prefect_api: object) -> None:
+    """Scheduled runs carry no parameters: ``day`` falls back to the run's scheduled date."""
+    pairing = pair_documents(load_path(EXAMPLES / "regional-report.yaml"))
+    [(workflow, specification)] = pairing.pairs
+
+    state = await run_workflow(workflow, specification)
+
+    assert state.is_completed(), state.message
+    flow_run = await read_flow_run(flow_run_id(state))
+    assert flow_run.expected_start_time is not None
+    day = flow_run.expected_start_time.date().isoformat()
+    outputs = await state.aresult()
+    assert outputs["announce"].startswith(f"Best region on {day}: ")
+    assert {report["day"] for report in outputs["per_region"]} == {day}

@@ -11,6 +11,8 @@ from specs.parameters import (
     apply_defaults,
     check_parameters_schema,
     declared_parameters,
+    drop_unset_optionals,
+    optional_parameters,
     parse_cli_param,
     parse_cli_params,
     validate_parameters,
@@ -108,3 +110,21 @@ def test_parse_cli_param_refuses(text: str) -> None:
 
 def test_parse_cli_params_later_wins() -> None:
     assert parse_cli_params(["a=1", "b=x", "a=2"]) == {"a": 2, "b": "x"}
+
+
+def test_drop_unset_optionals_removes_only_a_null_the_schema_refuses() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "day": {"type": "string", "format": "date"},
+            "note": {"type": ["string", "null"]},
+            "must": {"type": "string"},
+            "limit": {"type": "integer", "default": 3},
+        },
+        "required": ["must"],
+    }
+
+    kept = drop_unset_optionals(schema, {"day": None, "note": None, "must": None, "limit": None})
+
+    assert kept == {"note": None, "must": None, "limit": None}
+    assert optional_parameters(schema) == {"day", "note"}

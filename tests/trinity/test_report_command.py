@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import subprocess
@@ -16,7 +17,14 @@ from typer.testing import CliRunner
 
 from analytics import LOGS_TREE_PATHS
 from flows.analytics.database import open_engine, reflect_tables
-from tests.flows.analytics.support import Store, database_url, reset_events_worker, run_and_settle, store
+from tests.flows.analytics.support import (
+    Store,
+    database_url,
+    recorded_run,
+    reset_events_worker,
+    run_and_settle,
+    store,
+)
 from tests.flows.factories import specification, workflow
 from trinity.commands import report_commands
 
@@ -97,6 +105,34 @@ def test_default_out_is_the_state_dir(prefect_api: object, trinity_db: Store, tm
     assert code == 0
     assert (tmp_path / "state" / "LOGS" / "optimization" / "suggestions.md").is_file()
     assert "No recommendations in this window." in stdout
+
+
+def test_iso_dates_bound_the_window(trinity_db: Store, tmp_path: Path) -> None:
+    day = dt.datetime(2025, 3, 2, 12, tzinfo=dt.UTC)
+    recorded_run(trinity_db.url, "iso-inside", day)
+    recorded_run(trinity_db.url, "iso-inside", day + dt.timedelta(hours=1))
+    recorded_run(trinity_db.url, "iso-after", day + dt.timedelta(days=3))
+    recorded_run(trinity_db.url, "iso-before", day - dt.timedelta(days=3))
+    out = tmp_path / "LOGS"
+
+    code, stdout, stderr = invoke(
+        "--since", "2025-03-01", "--until", "2025-03-03T00:00:00Z", "--out", str(out), "--no-harvest"
+    )
+
+    assert code == 0, stderr
+    times = json.loads((out / "performance" / "execution_times.json").read_text())
+    assert times["window_start"].startswith("2025-03-01T00:00:00")
+    assert times["window_end"].startswith("2025-03-03T00:00:00")
+    assert [(w["workflow"], w["runs"]) for w in times["workflows"]] == [("iso-inside", 2)]
+    assert "iso-inside" in stdout
+    assert "iso-after" not in stdout
+
+
+def test_out_help_names_the_real_default() -> None:
+    result = CliRunner().invoke(app(), ["report", "--help"], env={"COLUMNS": "200", "TERM": "dumb"})
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "$TRINITY_LOGS_DIR, else analytics.logs_dir when configured, else <state_dir>/LOGS" in text
 
 
 def _trinity(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -150,7 +150,7 @@ async def _deploy_analytics(pool: str) -> list[Any]:
     from trinity.settings import ConfigError, load_settings
 
     try:
-        options = schedule_options(load_settings().analytics.model_dump())
+        options = schedule_options(load_settings().analytics)
     except ConfigError as exc:
         _fail(f"error: {exc}")
     return await deploy_analytics_flows(work_pool=pool, **options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from prefect.events.worker import EventsWorker
 
 from api.db import migrate
 from flows.analytics.database import Tables, open_engine, reflect_tables
+from flows.recording import RunRecord, TaskRecord, write_execution_log
 from tests.flows.factories import flow_run_id, run_workflow, task_runs
 
 DATA_TABLES = (
@@ -104,3 +106,27 @@ def reset_events_worker() -> None:
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def recorded_run(url: str, workflow_name: str, ended: dt.datetime) -> None:
+    """Write one finished run with one 20-second task, as the executor records it."""
+    record = RunRecord(
+        workflow_name=workflow_name,
+        workflow_version="1.0.0",
+        flow_run_id=uuid.uuid4(),
+        parameters={},
+        expected_start_time=ended - dt.timedelta(seconds=30),
+        started_at=ended - dt.timedelta(seconds=29),
+    )
+    record.tasks = {
+        "only": TaskRecord(
+            task_id="only",
+            state="COMPLETED",
+            state_name="Completed",
+            attempts=1,
+            duration_seconds=20.0,
+            start_time=ended - dt.timedelta(seconds=25),
+            end_time=ended - dt.timedelta(seconds=5),
+        )
+    }
+    assert write_execution_log(record.row(status="COMPLETED", ended_at=ended), url=url)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +15,25 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from analytics import LOGS_TREE_PATHS
 from deployments.service import deploy_workflow
 from flows.analytics.context import load_context_source
-from flows.analytics.flows import insights_report, performance_report
+from flows.analytics.database import read_watermark
+from flows.analytics.flows import (
+    HARVEST_ARTIFACT,
+    PERFORMANCE_REFRESH_ARTIFACT,
+    harvest,
+    insights_report,
+    performance_report,
+)
 from flows.analytics.harvest import harvest_history
 from flows.analytics.history import Window
-from flows.analytics.reports import build_window_report, floor_time, insights_window, refresh_performance
-from flows.recording import RunRecord, TaskRecord, write_execution_log
+from flows.analytics.reports import (
+    PERFORMANCE_WATERMARK,
+    build_window_report,
+    floor_time,
+    insights_window,
+    refresh_performance,
+)
 from tests.api.support import make_settings, start_api_server
-from tests.flows.analytics.support import Store, run_and_settle, utcnow
+from tests.flows.analytics.support import Store, recorded_run, run_and_settle, utcnow
 from tests.flows.factories import flow_run_id, specification, workflow
 
 pytestmark = pytest.mark.anyio
@@ -134,14 +145,39 @@ async def test_report_flows_write_files_artifacts_and_rows(
         a for a in await _artifacts("trinity-performance-report") if a.flow_run_id == flow_run_id(state)
     ]
     assert "reported" in str(artifact.data)
+    (refresh,) = [
+        a for a in await _artifacts(PERFORMANCE_REFRESH_ARTIFACT) if a.flow_run_id == flow_run_id(state)
+    ]
+    assert f"rebuilt {len(result['periods'])} period(s)" in str(refresh.data)
+    assert f"wrote {len(written)} file(s) to {logs}" in str(refresh.data)
     perf = trinity_db.tables.performance
     day_rows = trinity_db.rows(perf, perf.c.workflow == "reported", perf.c.window_start == today)
     assert {row["task_id"] for row in day_rows} == {None, "extract", "load"}
     whole = next(row for row in day_rows if row["task_id"] is None)
     assert whole["metrics"]["runs"] == 3
 
-    again = await performance_report(logs_dir_path=str(logs), database_url=trinity_db.url)
-    assert again["periods"] == []  # nothing new: no period rebuilt
+    with trinity_db.engine.connect() as connection:
+        watermark = read_watermark(connection, trinity_db.tables, PERFORMANCE_WATERMARK)
+    assert watermark is not None
+    idle = await performance_report(logs_dir_path=str(logs), database_url=trinity_db.url, return_state=True)
+    assert (await idle.aresult())["periods"] == []  # nothing new: no period rebuilt
+    # An idle run still says so in the UI, without replacing the latest report artifact.
+    (summary,) = [
+        a for a in await _artifacts(PERFORMANCE_REFRESH_ARTIFACT) if a.flow_run_id == flow_run_id(idle)
+    ]
+    assert f"no runs recorded since {watermark.isoformat()}: no period rebuilt" in str(summary.data)
+    assert f"left the files in {logs} as they were" in str(summary.data)
+    assert "harvested " in str(summary.data)
+    assert not [
+        a for a in await _artifacts("trinity-performance-report") if a.flow_run_id == flow_run_id(idle)
+    ]
+    harvested = await harvest(database_url=trinity_db.url, return_state=True)
+    (harvest_summary,) = [
+        a for a in await _artifacts(HARVEST_ARTIFACT) if a.flow_run_id == flow_run_id(harvested)
+    ]
+    flow_runs = (await harvested.aresult())["flow_runs"]
+    assert flow_runs >= 3  # the re-read window covers the runs above
+    assert f"harvested {flow_runs} flow run(s) ended since " in str(harvest_summary.data)
     ran.append(flow_run_id(await run_and_settle(wf, specification(), expected_tasks=2)))
     third = await performance_report(logs_dir_path=str(logs), database_url=trinity_db.url)
     assert today.isoformat() in third["periods"]
@@ -184,36 +220,13 @@ async def test_report_flows_write_files_artifacts_and_rows(
     }
 
 
-def _recorded_run(url: str, workflow_name: str, ended: dt.datetime) -> None:
-    record = RunRecord(
-        workflow_name=workflow_name,
-        workflow_version="1.0.0",
-        flow_run_id=uuid.uuid4(),
-        parameters={},
-        expected_start_time=ended - dt.timedelta(seconds=30),
-        started_at=ended - dt.timedelta(seconds=29),
-    )
-    record.tasks = {
-        "only": TaskRecord(
-            task_id="only",
-            state="COMPLETED",
-            state_name="Completed",
-            attempts=1,
-            duration_seconds=20.0,
-            start_time=ended - dt.timedelta(seconds=25),
-            end_time=ended - dt.timedelta(seconds=5),
-        )
-    }
-    assert write_execution_log(record.row(status="COMPLETED", ended_at=ended), url=url)
-
-
 @pytest.mark.parametrize("trinity_db", ["sqlite", "postgres"], indirect=True)
 def test_refresh_rebuilds_only_periods_with_new_runs(trinity_db: Store) -> None:
     now = utcnow()
     today = floor_time(now, dt.timedelta(days=1))
     three_days_ago = today - dt.timedelta(days=3)
-    _recorded_run(trinity_db.url, "recorded", now)
-    _recorded_run(trinity_db.url, "recorded", three_days_ago + dt.timedelta(hours=12))
+    recorded_run(trinity_db.url, "recorded", now)
+    recorded_run(trinity_db.url, "recorded", three_days_ago + dt.timedelta(hours=12))
     time.sleep(1.1)  # execution_logs.created_at has whole seconds on SQLite: let it tick over
 
     def refresh() -> list[dt.datetime]:
@@ -228,7 +241,7 @@ def test_refresh_rebuilds_only_periods_with_new_runs(trinity_db: Store) -> None:
     assert sorted(row["window_start"] for row in rows) == [three_days_ago, today]
     assert refresh() == []
 
-    _recorded_run(trinity_db.url, "recorded", now)
+    recorded_run(trinity_db.url, "recorded", now)
     assert refresh() == [today]
     today_rows = trinity_db.rows(perf, perf.c.task_id.is_(None), perf.c.window_start == today)
     assert [row["metrics"]["runs"] for row in today_rows] == [2]
