@@ -17,9 +17,17 @@ def ingest(*, partition: str) -> dict[str, Any]:
 
 
 def summarize(*, results: Sequence[Any]) -> dict[str, Any]:
-    """Count the child runs and the rows they loaded (results may be nested child outputs)."""
-    rows = 0
-    for result in results:
-        if isinstance(result, dict):
-            rows += int(result.get("rows", 0) or 0)
-    return {"partitions": len(results), "rows": rows}
+    """Count the child runs and the rows they loaded.
+
+    Each result is a child run's outputs by task id (``{"ingest": {"rows": ...}}``), so rows are
+    looked for in nested outputs too.
+    """
+    return {"partitions": len(results), "rows": sum(_rows(result) for result in results)}
+
+
+def _rows(value: Any) -> int:
+    if not isinstance(value, dict):
+        return 0
+    if "rows" in value:
+        return int(value["rows"] or 0)
+    return sum(_rows(item) for item in value.values())

@@ -14,6 +14,7 @@ from prefect_sqlalchemy import SqlAlchemyConnector
 
 from blocks.workflow_definition import register_block_types, save_definition
 from deployments.pairing import pair_documents
+from flows.examples.partitions import ingest
 from specs.loader import load_path
 from tests.flows.factories import flow_run_id, read_flow_run, run_workflow, task_runs
 
@@ -113,6 +114,8 @@ async def test_example_runs(
         if workflow.name == "nightly-ingest":
             assert sorted(name for name in runs if name.startswith("ingest[")) == ["ingest[0]", "ingest[1]"]
             assert outputs["summarize"]["partitions"] == 2
+            loaded = [ingest(partition=f"2026-11-21/p{index}")["rows"] for index in range(2)]
+            assert outputs["summarize"]["rows"] == sum(loaded) > 0
         if workflow.name == "conditional-refresh":
             skipped = sorted(name for name, run in runs.items() if run.state.name == "Skipped")
             assert len(skipped) == 1
