@@ -145,6 +145,10 @@ async def _task_runs(client: Any, flow_run_id: UUID) -> list[TaskRunStatus]:
             offset=offset,
         )
         for task_run in page:
+            if "__parents__" in task_run.task_inputs:
+                # Prefect's tracking task run for a child workflow (a subflow called from a spec
+                # task): it names that task as its parent and is not one of the spec's tasks.
+                continue
             state_type, state_name = _state(task_run)
             found.append(
                 TaskRunStatus(

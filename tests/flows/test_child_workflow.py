@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from blocks.workflow_definition import save_definition
+from deployments.runs import read_run
 from deployments.service import deploy_workflow
 from tests.flows.factories import (
     child_flow_runs,
@@ -56,6 +57,9 @@ async def test_child_runs_as_a_subflow_of_the_parent_task(prefect_api: object) -
     assert children[0].state.is_completed()
     assert children[0].flow_version == "1.0.0"
     assert children[0].parameters == {"n": 21}
+    # What the REST layer reports for the parent: the spec's tasks, not Prefect's tracking run.
+    status = await read_run(flow_run_id=flow_run_id(state))
+    assert sorted(task.name for task in status.tasks) == ["call", "use"]
 
 
 async def test_version_range_picks_the_highest_stored_match(prefect_api: object) -> None:
