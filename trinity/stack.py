@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 import signal
-import subprocess
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -26,15 +26,29 @@ from pathlib import Path
 
 import httpx
 
-from trinity.supervisor import ChildSpec, Supervisor, SupervisorError, http_ok, port_in_use
+from flows.worker.tuning import server_environment
+from trinity.stack_setup import RUN_REPORT_SCRIPT, StackError, register_in_api, run_step, worker_heartbeat
+from trinity.supervisor import (
+    ChildSpec,
+    StopRequestedError,
+    Supervisor,
+    SupervisorError,
+    http_ok,
+    port_in_use,
+    reap_orphans,
+)
 
 STATUS_FILE = "status.json"
 PID_FILE = "up.pid"
 SECRETS_FILE = "secrets.json"
 
 
-class StackError(Exception):
-    """``trinity up``/``down``/``status`` could not do what was asked; the message says why."""
+class AlreadyRunningError(StackError):
+    """A ``trinity up`` already runs for this state folder."""
+
+    def __init__(self, state_dir: Path, pid: int) -> None:
+        super().__init__(f"trinity up is already running for {state_dir} (pid {pid})")
+        self.pid = pid
 
 
 @dataclass
@@ -112,10 +126,17 @@ def stack_env(config: StackConfig, stack_secrets: dict[str, str]) -> dict[str, s
 def child_specs(config: StackConfig, env: dict[str, str]) -> list[ChildSpec]:
     """The three children of the stack, in start order."""
     trinity = [sys.executable, "-m", "trinity.cli"]
+    # Unique to this `trinity up`, so the health check below finds this worker's heartbeat only.
+    worker_name = f"trinity-up-{socket.gethostname()}-{os.getpid()}".replace("/", "-").replace("%", "-")
+    since = time.time()
     # The UI asks the browser to call this URL; without it the UI assumes port 4200.
-    prefect_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"} | {
-        "PREFECT_UI_API_URL": config.prefect_api_url
-    }
+    # Plus the server settings that lower its CPU per run (flows/worker/tuning.py has the trade-offs);
+    # whatever the operator set in the environment wins.
+    prefect_env = (
+        {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+        | server_environment(env)
+        | {"PREFECT_UI_API_URL": config.prefect_api_url}
+    )
     return [
         ChildSpec(
             name="prefect-server",
@@ -145,10 +166,19 @@ def child_specs(config: StackConfig, env: dict[str, str]) -> list[ChildSpec]:
         ),
         ChildSpec(
             name="trinity-worker",
-            argv=[*trinity, "worker", "--pool", config.pool, "--processes", str(config.worker_processes)],
+            argv=[
+                *trinity,
+                "worker",
+                "--pool",
+                config.pool,
+                "--processes",
+                str(config.worker_processes),
+                "--name",
+                worker_name,
+            ],
             env=env,
-            health=lambda: True,
-            start_timeout=30.0,
+            health=lambda: worker_heartbeat(config.prefect_api_url, config.pool, worker_name, since),
+            start_timeout=120.0,
         ),
     ]
 
@@ -179,35 +209,39 @@ def check_ports(config: StackConfig) -> None:
             )
 
 
-def run_step(argv: list[str], env: dict[str, str], log_path: Path, *, timeout: float) -> str:
-    """Run one set-up command (deploy, demo run), logging its output; return its output."""
-    result = subprocess.run(
-        argv, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-    )
-    with log_path.open("a") as log:
-        log.write(f"$ {' '.join(argv)}\n{result.stdout}{result.stderr}\n")
-    if result.returncode != 0:
-        raise StackError(
-            f"`{' '.join(argv[2:])}` failed (exit {result.returncode}): "
-            f"{(result.stderr or result.stdout).strip().splitlines()[-1:] or ['no output']}"
-        )
-    return result.stdout
+def clear_stale_state(state_dir: Path) -> list[str]:
+    """Clean up after a ``trinity up`` that was killed without stopping: stop its orphaned
+    children and remove its pid and status files. Return what was stopped.
+
+    Only for when :func:`running_supervisor` finds none.
+    """
+    stopped = reap_orphans(state_dir)
+    for name in (PID_FILE, STATUS_FILE):
+        with contextlib.suppress(OSError):
+            (state_dir / name).unlink()
+    return stopped
 
 
 def bring_up(config: StackConfig, *, say: Callable[[str], None], stop_requested: Callable[[], bool]) -> None:
-    """Start the stack, set it up, and supervise it until ``stop_requested()``."""
+    """Start the stack, set it up, and supervise it until ``stop_requested()``.
+
+    Raises :class:`AlreadyRunningError` when a ``trinity up`` already runs for the state folder. A stop
+    requested while starting or setting up stops everything and returns normally.
+    """
     other = running_supervisor(config.state_dir)
     if other is not None:
-        raise StackError(
-            f"trinity up is already running for {config.state_dir} (pid {other}); "
-            "use `trinity status` to see it or `trinity down` to stop it"
-        )
+        raise AlreadyRunningError(config.state_dir, other)
+    # Before the port check: the orphans of a killed `trinity up` are what would hold the ports.
+    for what in clear_stale_state(config.state_dir):
+        say(f"stopped {what}, left running by a trinity up that was killed")
     check_ports(config)
     config.state_dir.mkdir(parents=True, exist_ok=True)
     (config.state_dir / PID_FILE).write_text(str(os.getpid()))
     stack_secrets = load_secrets(config.state_dir)
     env = stack_env(config, stack_secrets)
-    supervisor = Supervisor(state_dir=config.state_dir, log_dir=config.log_dir)
+    supervisor = Supervisor(
+        state_dir=config.state_dir, log_dir=config.log_dir, stop_requested=stop_requested, report=say
+    )
     status_path = config.state_dir / STATUS_FILE
     info: dict[str, object] = {
         "prefect_ui": config.prefect_ui_url,
@@ -215,22 +249,26 @@ def bring_up(config: StackConfig, *, say: Callable[[str], None], stop_requested:
         "api_docs": f"{config.api_url}/docs",
         "state_dir": str(config.state_dir),
     }
+    setup_log = config.log_dir / "setup.log"
+
+    def supervise() -> None:
+        for line in supervisor.check():
+            say(line)
+        supervisor.write_status(status_path, info)
+
+    def step(argv: list[str], timeout: float) -> str:
+        return run_step(argv, env, setup_log, timeout=timeout, stop_requested=stop_requested, tick=supervise)
+
     try:
         for spec in child_specs(config, env):
             say(f"starting {spec.name} ...")
             child = supervisor.start(spec)
             say(f"{spec.name} is up (pid {child.pid}){' at ' + spec.url if spec.url else ''}")
             supervisor.write_status(status_path, info)
-        setup_log = config.log_dir / "setup.log"
         trinity = [sys.executable, "-m", "trinity.cli"]
         if config.examples:
             say("deploying the examples and the analytics flows ...")
-            out = run_step(
-                [*trinity, "deploy", *map(str, config.examples), "--pool", config.pool],
-                env,
-                setup_log,
-                timeout=300,
-            )
+            out = step([*trinity, "deploy", *map(str, config.examples), "--pool", config.pool], 300)
             for line in out.splitlines():
                 if line.strip():
                     say(f"  {line.strip()}")
@@ -238,8 +276,8 @@ def bring_up(config: StackConfig, *, say: Callable[[str], None], stop_requested:
             say(f"running the example workflow '{config.demo_workflow}' through the worker ...")
             params = [arg for p in config.demo_params for arg in ("--param", p)]
             try:
-                out = run_step([*trinity, "run", config.demo_workflow, *params], env, setup_log, timeout=600)
-            except (StackError, subprocess.TimeoutExpired) as exc:
+                out = step([*trinity, "run", config.demo_workflow, *params], 600)
+            except StackError as exc:
                 # The stack itself is healthy; a failed demo is reported, not fatal.
                 info["demo"] = f"failed: {exc}"
                 say(f"  the demo run failed: {exc} (details in {setup_log})")
@@ -257,8 +295,8 @@ def bring_up(config: StackConfig, *, say: Callable[[str], None], stop_requested:
         if config.examples:
             say("running the performance report once, so its artifact is in the Prefect UI ...")
             try:
-                out = run_step([sys.executable, "-c", _RUN_REPORT], env, setup_log, timeout=600)
-            except (StackError, subprocess.TimeoutExpired) as exc:
+                out = step([sys.executable, "-c", RUN_REPORT_SCRIPT], 600)
+            except StackError as exc:
                 say(f"  the report run failed: {exc} (details in {setup_log})")
             else:
                 say(f"  {out.strip()}")
@@ -266,10 +304,10 @@ def bring_up(config: StackConfig, *, say: Callable[[str], None], stop_requested:
         supervisor.write_status(status_path, info)
         say(ready_banner(config, stack_secrets, str(info.get("demo_workflow_id") or "") or None))
         while not stop_requested():
-            for line in supervisor.check():
-                say(line)
-            supervisor.write_status(status_path, info)
+            supervise()
             time.sleep(1.0)
+    except StopRequestedError:
+        pass
     except SupervisorError as exc:
         raise StackError(str(exc)) from exc
     finally:
@@ -280,51 +318,6 @@ def bring_up(config: StackConfig, *, say: Callable[[str], None], stop_requested:
         with contextlib.suppress(OSError):
             status_path.unlink()
         say("stopped")
-
-
-def register_in_api(config: StackConfig, api_key: str) -> str:
-    """Store the demo workflow and its specification through the REST API and activate it.
-
-    Idempotent: documents already stored are found by name and reused. Returns the workflow id.
-    """
-    from specs.loader import load_path
-
-    path = next(
-        (p for base in config.examples for p in sorted(Path(base).glob(f"{config.demo_workflow}.y*ml"))),
-        None,
-    )
-    if path is None:
-        raise StackError(f"no example file named {config.demo_workflow}.yaml in {config.examples}")
-    documents = {doc.kind: doc for doc in load_path(path)}
-    headers = {"X-API-Key": api_key}
-    with httpx.Client(base_url=config.api_url, headers=headers, timeout=120) as client:
-        for kind, route, query in (
-            ("Specification", "/specs", {}),
-            ("Workflow", "/workflows", {"status": "active"}),
-        ):
-            body = documents[kind].model_dump(mode="json", by_alias=True, exclude_none=True)
-            response = client.post(route, json=body, params=query)
-            if response.status_code == 409:
-                continue
-            if response.status_code >= 400:
-                raise StackError(f"POST {route} answered {response.status_code}: {response.text[:300]}")
-        found = client.get("/workflows", params={"name": config.demo_workflow}).json()
-        items = found.get("items", [])
-        if not items:
-            raise StackError(f"workflow {config.demo_workflow} not found in the API after storing it")
-        workflow = items[0]
-        if workflow.get("status") != "active":
-            client.put(f"/workflows/{workflow['id']}", json={"status": "active"}).raise_for_status()
-        return str(workflow["id"])
-
-
-# Runs the hourly analytics deployment now, through the worker, and waits for it.
-_RUN_REPORT = """
-from prefect.deployments import run_deployment
-run = run_deployment("trinity-performance-report/trinity", timeout=540)
-print(f"performance report run {run.name}: {run.state.name if run.state else 'unknown'}")
-raise SystemExit(0 if run.state and run.state.is_completed() else 1)
-"""
 
 
 def ready_banner(config: StackConfig, stack_secrets: dict[str, str], workflow_id: str | None = None) -> str:
@@ -352,26 +345,34 @@ def ready_banner(config: StackConfig, stack_secrets: dict[str, str], workflow_id
     )
 
 
-def bring_down(state_dir: Path, *, timeout: float = 60.0) -> bool:
-    """Stop a running ``trinity up``; True when one was running."""
+def bring_down(state_dir: Path, *, timeout: float = 60.0) -> list[str]:
+    """Stop a running ``trinity up``, or the children a killed one left behind; say what stopped.
+
+    An empty list means nothing ran.
+    """
     pid = running_supervisor(state_dir)
     if pid is None:
-        return False
+        return [
+            f"{what}, left running by a trinity up that was killed" for what in clear_stale_state(state_dir)
+        ]
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if running_supervisor(state_dir) is None:
-            return True
+    while running_supervisor(state_dir) is not None:
+        if time.monotonic() >= deadline:
+            raise StackError(f"trinity up (pid {pid}) did not stop within {timeout:.0f}s")
         time.sleep(0.3)
-    raise StackError(f"trinity up (pid {pid}) did not stop within {timeout:.0f}s")
+    # Normally a no-op; it matters when the supervisor died while stopping.
+    return [f"trinity up (pid {pid})", *clear_stale_state(state_dir)]
 
 
 def read_status(state_dir: Path) -> dict[str, object] | None:
     """The status a running ``trinity up`` last wrote, or None when none runs."""
-    if running_supervisor(state_dir) is None:
+    pid = running_supervisor(state_dir)
+    if pid is None:
         return None
     try:
         data: dict[str, object] = json.loads((state_dir / STATUS_FILE).read_text())
     except (OSError, json.JSONDecodeError):
-        return {"children": []}
+        # Still starting its first child.
+        return {"supervisor_pid": pid, "children": []}
     return data

@@ -2,7 +2,9 @@
 
 Each child runs in its own process group with its output in a log file of the state folder, so a
 stop reaches every process it started and nothing is left behind. The supervisor keeps a small
-status file that ``trinity status`` and ``trinity down`` read.
+status file that ``trinity status`` and ``trinity down`` read, and a record of its children's
+process groups (``children.json``) so that, should the supervisor itself be killed with SIGKILL,
+:func:`reap_orphans` can still find and stop them.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,10 +26,18 @@ import httpx
 HealthCheck = Callable[[], bool]
 STOP_TIMEOUT_SECONDS = 20.0
 MAX_RESTART_DELAY_SECONDS = 30.0
+CHILDREN_FILE = "children.json"
+# Every child (and whatever it starts, since environments are inherited) carries this variable with
+# the supervisor's token, which tells our processes apart from strangers that reuse their pids.
+TOKEN_ENV = "TRINITY_SUPERVISOR_TOKEN"
 
 
 class SupervisorError(Exception):
     """A child could not be started or never became healthy."""
+
+
+class StopRequestedError(Exception):
+    """A stop was asked for (Ctrl-C, ``trinity down``) while waiting on a child or a step."""
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -82,10 +93,22 @@ class Child:
 class Supervisor:
     """Starts children in order, waits for each to be healthy, restarts any that die."""
 
-    def __init__(self, *, state_dir: Path, log_dir: Path) -> None:
+    def __init__(
+        self,
+        *,
+        state_dir: Path,
+        log_dir: Path,
+        stop_requested: Callable[[], bool] | None = None,
+        report: Callable[[str], None] | None = None,
+    ) -> None:
         self.state_dir = state_dir
         self.log_dir = log_dir
         self.children: list[Child] = []
+        self.stop_requested = stop_requested or (lambda: False)
+        self.report = report or (lambda line: None)
+        self.token = secrets.token_hex(16)
+        self.record_path = state_dir / CHILDREN_FILE
+        state_dir.mkdir(parents=True, exist_ok=True)
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def start(self, spec: ChildSpec) -> Child:
@@ -107,7 +130,7 @@ class Supervisor:
             log.flush()
             child.process = subprocess.Popen(
                 list(child.spec.argv),
-                env=child.spec.env,
+                env=child.spec.env | {TOKEN_ENV: self.token},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -115,10 +138,30 @@ class Supervisor:
             )
         child.started_at = time.monotonic()
         child.healthy = False
+        # Written before anything else can go wrong, so even a supervisor killed right now leaves
+        # a record that finds this child.
+        self._write_record()
+
+    def _write_record(self) -> None:
+        record = {
+            "supervisor_pid": os.getpid(),
+            "token": self.token,
+            "children": [
+                {"name": c.spec.name, "pid": c.pid, "pgid": c.pid, "argv": list(c.spec.argv)}
+                for c in self.children
+                if c.pid is not None
+            ],
+        }
+        _write_json(self.record_path, record)
 
     def _wait_healthy(self, child: Child) -> None:
         deadline = time.monotonic() + child.spec.start_timeout
         while time.monotonic() < deadline:
+            if self.stop_requested():
+                raise StopRequestedError(f"stop requested while {child.spec.name} was starting")
+            # The children started before this one are kept alive meanwhile.
+            for line in self.check(skip=child):
+                self.report(line)
             if not child.alive():
                 tail = _tail(child.log_path)
                 raise SupervisorError(
@@ -134,11 +177,16 @@ class Supervisor:
             f"see {child.log_path}"
         )
 
-    def check(self) -> list[str]:
-        """One supervision pass: restart dead children (with backoff); return what happened."""
+    def check(self, skip: Child | None = None) -> list[str]:
+        """One supervision pass: restart dead children (with backoff); return what happened.
+
+        ``skip`` is a child still starting, which :meth:`start` watches itself.
+        """
         happened: list[str] = []
         now = time.monotonic()
         for child in self.children:
+            if child is skip:
+                continue
             if child.alive():
                 if not child.healthy and child.spec.health():
                     child.healthy = True
@@ -166,6 +214,8 @@ class Supervisor:
         """Stop every child, newest first: SIGTERM to its group, SIGKILL after a grace period."""
         for child in reversed(self.children):
             stop_process_group(child.process)
+        with contextlib.suppress(OSError):
+            self.record_path.unlink()
 
     def status(self) -> dict[str, object]:
         """A JSON-ready picture of the children."""
@@ -176,6 +226,7 @@ class Supervisor:
                 {
                     "name": c.spec.name,
                     "pid": c.pid,
+                    "pgid": c.pid,
                     "alive": c.alive(),
                     "healthy": c.healthy,
                     "restarts": c.restarts,
@@ -188,10 +239,7 @@ class Supervisor:
 
     def write_status(self, path: Path, extra: dict[str, object] | None = None) -> None:
         """Write :meth:`status` (plus ``extra``) atomically to ``path``."""
-        data = self.status() | (extra or {})
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(path)
+        _write_json(path, self.status() | (extra or {}))
 
 
 def stop_process_group(process: subprocess.Popen[bytes] | None) -> None:
@@ -209,6 +257,83 @@ def stop_process_group(process: subprocess.Popen[bytes] | None) -> None:
     # Grandchildren that outlived their parent are still in the group.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+def reap_orphans(state_dir: Path) -> list[str]:
+    """Stop the children a killed supervisor left behind in ``state_dir``; say which.
+
+    Call it only when the supervisor that wrote the record is gone. A recorded process group is
+    stopped only when one of its live members still carries the supervisor's token (or, for the
+    group leader, the recorded command line), so a pid reused by a stranger is left alone.
+    """
+    path = state_dir / CHILDREN_FILE
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    token = str(record.get("token", ""))
+    stopped: list[str] = []
+    for entry in record.get("children", []):
+        pgid = entry.get("pgid")
+        if not isinstance(pgid, int) or pgid <= 1:
+            continue
+        members = _group_members(pgid)
+        argv = [str(arg) for arg in entry.get("argv", [])]
+        if any(_is_ours(pid, token, argv if pid == pgid else None) for pid in members):
+            _kill_group(pgid)
+            stopped.append(f"{entry.get('name')} (process group {pgid})")
+    with contextlib.suppress(OSError):
+        path.unlink()
+    return stopped
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group ``pgid``, from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name in parentheses may hold spaces; the fields after it do not.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def _is_ours(pid: int, token: str, argv: list[str] | None) -> bool:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if token and f"{TOKEN_ENV}={token}".encode() in environ:
+        return True
+    return bool(argv) and [part.decode(errors="replace") for part in cmdline if part] == argv
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGTERM a process group that is not our child, then SIGKILL what is left after the grace."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while _group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _write_json(path: Path, data: dict[str, object]) -> None:
+    # Readers (`trinity status`, `trinity down`) never see a half-written file.
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -6,12 +6,13 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.support.servers import free_port
-from trinity.supervisor import ChildSpec, Supervisor, SupervisorError, http_ok
+from trinity.supervisor import ChildSpec, StopRequestedError, Supervisor, SupervisorError, http_ok
 
 
 def http_server_spec(port: int, *, name: str = "web") -> ChildSpec:
@@ -99,3 +100,47 @@ def test_child_that_dies_while_starting_names_its_log(tmp_path: Path) -> None:
     )
     with pytest.raises(SupervisorError, match=r"broken exited with code 3(.|\n)*bad config: no secret"):
         supervisor.start(spec)
+
+
+def sleeper_spec(name: str, health: Callable[[], bool]) -> ChildSpec:
+    return ChildSpec(
+        name=name,
+        argv=[sys.executable, "-c", "import time; time.sleep(600)"],
+        env=dict(os.environ),
+        health=health,
+        start_timeout=60,
+    )
+
+
+def test_a_stop_while_a_child_starts_ends_the_wait(tmp_path: Path) -> None:
+    started = time.monotonic()
+    supervisor = Supervisor(
+        state_dir=tmp_path, log_dir=tmp_path / "logs", stop_requested=lambda: time.monotonic() - started > 2
+    )
+    try:
+        with pytest.raises(StopRequestedError, match="never-healthy was starting"):
+            supervisor.start(sleeper_spec("never-healthy", lambda: False))
+        assert time.monotonic() - started < 20
+    finally:
+        supervisor.stop_all()
+    pid = supervisor.children[0].pid
+    assert pid is not None
+    assert not pid_alive(pid)
+    assert not (tmp_path / "children.json").exists()
+
+
+def test_children_started_earlier_are_restarted_while_a_later_one_starts(tmp_path: Path) -> None:
+    reported: list[str] = []
+    supervisor = Supervisor(state_dir=tmp_path, log_dir=tmp_path / "logs", report=reported.append)
+    try:
+        first = supervisor.start(sleeper_spec("first", lambda: True))
+        assert first.process is not None
+        first.process.kill()
+        first.process.wait()
+        ready_at = time.monotonic() + 5
+        supervisor.start(sleeper_spec("second", lambda: time.monotonic() > ready_at))
+        assert first.restarts == 1, reported
+        assert first.alive()
+        assert any(line.startswith("first restarted") for line in reported), reported
+    finally:
+        supervisor.stop_all()

@@ -51,7 +51,7 @@ def up(
     no_demo: Annotated[bool, typer.Option("--no-demo", help="Skip the demo run.")] = False,
 ) -> None:
     """Start the Prefect server, the Trinity API and a worker; deploy the examples; keep them running."""
-    from trinity.stack import StackConfig, StackError, bring_up
+    from trinity.stack import AlreadyRunningError, StackConfig, StackError, bring_up, read_status
 
     config = StackConfig(
         state_dir=state_dir.resolve(),
@@ -83,6 +83,12 @@ def up(
 
     try:
         bring_up(config, say=say, stop_requested=lambda: stopping["flag"])
+    except AlreadyRunningError as exc:
+        # Running it again is not an error: show what runs, as `trinity status` would.
+        data = read_status(config.state_dir)
+        if data is not None:
+            _echo_status(data)
+        typer.echo(f"trinity is already up for {config.state_dir} (pid {exc.pid}); `trinity down` stops it")
     except StackError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -97,7 +103,10 @@ def down(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     except StackError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo("stopped" if stopped else f"nothing is running for {state_dir}")
+    if not stopped:
+        typer.echo(f"nothing is running for {state_dir}")
+    for what in stopped:
+        typer.echo(f"stopped {what}")
 
 
 def status(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
@@ -108,6 +117,10 @@ def status(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     if data is None:
         typer.echo(f"trinity is not running (state folder {state_dir})")
         raise typer.Exit(1)
+    _echo_status(data)
+
+
+def _echo_status(data: dict[str, object]) -> None:
     typer.echo(f"trinity up: pid {data.get('supervisor_pid')}, ready: {bool(data.get('ready'))}")
     for key in ("prefect_ui", "api_docs"):
         if key in data:

@@ -1,0 +1,272 @@
+"""``trinity up`` around its supervisor: a second ``up``, a supervisor killed with SIGKILL, stops
+asked for during set-up, and the worker's health check against a real Prefect server.
+
+A small stand-in for ``trinity up`` (a real :class:`Supervisor` with cheap real children, the pid
+file and the status file) keeps these tests to seconds; the full stack is exercised by
+``test_up_browser.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import free_port, running_prefect_server
+from trinity.stack import StackConfig, StackError, bring_up, child_specs, load_secrets, stack_env
+from trinity.stack_setup import run_step, worker_heartbeat
+from trinity.supervisor import StopRequestedError, Supervisor, http_ok, port_in_use, reap_orphans
+
+TRINITY = [sys.executable, "-m", "trinity.cli"]
+
+# A web server and a process that starts a grandchild, both supervised like `trinity up` does;
+# SIGTERM stops them the way `trinity up` does.
+FAKE_UP = """
+import os, signal, sys, time
+from pathlib import Path
+from trinity.supervisor import ChildSpec, Supervisor, http_ok
+
+state, port = Path(sys.argv[1]), int(sys.argv[2])
+supervisor = Supervisor(state_dir=state, log_dir=state / "logs")
+(state / "up.pid").write_text(str(os.getpid()))
+
+def stop(signum, frame):
+    supervisor.stop_all()
+    (state / "up.pid").unlink()
+    (state / "status.json").unlink()
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, stop)
+supervisor.start(ChildSpec(
+    name="web",
+    argv=[sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+    env=dict(os.environ),
+    health=lambda: http_ok(f"http://127.0.0.1:{port}/"),
+    port=port,
+))
+sleeper = (
+    "import subprocess, sys, time;"
+    "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']);"
+    "open(sys.argv[1], 'w').write(str(p.pid)); time.sleep(600)"
+)
+supervisor.start(ChildSpec(
+    name="sleeper",
+    argv=[sys.executable, "-c", sleeper, str(state / "grandchild.pid")],
+    env=dict(os.environ),
+    health=lambda: (state / "grandchild.pid").exists() and (state / "grandchild.pid").read_text() != "",
+))
+supervisor.write_status(state / "status.json", {"prefect_ui": f"http://127.0.0.1:{port}"})
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def pid_alive(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "zombie" not in status.read_text()
+    except OSError:
+        return False
+
+
+def wait_until(condition: object, timeout: float = 30.0) -> bool:
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return bool(condition())
+
+
+@dataclass
+class FakeUp:
+    state: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    pids: list[int]
+
+    def kill_supervisor(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        # What a killed `trinity up` leaves behind: children in their own sessions, still running.
+        assert [pid for pid in self.pids if pid_alive(pid)] == self.pids
+
+
+@pytest.fixture
+def fake_up(tmp_path: Path) -> Iterator[FakeUp]:
+    state = tmp_path / "state"
+    state.mkdir()
+    script = tmp_path / "fake_up.py"
+    script.write_text(FAKE_UP)
+    port = free_port()
+    out = tmp_path / "fake_up.out"
+    with out.open("wb") as handle:
+        process = subprocess.Popen(
+            [sys.executable, str(script), str(state), str(port)],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        assert wait_until(lambda: "ready" in out.read_text() or process.poll() is not None, 60)
+        assert process.poll() is None, out.read_text()
+        status = (state / "status.json").read_text()
+        pids = [child["pid"] for child in json.loads(status)["children"]]
+        pids.append(int((state / "grandchild.pid").read_text()))
+        yield FakeUp(state=state, port=port, process=process, pids=pids)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        reap_orphans(state)
+
+
+def test_down_stops_the_orphans_of_a_killed_up(fake_up: FakeUp) -> None:
+    fake_up.kill_supervisor()
+    down = subprocess.run(
+        [*TRINITY, "down", "--state-dir", str(fake_up.state)], capture_output=True, text=True, timeout=120
+    )
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "web (process group" in down.stdout
+    assert "sleeper (process group" in down.stdout
+    assert "left running by a trinity up that was killed" in down.stdout
+    assert wait_until(lambda: not any(pid_alive(pid) for pid in fake_up.pids), 10)
+    assert not port_in_use("127.0.0.1", fake_up.port)
+    assert not (fake_up.state / "children.json").exists()
+    again = subprocess.run(
+        [*TRINITY, "down", "--state-dir", str(fake_up.state)], capture_output=True, text=True
+    )
+    assert again.returncode == 0
+    assert "nothing is running" in again.stdout
+
+
+def test_up_stops_the_orphans_of_a_killed_up_before_checking_ports(fake_up: FakeUp) -> None:
+    fake_up.kill_supervisor()
+    said: list[str] = []
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        api_port = blocker.getsockname()[1]
+        # The orphaned web server holds the Prefect port; the API port is truly taken, so the
+        # run stops at the port check -- after the clean-up, which the error message proves.
+        config = StackConfig(state_dir=fake_up.state, prefect_port=fake_up.port, api_port=api_port)
+        with pytest.raises(StackError, match=f"port {api_port} on 127.0.0.1 is already in use"):
+            bring_up(config, say=said.append, stop_requested=lambda: False)
+    assert any(line.startswith("stopped web (process group") for line in said), said
+    assert not any(pid_alive(pid) for pid in fake_up.pids)
+    assert not (fake_up.state / "up.pid").exists()
+
+
+def test_orphans_are_found_by_their_token_not_just_their_pid(fake_up: FakeUp) -> None:
+    fake_up.kill_supervisor()
+    record = fake_up.state / "children.json"
+    # A record whose token and command lines match nothing of ours: a pid reused by a stranger.
+    text = record.read_text()
+    data = json.loads(text)
+    data["token"] = "not-ours"
+    for child in data["children"]:
+        child["argv"] = ["something", "else"]
+    record.write_text(json.dumps(data))
+    assert reap_orphans(fake_up.state) == []
+    assert [pid for pid in fake_up.pids if pid_alive(pid)] == fake_up.pids
+    record.write_text(text)
+    assert len(reap_orphans(fake_up.state)) == 2
+    assert wait_until(lambda: not any(pid_alive(pid) for pid in fake_up.pids), 10)
+
+
+def test_second_up_shows_the_running_stack_and_succeeds(fake_up: FakeUp) -> None:
+    argv = [*TRINITY, "up", "--state-dir", str(fake_up.state), "--prefect-port", str(fake_up.port)]
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"trinity up: pid {fake_up.process.pid}" in second.stdout
+    assert f"http://127.0.0.1:{fake_up.port}" in second.stdout
+    assert "web" in second.stdout
+    assert "sleeper" in second.stdout
+    assert "already up" in second.stdout
+    # The running one is untouched.
+    assert http_ok(f"http://127.0.0.1:{fake_up.port}/")
+    down = subprocess.run(
+        [*TRINITY, "down", "--state-dir", str(fake_up.state)], capture_output=True, text=True
+    )
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert f"stopped trinity up (pid {fake_up.process.pid})" in down.stdout
+    assert fake_up.process.wait(timeout=30) == 0
+    assert wait_until(lambda: not any(pid_alive(pid) for pid in fake_up.pids), 10)
+
+
+SPAWNS_A_GRANDCHILD = (
+    "import subprocess, sys, time;"
+    "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']);"
+    "print(p.pid, flush=True); time.sleep(600)"
+)
+
+
+def test_a_stop_during_a_step_kills_the_step_and_everything_it_started(tmp_path: Path) -> None:
+    started = time.monotonic()
+    ticks: list[float] = []
+
+    def stop_requested() -> bool:
+        return time.monotonic() - started > 3
+
+    with pytest.raises(StopRequestedError):
+        run_step(
+            [sys.executable, "-c", SPAWNS_A_GRANDCHILD],
+            dict(os.environ),
+            tmp_path / "setup.log",
+            timeout=600,
+            stop_requested=stop_requested,
+            tick=lambda: ticks.append(time.monotonic()),
+        )
+    assert time.monotonic() - started < 30
+    assert ticks
+    grandchild = int((tmp_path / "setup.log").read_text().split("\n")[1])
+    assert wait_until(lambda: not pid_alive(grandchild), 10)
+
+
+def test_a_step_that_outlives_its_timeout_is_killed(tmp_path: Path) -> None:
+    with pytest.raises(StackError, match="did not finish within 2s"):
+        run_step(
+            [sys.executable, "-c", SPAWNS_A_GRANDCHILD],
+            dict(os.environ),
+            tmp_path / "setup.log",
+            timeout=2,
+            stop_requested=lambda: False,
+        )
+    grandchild = int((tmp_path / "setup.log").read_text().split("\n")[1])
+    assert wait_until(lambda: not pid_alive(grandchild), 10)
+
+
+def test_a_failed_step_names_its_last_line(tmp_path: Path) -> None:
+    argv = [sys.executable, "-c", "import sys; print('ok'); sys.exit('no such workflow')"]
+    with pytest.raises(StackError, match=r"exit 1.*no such workflow"):
+        run_step(argv, dict(os.environ), tmp_path / "setup.log", timeout=60, stop_requested=lambda: False)
+    assert "no such workflow" in (tmp_path / "setup.log").read_text()
+
+
+def test_worker_is_healthy_only_once_it_heartbeats_in_prefect(tmp_path: Path) -> None:
+    with running_prefect_server(tmp_path / "prefect") as server:
+        port = int(server.api_url.rsplit(":", 1)[1].split("/")[0])
+        config = StackConfig(state_dir=tmp_path / "state", prefect_port=port, worker_processes=1)
+        env = stack_env(config, load_secrets(config.state_dir))
+        spec = child_specs(config, env)[2]
+        assert spec.name == "trinity-worker"
+        assert not spec.health()
+        supervisor = Supervisor(state_dir=config.state_dir, log_dir=config.log_dir)
+        try:
+            child = supervisor.start(spec)
+            assert child.healthy
+            name = spec.argv[list(spec.argv).index("--name") + 1]
+            assert worker_heartbeat(config.prefect_api_url, config.pool, name, time.time() - 120)
+            # Another worker's heartbeat does not count.
+            assert not worker_heartbeat(config.prefect_api_url, config.pool, "someone-else", 0)
+        finally:
+            supervisor.stop_all()
