@@ -111,6 +111,8 @@ class PrefectSettings(_Section):
     api_url: str | None = None
     ui_url: str | None = None
     work_pool: str = "trinity"
+    # The database of the Prefect server `trinity up` starts (PostgreSQL URL); unset: SQLite.
+    database_url: str | None = None
 
 
 class AnalyticsSettings(BaseModel):

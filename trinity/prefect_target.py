@@ -4,7 +4,8 @@ Prefect's own default, when ``PREFECT_API_URL`` is unset, is an ephemeral server
 as the command: a ``trinity deploy`` there deploys into nothing anyone will see. So the CLI looks,
 in order, at ``PREFECT_API_URL`` (environment or Prefect profile), ``prefect.api_url`` in
 ``trinity.config.yml`` (or ``TRINITY_PREFECT_API_URL``), and the stack a running ``trinity up``
-serves from the state folder (``TRINITY_STATE_DIR``, default ``.trinity``).
+serves from the state folder (``TRINITY_STATE_DIR``, else ``state_dir`` of the config, else
+``.trinity``).
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ def resolve_prefect_api_url() -> str | None:
     current = PREFECT_API_URL.value()
     if current:
         return str(current)
-    configured = load_settings().prefect.api_url
-    return configured or running_stack_api_url()
+    settings = load_settings()
+    state_dir = Path(settings.state_dir) if settings.state_dir else None
+    return settings.prefect.api_url or running_stack_api_url(state_dir)
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,28 +16,57 @@ DEFAULT_STATE_DIR = Path(".trinity")
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "specs" / "examples"
 
 StateDir = Annotated[
-    Path,
-    typer.Option("--state-dir", help="Folder for databases, logs and secrets.", envvar="TRINITY_STATE_DIR"),
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        help="Folder for databases, logs and secrets (default: state_dir of the config, else .trinity).",
+        envvar="TRINITY_STATE_DIR",
+        show_default=False,
+    ),
 ]
 
 
+def _settings() -> Any:
+    """The configuration (``trinity.config.yml`` + environment); a broken file is one error line."""
+    from trinity.settings import ConfigError, load_settings
+
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _state_dir(given: Path | None) -> Path:
+    """The flag (or ``TRINITY_STATE_DIR``), else the configured ``state_dir``."""
+    if given is not None:
+        return given.resolve()
+    return Path(_settings().state_dir or DEFAULT_STATE_DIR).resolve()
+
+
 def up(
-    state_dir: StateDir = DEFAULT_STATE_DIR,
+    state_dir: StateDir = None,
     host: Annotated[str, typer.Option(help="Address every service listens on.")] = "127.0.0.1",
     prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server and UI.")] = 4200,
     api_port: Annotated[int, typer.Option(help="Port of the Trinity API.")] = 8000,
     database_url: Annotated[
         str | None,
-        typer.Option(help="PostgreSQL URL for Prefect's database (default: SQLite in the state folder)."),
+        typer.Option(
+            help="PostgreSQL URL for Prefect's database (default: prefect.database_url of the config, "
+            "else SQLite in the state folder)."
+        ),
     ] = None,
     trinity_database_url: Annotated[
         str | None,
         typer.Option(
-            help="Database URL for Trinity's tables (default: SQLite in the state folder).",
+            help="Database URL for Trinity's tables (default: database.url of the config, "
+            "else SQLite in the state folder).",
             envvar="TRINITY_DATABASE_URL",
         ),
     ] = None,
-    pool: Annotated[str, typer.Option(help="Work pool the worker serves.")] = "trinity",
+    pool: Annotated[
+        str | None, typer.Option(help="Work pool the worker serves (default: prefect.work_pool, trinity).")
+    ] = None,
     worker_processes: Annotated[int, typer.Option(help="Executor processes of the worker.")] = 2,
     examples: Annotated[
         list[Path] | None, typer.Option("--examples", help="Workflow files or folders to deploy.")
@@ -53,14 +82,15 @@ def up(
     """Start the Prefect server, the Trinity API and a worker; deploy the examples; keep them running."""
     from trinity.stack import AlreadyRunningError, StackConfig, StackError, bring_up, read_status
 
+    settings = _settings()
     config = StackConfig(
-        state_dir=state_dir.resolve(),
+        state_dir=_state_dir(state_dir),
         host=host,
         prefect_port=prefect_port,
         api_port=api_port,
-        prefect_database_url=database_url,
-        trinity_database_url=trinity_database_url,
-        pool=pool,
+        prefect_database_url=database_url or settings.prefect.database_url or None,
+        trinity_database_url=trinity_database_url or settings.database.url or None,
+        pool=pool or settings.prefect.work_pool,
         worker_processes=worker_processes,
         examples=examples if examples is not None else [EXAMPLES_DIR],
         demo_workflow=demo_workflow,
@@ -94,28 +124,29 @@ def up(
         raise typer.Exit(1) from None
 
 
-def down(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+def down(state_dir: StateDir = None) -> None:
     """Stop a running ``trinity up`` and every process it started."""
     from trinity.stack import StackError, bring_down
 
     try:
-        stopped = bring_down(state_dir.resolve())
+        stopped = bring_down(_state_dir(state_dir))
     except StackError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     if not stopped:
-        typer.echo(f"nothing is running for {state_dir}")
+        typer.echo(f"nothing is running for {_state_dir(state_dir)}")
     for what in stopped:
         typer.echo(f"stopped {what}")
 
 
-def status(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+def status(state_dir: StateDir = None) -> None:
     """Show what ``trinity up`` runs: each child, its pid, health and restarts. Exit 1 when down."""
     from trinity.stack import read_status
 
-    data = read_status(state_dir.resolve())
+    folder = _state_dir(state_dir)
+    data = read_status(folder)
     if data is None:
-        typer.echo(f"trinity is not running (state folder {state_dir})")
+        typer.echo(f"trinity is not running (state folder {folder})")
         raise typer.Exit(1)
     _echo_status(data)
 
