@@ -152,18 +152,13 @@ def drop_unset_optionals(schema: Mapping[str, Any], params: Mapping[str, Any]) -
     needs a default to be left out; that default is ``None``, and this takes it back out, so the
     parameter is absent (as the user meant) instead of an invalid ``null``.
     """
-    optional = optional_parameters(schema)
-    if not optional:
+    unset = [name for name in optional_parameters(schema) if name in params and params[name] is None]
+    if not unset:  # the usual case: no validator to build on every run
         return dict(params)
-    properties = schema.get("properties", {})
+    properties = schema["properties"]
     root = _validator(schema)
-    return {
-        name: value
-        for name, value in params.items()
-        if not (
-            value is None and name in optional and not root.evolve(schema=properties[name]).is_valid(None)
-        )
-    }
+    refused = {name for name in unset if not root.evolve(schema=properties[name]).is_valid(None)}
+    return {name: value for name, value in params.items() if name not in refused}
 
 
 def parse_cli_param(text: str) -> tuple[str, Any]:

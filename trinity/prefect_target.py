@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from trinity.settings import load_settings
 
-DEFAULT_STATE_DIR = Path(".trinity")
 
-
-def running_stack_api_url(state_dir: Path | None = None) -> str | None:
+def running_stack_api_url(state_dir: Path) -> str | None:
     """The Prefect API URL of the ``trinity up`` running for ``state_dir``, if one runs."""
     from trinity.stack import STATUS_FILE, running_supervisor
 
-    state_dir = state_dir or Path(os.environ.get("TRINITY_STATE_DIR") or DEFAULT_STATE_DIR)
     if running_supervisor(state_dir) is None:
         return None
     try:
@@ -47,18 +43,17 @@ def resolve_prefect_api_url() -> str | None:
     if current:
         return str(current)
     settings = load_settings()
-    state_dir = Path(settings.state_dir) if settings.state_dir else None
-    return settings.prefect.api_url or running_stack_api_url(state_dir)
+    # settings.state_dir already carries TRINITY_STATE_DIR; empty in a config means the default.
+    return settings.prefect.api_url or running_stack_api_url(Path(settings.state_dir or ".trinity"))
 
 
 @contextlib.contextmanager
-def prefect_target() -> Iterator[str | None]:
-    """Point Prefect's client at :func:`resolve_prefect_api_url` for the duration of a command."""
+def using_prefect_api(url: str | None) -> Iterator[None]:
+    """Point this process's Prefect client at ``url`` for the duration (``None``: leave it be)."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    url = resolve_prefect_api_url()
     if url is None or url == PREFECT_API_URL.value():
-        yield url
+        yield
         return
     with temporary_settings(updates={PREFECT_API_URL: url}):
-        yield url
+        yield

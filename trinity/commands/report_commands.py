@@ -59,16 +59,14 @@ def _run(coroutine: Coroutine[Any, Any, T], prefect_url: str | None) -> T:
     """Run with the Prefect client pointed at ``prefect_url``; connection failures become one line."""
     import httpx
     from prefect.exceptions import PrefectHTTPStatusError
-    from prefect.settings import PREFECT_API_URL, temporary_settings
     from sqlalchemy.exc import SQLAlchemyError
 
     from flows.analytics.database import HistoryStoreError, first_line
+    from trinity.prefect_target import using_prefect_api
 
     try:
-        if prefect_url:
-            with temporary_settings(updates={PREFECT_API_URL: prefect_url}):
-                return asyncio.run(coroutine)
-        return asyncio.run(coroutine)
+        with using_prefect_api(prefect_url):
+            return asyncio.run(coroutine)
     except HistoryStoreError as exc:
         _fail(str(exc))
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout) as exc:

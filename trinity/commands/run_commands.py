@@ -41,25 +41,23 @@ def _with_prefect(coroutine: Coroutine[Any, Any, T]) -> T:
     from prefect.exceptions import PrefectHTTPStatusError
 
     from deployments.service import DeploymentError
-    from trinity.prefect_target import prefect_target
+    from trinity.prefect_target import resolve_prefect_api_url, using_prefect_api
     from trinity.settings import ConfigError
 
     try:
-        target = prefect_target()
-        url = target.__enter__()
+        url = resolve_prefect_api_url()
     except ConfigError as exc:
-        coroutine.close()
+        coroutine.close()  # never awaited
         _fail(f"error: {exc}")
     try:
-        return asyncio.run(coroutine)
+        with using_prefect_api(url):
+            return asyncio.run(coroutine)
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         _fail(f"error: cannot reach the Prefect API at {url or '(ephemeral)'}: {exc}")
     except PrefectHTTPStatusError as exc:
         _fail(f"error: Prefect refused the request: {exc.response.status_code} {exc.response.text[:300]}")
     except DeploymentError as exc:
         _fail(f"error: {exc}")
-    finally:
-        target.__exit__(None, None, None)
 
 
 def _load(paths: list[Path]) -> list[Any]:

@@ -37,11 +37,11 @@ def _settings() -> Any:
         raise typer.Exit(1) from None
 
 
-def _state_dir(given: Path | None) -> Path:
+def _state_dir(given: Path | None, settings: Any = None) -> Path:
     """The flag (or ``TRINITY_STATE_DIR``), else the configured ``state_dir``."""
     if given is not None:
         return given.resolve()
-    return Path(_settings().state_dir or DEFAULT_STATE_DIR).resolve()
+    return Path((settings or _settings()).state_dir or DEFAULT_STATE_DIR).resolve()
 
 
 def up(
@@ -84,7 +84,7 @@ def up(
 
     settings = _settings()
     config = StackConfig(
-        state_dir=_state_dir(state_dir),
+        state_dir=_state_dir(state_dir, settings),
         host=host,
         prefect_port=prefect_port,
         api_port=api_port,
@@ -128,13 +128,14 @@ def down(state_dir: StateDir = None) -> None:
     """Stop a running ``trinity up`` and every process it started."""
     from trinity.stack import StackError, bring_down
 
+    folder = _state_dir(state_dir)
     try:
-        stopped = bring_down(_state_dir(state_dir))
+        stopped = bring_down(folder)
     except StackError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     if not stopped:
-        typer.echo(f"nothing is running for {_state_dir(state_dir)}")
+        typer.echo(f"nothing is running for {folder}")
     for what in stopped:
         typer.echo(f"stopped {what}")
 

@@ -59,7 +59,7 @@ def worker(
     if name is not None and ("/" in name or "%" in name):
         typer.echo("error: --name cannot contain '/' or '%'", err=True)
         raise typer.Exit(1)
-    from trinity.prefect_target import resolve_prefect_api_url
+    from trinity.prefect_target import resolve_prefect_api_url, using_prefect_api
     from trinity.settings import ConfigError
 
     try:
@@ -74,8 +74,11 @@ def worker(
             err=True,
         )
         raise typer.Exit(1)
+    # Executor processes read the URL from their environment; this process from its settings.
+    os.environ["PREFECT_API_URL"] = api_url
     try:
-        asyncio.run(_serve(pool=pool, name=name, options=options, api_url=api_url))
+        with using_prefect_api(api_url):
+            asyncio.run(_serve(pool=pool, name=name, options=options))
     except KeyboardInterrupt:
         pass
     except Exception as exc:
@@ -83,19 +86,7 @@ def worker(
         raise typer.Exit(1) from None
 
 
-async def _serve(*, pool: str, name: str | None, options: object, api_url: str) -> None:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from flows.worker.worker import WorkerOptions
-
-    assert isinstance(options, WorkerOptions)
-    # Executor processes read the URL from their environment; this process from its settings.
-    os.environ["PREFECT_API_URL"] = api_url
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        await _serve_pool(pool=pool, name=name, options=options)
-
-
-async def _serve_pool(*, pool: str, name: str | None, options: object) -> None:
+async def _serve(*, pool: str, name: str | None, options: object) -> None:
     from flows.worker.worker import TrinityWorker, WorkerOptions
 
     assert isinstance(options, WorkerOptions)
