@@ -31,8 +31,9 @@ from api.prefect import PrefectGateway
 from api.ratelimit import build_rate_limiter
 from api.routes import api_router
 from api.services.keys import ensure_bootstrap_key
-from api.settings import LoggingSettings, Settings, load_settings, parse_rate_limit
 from specs import models as documents
+from trinity.core.config import load_settings
+from trinity.core.settings import LoggingSettings, Settings, parse_rate_limit
 
 logger = logging.getLogger("trinity.api")
 

@@ -1,7 +1,8 @@
-"""Database access: URL normalisation, the async engine, sessions and schema migrations.
+"""Database access: the async engine, sessions and schema migrations.
 
-SQLite by default, PostgreSQL through psycopg 3. Requests use an async engine (``sqlite+aiosqlite``
-or ``postgresql+psycopg``); migrations run synchronously through Alembic on the same database.
+SQLite by default, PostgreSQL through psycopg 3 (URLs normalised by :mod:`trinity.core.urls`).
+Requests use an async engine (``sqlite+aiosqlite`` or ``postgresql+psycopg``); migrations run
+synchronously through Alembic on the same database.
 """
 
 from __future__ import annotations
@@ -15,43 +16,17 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from trinity.core.urls import ensure_sqlite_dir, is_sqlite, normalise_url, sqlite_file
 
 logger = logging.getLogger("trinity.api")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any fixed 64-bit number: serialises concurrent migrations of several API processes.
 _MIGRATION_LOCK_ID = 7_283_104_552
-
-
-class DatabaseURLError(ValueError):
-    """The database URL is not one Trinity can use."""
-
-
-def normalise_url(url: str, *, async_driver: bool = False) -> URL:
-    """Map ``postgres://``, ``postgresql://``, ``sqlite://`` (and driver variants) to our drivers."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise DatabaseURLError(f"not a database URL: {url!r}") from exc
-    backend = parsed.get_backend_name()
-    if backend in {"postgresql", "postgres"}:
-        return parsed.set(drivername="postgresql+psycopg")
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite" if async_driver else "sqlite")
-    raise DatabaseURLError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
-
-
-def is_sqlite(url: URL) -> bool:
-    return url.get_backend_name() == "sqlite"
-
-
-def _ensure_sqlite_dir(url: URL) -> None:
-    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
@@ -74,7 +49,7 @@ def create_engine(
     """The async engine for request handling (pre-ping, so a restarted server is noticed)."""
     target = normalise_url(url, async_driver=True)
     if is_sqlite(target):
-        _ensure_sqlite_dir(target)
+        ensure_sqlite_dir(target)
         engine = create_async_engine(target, connect_args={"timeout": 10})
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -129,7 +104,7 @@ def migrate(url: str) -> None:
     """Bring the database at ``url`` to the newest schema (Alembic ``upgrade head``)."""
     target = normalise_url(url)
     if is_sqlite(target):
-        _ensure_sqlite_dir(target)
+        ensure_sqlite_dir(target)
     engine = sa.create_engine(target, poolclass=sa.pool.NullPool)
     if is_sqlite(target):
         sa.event.listen(engine, "connect", _sqlite_pragmas)
@@ -146,10 +121,9 @@ def migrate(url: str) -> None:
 
 def current_revision(url: str) -> str | None:
     """The schema revision the database at ``url`` is at (None: never migrated)."""
-    from alembic.runtime.migration import MigrationContext
-
     target = normalise_url(url)
-    if is_sqlite(target) and target.database and not Path(target.database).exists():
+    path = sqlite_file(target)
+    if path is not None and not path.exists():
         return None
     engine = sa.create_engine(target, poolclass=sa.pool.NullPool)
     try:

@@ -25,7 +25,7 @@ from api.models.api_key import ApiKey, Role
 from api.prefect import PrefectGateway
 from api.ratelimit import RateLimiter
 from api.security import InvalidTokenError, Principal, hash_api_key, key_matches, verify_token
-from api.settings import Settings
+from trinity.core.settings import Settings
 
 TOKEN_URL = "/api/v1/auth/token"
 

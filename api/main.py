@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.app import configure_logging, create_app
-from api.settings import load_settings
+from trinity.core.config import load_settings
 
 
 def app_from_environment() -> FastAPI:

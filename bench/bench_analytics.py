@@ -178,7 +178,7 @@ def _documents(engine: Any, tables: Any, context: dict[str, Any]) -> None:
 def phase_load(url: str, task_rows: int, now: dt.datetime) -> dict[str, Any]:
     from analytics.synthetic import generate_history
     from api.db import migrate
-    from flows.analytics.database import open_engine, reflect_tables
+    from flows.analytics.database import migrated_tables, open_engine
 
     started = time.perf_counter()
     migrate(url)
@@ -195,7 +195,7 @@ def phase_load(url: str, task_rows: int, now: dt.datetime) -> dict[str, Any]:
         connection.autocommit = True
         connection.execute("VACUUM ANALYZE execution_logs, harvested_runs, task_runs")
     engine = open_engine(url)
-    _documents(engine, reflect_tables(engine), history.context)
+    _documents(engine, migrated_tables(engine), history.context)
     engine.dispose()
     return {
         "runs": len(logs),
@@ -214,13 +214,13 @@ def _context(engine: Any, tables: Any) -> Any:
 
 def phase_full(url: str, now: dt.datetime, logs_dir: str) -> dict[str, Any]:
     from analytics import build_report, insight_rows, performance_rows
-    from flows.analytics.database import open_engine, reflect_tables
+    from flows.analytics.database import migrated_tables, open_engine
     from flows.analytics.history import read_history
     from flows.analytics.outputs import write_logs_tree
     from flows.analytics.reports import insights_window, write_report_rows
 
     engine = open_engine(url)
-    tables = reflect_tables(engine)
+    tables = migrated_tables(engine)
     window = insights_window(now, 31)
     t0 = time.perf_counter()
     history = read_history(engine, tables, window)
@@ -270,12 +270,12 @@ def _refresh(url: str, now: dt.datetime) -> tuple[Any, float, float]:
     import scipy.stats  # noqa: F401
 
     import flows.analytics.context  # noqa: F401
-    from flows.analytics.database import open_engine, reflect_tables
+    from flows.analytics.database import migrated_tables, open_engine
     from flows.analytics.reports import refresh_performance
 
     started = time.perf_counter()
     engine = open_engine(url)
-    tables = reflect_tables(engine)
+    tables = migrated_tables(engine)
     source = _context(engine, tables)
     result = refresh_performance(engine, tables, source.for_runs, now=now)
     seconds = time.perf_counter() - started
@@ -297,14 +297,14 @@ def phase_first_refresh(url: str, now: dt.datetime) -> dict[str, Any]:
 def _store_new_runs(url: str, new_runs: int, now: dt.datetime) -> tuple[int, int, float]:
     """New runs written as the harvest writes them: upserts keyed by flow run / task run id."""
     from analytics.synthetic import generate_history
-    from flows.analytics.database import database_now, open_engine, reflect_tables, upsert
+    from flows.analytics.database import database_now, migrated_tables, open_engine, upsert
     from flows.analytics.harvest import _HARVEST_UPDATES, _RUN_UPDATES, _TASK_UPDATES
 
     history = generate_history(
         n_runs=new_runs, n_tasks=10, seed=99, days=4 / 24, start=now - dt.timedelta(hours=4, minutes=30)
     )
     engine = open_engine(url)
-    tables = reflect_tables(engine)
+    tables = migrated_tables(engine)
     started = time.perf_counter()
     with engine.begin() as connection:
         harvested_at = database_now(connection)

@@ -606,13 +606,9 @@ def main() -> None:
     trinity_db = create_database("bench_trinity")
     server = None
     try:
-        from sqlalchemy import create_engine
+        from api.db import migrate
 
-        from flows.recording import EXECUTION_LOGS
-
-        engine = create_engine(trinity_db.replace("postgresql://", "postgresql+psycopg://"))
-        EXECUTION_LOGS.metadata.create_all(engine)
-        engine.dispose()
+        migrate(trinity_db)
         if not args.stock_server:
             from flows.worker.tuning import server_environment
 

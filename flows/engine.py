@@ -35,10 +35,11 @@ from prefect.states import Failed
 from flows import task_run as calls
 from flows.actions import Action, resolve_action
 from flows.compiler import CompiledWorkflow, TaskPlan
-from flows.recording import RunRecord, utcnow, write_execution_log
+from flows.recording import RunRecord, write_execution_log
 from flows.task_run import RunScope, TaskCall, build_task
 from specs.expressions import ExpressionError, evaluate_condition, evaluate_items
 from specs.parameters import apply_defaults, drop_unset_optionals, validate_parameters
+from trinity.core.types import utcnow
 
 COMPLETED, SKIPPED, FAILED, BLOCKED = "completed", "skipped", "failed", "blocked"
 

@@ -1,10 +1,11 @@
 """What a run leaves behind in Trinity's own database: one ``execution_logs`` row per flow run.
 
-The executor is write-only here and imports nothing from ``api/``: the row goes in with plain
-SQLAlchemy Core as an upsert keyed by ``flow_run_id`` (a retried hook or a crashed-then-finished
-run overwrites instead of duplicating). The database is ``TRINITY_DATABASE_URL`` (default: the
-SQLite file ``.trinity/trinity.db`` under the working directory). A failed write is logged and
-swallowed: bookkeeping never fails a run.
+The executor is write-only here: the row goes into the core ``execution_logs`` table
+(:mod:`trinity.core.tables`) as an upsert keyed by ``flow_run_id`` (a retried hook or a
+crashed-then-finished run overwrites instead of duplicating). The database is the configured one,
+resolved like every Trinity process resolves its settings (``TRINITY_DATABASE_URL``, else
+``database.url`` of ``trinity.config.yml``, else ``trinity.db`` in the state folder). A failed
+write is logged and swallowed: bookkeeping never fails a run.
 """
 
 from __future__ import annotations
@@ -13,48 +14,19 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import resource
 import sys
 import uuid
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-DATABASE_URL_ENV = "TRINITY_DATABASE_URL"
-DEFAULT_SQLITE_PATH = Path(".trinity") / "trinity.db"
-
-_METADATA = sa.MetaData()
-EXECUTION_LOGS = sa.Table(
-    "execution_logs",
-    _METADATA,
-    sa.Column("id", sa.Uuid, primary_key=True),
-    sa.Column("workflow_id", sa.Uuid, nullable=True),
-    sa.Column("workflow_name", sa.String(255)),
-    sa.Column("workflow_version", sa.String(64)),
-    sa.Column("flow_run_id", sa.Uuid, unique=True, nullable=True),
-    sa.Column("status", sa.String(50)),
-    sa.Column("execution_time", sa.Interval, nullable=False),
-    sa.Column("expected_start_time", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("metrics", sa.JSON().with_variant(postgresql.JSONB(), "postgresql")),
-    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
-)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    """Aware UTC (naive values are taken as UTC): SQLite keeps only the wall time."""
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+from trinity.core.config import load_settings
+from trinity.core.tables import execution_logs
+from trinity.core.types import as_utc, utcnow
+from trinity.core.urls import is_sqlite, normalise_url
 
 
 def stable_hash(value: Any) -> str | None:
@@ -125,6 +97,7 @@ class RunRecord:
 
     def row(self, *, status: str, ended_at: dt.datetime) -> dict[str, Any]:
         """The ``execution_logs`` row for this run ending in ``status``."""
+        expected = self.expected_start_time
         return {
             "id": uuid.uuid4(),
             "workflow_id": None,
@@ -132,8 +105,8 @@ class RunRecord:
             "workflow_version": self.workflow_version,
             "flow_run_id": self.flow_run_id,
             "status": status,
-            "execution_time": max(as_utc(ended_at) - as_utc(self.started_at), dt.timedelta(0)),  # type: ignore[operator]
-            "expected_start_time": as_utc(self.expected_start_time),
+            "execution_time": max(as_utc(ended_at) - as_utc(self.started_at), dt.timedelta(0)),
+            "expected_start_time": as_utc(expected) if expected else None,
             "started_at": as_utc(self.started_at),
             "ended_at": as_utc(ended_at),
             "metrics": self.metrics(),
@@ -141,14 +114,8 @@ class RunRecord:
 
 
 def database_url() -> str:
-    """Trinity's database URL for SQLAlchemy (``postgresql://`` gets the psycopg 3 driver)."""
-    url = os.environ.get(DATABASE_URL_ENV, "").strip()
-    if not url:
-        return f"sqlite:///{(Path.cwd() / DEFAULT_SQLITE_PATH).as_posix()}"
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
+    """Trinity's database URL, as this process's settings resolve it."""
+    return load_settings().database_url
 
 
 def _upsert(engine: sa.Engine, row: dict[str, Any]) -> None:
@@ -158,13 +125,13 @@ def _upsert(engine: sa.Engine, row: dict[str, Any]) -> None:
         if dialect in ("postgresql", "sqlite"):
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
             statement = (
-                insert(EXECUTION_LOGS)
+                insert(execution_logs)
                 .values(**row)
                 .on_conflict_do_update(index_elements=["flow_run_id"], set_=updates)
             )
             connection.execute(statement)
             return
-        table = EXECUTION_LOGS
+        table = execution_logs
         changed = connection.execute(
             table.update().where(table.c.flow_run_id == row["flow_run_id"]).values(**updates)
         ).rowcount
@@ -177,13 +144,15 @@ def write_execution_log(
 ) -> bool:
     """Upsert one row; True when written. Never raises: a failure is logged as a warning."""
     log = logger or logging.getLogger("trinity.executor")
-    target = url or database_url()
     try:
+        target = normalise_url(url or database_url())
         # SQLite: wait for the API's writer instead of failing at once on a locked database.
-        connect_args = {"timeout": 10} if target.startswith("sqlite") else {}
+        connect_args = {"timeout": 10} if is_sqlite(target) else {}
         engine = sa.create_engine(target, poolclass=sa.pool.NullPool, connect_args=connect_args)
     except Exception as exc:
-        log.warning("execution log not written: bad database URL: %s", exc)
+        log.warning(
+            "execution log for flow run %s not written: no usable database: %s", row.get("flow_run_id"), exc
+        )
         return False
     try:
         _upsert(engine, row)

@@ -24,9 +24,10 @@ from pydantic import ValidationError
 
 from flows.actions import Action, ActionContext, ActionInputError
 from flows.compiler import TaskPlan
-from flows.recording import TaskRecord, process_peak_rss_bytes, stable_hash, utcnow
+from flows.recording import TaskRecord, process_peak_rss_bytes, stable_hash
 from specs.actions import input_problems
 from specs.expressions import ExpressionError, render
+from trinity.core.types import utcnow
 
 RUN, SKIP, ERROR, EMPTY, BLOCKED = "run", "skip", "error", "empty", "blocked"
 

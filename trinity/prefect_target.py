@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from trinity.settings import load_settings
+from trinity.core.config import load_settings
 
 
 def running_stack_api_url(state_dir: Path) -> str | None:
@@ -35,7 +35,7 @@ def running_stack_api_url(state_dir: Path) -> str | None:
 def resolve_prefect_api_url() -> str | None:
     """The Prefect API URL the CLI should use, or None for Prefect's ephemeral default.
 
-    Raises :class:`trinity.settings.ConfigError` when the configuration file is consulted and invalid.
+    Raises :class:`trinity.core.settings.ConfigError` when the configuration file is consulted and invalid.
     """
     from prefect.settings import PREFECT_API_URL
 

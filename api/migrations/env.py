@@ -1,4 +1,4 @@
-"""Alembic environment for Trinity's own tables.
+"""Alembic environment for Trinity's own tables (defined in :mod:`trinity.core.tables`).
 
 Run programmatically by :func:`api.db.migrate`, which passes an open connection in
 ``config.attributes["connection"]``; ``alembic -x url=...`` works too for manual use.
@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine, pool
-from sqlmodel import SQLModel
 
-import api.models  # noqa: F401  (registers every table on SQLModel.metadata)
-from api.db import normalise_url
+from trinity.core.tables import METADATA
+from trinity.core.urls import normalise_url
 
-target_metadata = SQLModel.metadata
+target_metadata = METADATA
 
 
 def _run(connection: object) -> None:

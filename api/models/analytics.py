@@ -6,42 +6,49 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from api.models.common import UTCDateTime, created_at_field, id_field, json_field
+from api.models.common import column_field, created_at_field, id_field, json_field
 from api.models.pagination import Page
+from trinity.core import tables
+
+_PERFORMANCE = tables.analytics_performance
+_INSIGHTS = tables.analytics_insights
 
 
 class AnalyticsWindow(SQLModel):
     workflow: str = Field(max_length=255, description="Workflow name.")
-    task_id: str | None = Field(
-        default=None, max_length=255, nullable=True, description="None: the whole run."
-    )
-    window_start: datetime = Field(sa_type=UTCDateTime(), sa_column_kwargs={"nullable": False})
-    window_end: datetime = Field(sa_type=UTCDateTime(), sa_column_kwargs={"nullable": False})
+    task_id: str | None = Field(default=None, max_length=255, description="None: the whole run.")
+    window_start: datetime
+    window_end: datetime
 
 
-class AnalyticsPerformance(AnalyticsWindow, table=True):
-    __tablename__ = "analytics_performance"
-    __table_args__ = (sa.Index("ix_analytics_performance_workflow_window", "workflow", "window_start"),)
+class AnalyticsPerformance(SQLModel, table=True):
+    __table__ = _PERFORMANCE
 
-    id: uuid.UUID = id_field()
-    metrics: dict[str, Any] = json_field()
-    created_at: datetime = created_at_field()
+    id: uuid.UUID = id_field(_PERFORMANCE)
+    workflow: str = column_field(_PERFORMANCE, "workflow")
+    task_id: str | None = column_field(_PERFORMANCE, "task_id", default=None)
+    window_start: datetime = column_field(_PERFORMANCE, "window_start")
+    window_end: datetime = column_field(_PERFORMANCE, "window_end")
+    metrics: dict[str, Any] = json_field(_PERFORMANCE, "metrics")
+    created_at: datetime = created_at_field(_PERFORMANCE)
 
 
-class AnalyticsInsight(AnalyticsWindow, table=True):
-    __tablename__ = "analytics_insights"
-    __table_args__ = (sa.Index("ix_analytics_insights_workflow_window", "workflow", "window_start"),)
+class AnalyticsInsight(SQLModel, table=True):
+    __table__ = _INSIGHTS
 
-    id: uuid.UUID = id_field()
-    kind: str = Field(max_length=64, description="bottleneck, anomaly, retry_policy, ...")
-    title: str = Field(max_length=500)
-    severity: str = Field(max_length=20, description="info, warning or critical.")
-    evidence: dict[str, Any] = json_field()
-    yaml_diff: str | None = Field(default=None, sa_type=sa.Text(), nullable=True)
-    created_at: datetime = created_at_field()
+    id: uuid.UUID = id_field(_INSIGHTS)
+    workflow: str = column_field(_INSIGHTS, "workflow")
+    task_id: str | None = column_field(_INSIGHTS, "task_id", default=None)
+    window_start: datetime = column_field(_INSIGHTS, "window_start")
+    window_end: datetime = column_field(_INSIGHTS, "window_end")
+    kind: str = column_field(_INSIGHTS, "kind", description="bottleneck, anomaly, retry_policy, ...")
+    title: str = column_field(_INSIGHTS, "title")
+    severity: str = column_field(_INSIGHTS, "severity", description="info, warning or critical.")
+    evidence: dict[str, Any] = json_field(_INSIGHTS, "evidence")
+    yaml_diff: str | None = column_field(_INSIGHTS, "yaml_diff", default=None)
+    created_at: datetime = created_at_field(_INSIGHTS)
 
 
 class PerformancePublic(AnalyticsWindow):

@@ -6,11 +6,13 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from api.models.common import created_at_field, id_field
+from api.models.common import column_field, created_at_field, id_field
 from api.models.pagination import Page
+from trinity.core import tables
+
+_KEYS = tables.api_keys
 
 
 class Role(StrEnum):
@@ -32,20 +34,22 @@ _RANKS = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
 
 class ApiKeyBase(SQLModel):
     name: str = Field(min_length=1, max_length=255, schema_extra={"pattern": r"^[^\x00-\x1f\x7f]+$"})
-    role: Role = Field(default=Role.VIEWER, sa_type=sa.String(20))
+    role: Role = Field(default=Role.VIEWER)
 
 
 class ApiKeyCreate(ApiKeyBase):
     pass
 
 
-class ApiKey(ApiKeyBase, table=True):
-    __tablename__ = "api_keys"
+class ApiKey(SQLModel, table=True):
+    __table__ = _KEYS
 
-    id: uuid.UUID = id_field()
-    key_hash: str = Field(max_length=64, unique=True)
-    prefix: str = Field(max_length=16, description="The first characters, to recognise a key.")
-    created_at: datetime = created_at_field()
+    id: uuid.UUID = id_field(_KEYS)
+    name: str = column_field(_KEYS, "name")
+    role: Role = column_field(_KEYS, "role", default=Role.VIEWER)
+    key_hash: str = column_field(_KEYS, "key_hash")
+    prefix: str = column_field(_KEYS, "prefix", description="The first characters, to recognise a key.")
+    created_at: datetime = created_at_field(_KEYS)
 
 
 class ApiKeyPublic(ApiKeyBase):

@@ -1,74 +1,43 @@
-"""Column types and field helpers shared by every table."""
+"""Fields of the API's table classes, each stored in a column of a core table.
+
+The tables themselves (types, constraints, indexes) are :mod:`trinity.core.tables`; a table class
+sets ``__table__`` to one of them and declares each column as a field made here, which adds only
+what the Python side needs: the attribute's type and its default.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Dialect
 from sqlmodel import Field
 
-JSONVariant = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-"""JSON everywhere, JSONB on PostgreSQL (indexable, compact)."""
+from trinity.core.types import utcnow
 
 
-def utcnow() -> datetime:
-    """The current time, timezone-aware in UTC."""
-    return datetime.now(UTC)
+def column_field(table: sa.Table, name: str, **field: Any) -> Any:
+    """A field stored in ``table``'s column ``name``; ``field`` adds the default (and description)."""
+    return Field(sa_column=table.c[name], **field)
 
 
-class UTCDateTime(sa.types.TypeDecorator[datetime]):
-    """``timestamptz`` on PostgreSQL; on SQLite, UTC without offset. Always aware UTC in Python."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        value = value.astimezone(UTC)
-        # SQLite has no time zones: store the UTC wall time.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def id_field(table: sa.Table) -> Any:
+    """The UUID primary key, generated in Python (the same on SQLite and PostgreSQL)."""
+    return column_field(table, "id", default_factory=uuid.uuid4)
 
 
-def id_field() -> Any:
-    """A UUID primary key generated in Python (the same on SQLite and PostgreSQL)."""
-    return Field(default_factory=uuid.uuid4, primary_key=True)
+def created_at_field(table: sa.Table) -> Any:
+    """``created_at``, set on insert."""
+    return column_field(table, "created_at", default_factory=utcnow)
 
 
-def created_at_field() -> Any:
-    """``created_at`` set on insert."""
-    return Field(
-        default_factory=utcnow,
-        sa_type=UTCDateTime(),
-        sa_column_kwargs={"server_default": sa.func.now(), "nullable": False},
-    )
+def updated_at_field(table: sa.Table) -> Any:
+    """``updated_at``, set on insert (the column refreshes it on every update)."""
+    return column_field(table, "updated_at", default_factory=utcnow)
 
 
-def updated_at_field() -> Any:
-    """``updated_at`` set on insert and refreshed on every ORM update."""
-    return Field(
-        default_factory=utcnow,
-        sa_type=UTCDateTime(),
-        sa_column_kwargs={"server_default": sa.func.now(), "nullable": False, "onupdate": utcnow},
-    )
-
-
-def json_field(name: str | None = None, *, nullable: bool = False) -> Any:
-    """A JSON (JSONB on PostgreSQL) column; ``name`` sets the column name when it differs."""
-    column = (
-        sa.Column(name, JSONVariant, nullable=nullable) if name else sa.Column(JSONVariant, nullable=nullable)
-    )
-    if nullable:
-        return Field(default=None, sa_column=column)
-    return Field(default_factory=dict, sa_column=column)
+def json_field(table: sa.Table, name: str) -> Any:
+    """A JSON column holding an object; ``{}`` by default, None for a nullable column."""
+    if table.c[name].nullable:
+        return column_field(table, name, default=None)
+    return column_field(table, name, default_factory=dict)

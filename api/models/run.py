@@ -6,13 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
-from api.models.common import created_at_field, id_field, json_field
+from api.models.common import column_field, created_at_field, id_field, json_field
 from api.models.pagination import Page
+from trinity.core import tables
+
+_RUNS = tables.runs
+_KEYS = tables.idempotency_keys
 
 
 class ExecuteRequest(BaseModel):
@@ -26,35 +29,34 @@ class ExecuteRequest(BaseModel):
 class RunBase(SQLModel):
     workflow_name: str = Field(max_length=255)
     workflow_version: str = Field(max_length=64)
-    flow_run_id: uuid.UUID = Field(unique=True)
+    flow_run_id: uuid.UUID
 
 
-class Run(RunBase, table=True):
-    __tablename__ = "runs"
-    __table_args__ = (sa.Index("ix_runs_workflow_created", "workflow_id", "created_at"),)
+class Run(SQLModel, table=True):
+    __table__ = _RUNS
 
-    id: uuid.UUID = id_field()
-    workflow_id: uuid.UUID | None = Field(
-        default=None, foreign_key="workflows.id", ondelete="SET NULL", nullable=True
-    )
-    parameters: dict[str, Any] = json_field()
-    state_type: str = Field(max_length=50)
-    state_name: str = Field(max_length=100)
-    created_at: datetime = created_at_field()
+    id: uuid.UUID = id_field(_RUNS)
+    workflow_id: uuid.UUID | None = column_field(_RUNS, "workflow_id", default=None)
+    workflow_name: str = column_field(_RUNS, "workflow_name")
+    workflow_version: str = column_field(_RUNS, "workflow_version")
+    flow_run_id: uuid.UUID = column_field(_RUNS, "flow_run_id")
+    parameters: dict[str, Any] = json_field(_RUNS, "parameters")
+    state_type: str = column_field(_RUNS, "state_type")
+    state_name: str = column_field(_RUNS, "state_name")
+    created_at: datetime = created_at_field(_RUNS)
 
 
 class IdempotencyKey(SQLModel, table=True):
     """One ``Idempotency-Key`` of ``execute``; the body hash tells a replay from a different request."""
 
-    __tablename__ = "idempotency_keys"
-    __table_args__ = (sa.UniqueConstraint("workflow_id", "key", name="uq_idempotency_keys_workflow_key"),)
+    __table__ = _KEYS
 
-    id: uuid.UUID = id_field()
-    workflow_id: uuid.UUID = Field(foreign_key="workflows.id", ondelete="CASCADE")
-    key: str = Field(max_length=255)
-    body_hash: str = Field(max_length=64)
-    run_id: uuid.UUID | None = Field(default=None, foreign_key="runs.id", ondelete="SET NULL", nullable=True)
-    created_at: datetime = created_at_field()
+    id: uuid.UUID = id_field(_KEYS)
+    workflow_id: uuid.UUID = column_field(_KEYS, "workflow_id")
+    key: str = column_field(_KEYS, "key")
+    body_hash: str = column_field(_KEYS, "body_hash")
+    run_id: uuid.UUID | None = column_field(_KEYS, "run_id", default=None)
+    created_at: datetime = created_at_field(_KEYS)
 
 
 class RunState(SQLModel):

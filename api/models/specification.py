@@ -6,15 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from api.models.common import created_at_field, id_field, json_field, updated_at_field
+from api.models.common import column_field, created_at_field, id_field, json_field, updated_at_field
 from api.models.pagination import Page
+from trinity.core import tables
+
+_SPECIFICATIONS = tables.specifications
 
 
 class SpecificationBase(SQLModel):
-    name: str = Field(max_length=255, index=True)
+    name: str = Field(max_length=255)
     version: str = Field(max_length=64, description="Semantic version; immutable once stored.")
 
 
@@ -29,16 +31,17 @@ class SpecificationUpdate(SpecificationCreate):
     """PUT replaces the whole document; the rules on versions live in the service."""
 
 
-class Specification(SpecificationBase, table=True):
-    __tablename__ = "specifications"
-    __table_args__ = (sa.UniqueConstraint("name", "version", name="uq_specifications_name_version"),)
+class Specification(SQLModel, table=True):
+    __table__ = _SPECIFICATIONS
 
-    id: uuid.UUID = id_field()
+    id: uuid.UUID = id_field(_SPECIFICATIONS)
+    name: str = column_field(_SPECIFICATIONS, "name")
+    version: str = column_field(_SPECIFICATIONS, "version")
     # The seed calls the document column "schema"; the attribute avoids pydantic's old `schema()`.
-    document: dict[str, Any] = json_field("schema")
-    content_hash: str = Field(max_length=64)
-    created_at: datetime = created_at_field()
-    updated_at: datetime = updated_at_field()
+    document: dict[str, Any] = json_field(_SPECIFICATIONS, "schema")
+    content_hash: str = column_field(_SPECIFICATIONS, "content_hash")
+    created_at: datetime = created_at_field(_SPECIFICATIONS)
+    updated_at: datetime = updated_at_field(_SPECIFICATIONS)
 
 
 class SpecificationPublic(SpecificationBase):

@@ -7,12 +7,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import Field, SQLModel
 
-from api.models.common import created_at_field, id_field, json_field, updated_at_field
+from api.models.common import column_field, created_at_field, id_field, json_field, updated_at_field
 from api.models.pagination import Page
+from trinity.core import tables
+
+_WORKFLOWS = tables.workflows
 
 
 class WorkflowStatus(StrEnum):
@@ -35,9 +37,9 @@ DEPLOYED_STATUSES = (WorkflowStatus.ACTIVE, WorkflowStatus.PAUSED)
 
 
 class WorkflowBase(SQLModel):
-    name: str = Field(max_length=255, index=True)
+    name: str = Field(max_length=255)
     version: str = Field(max_length=64)
-    status: WorkflowStatus = Field(default=WorkflowStatus.DRAFT, sa_type=sa.String(50), index=True)
+    status: WorkflowStatus = Field(default=WorkflowStatus.DRAFT)
 
 
 class WorkflowCreate(WorkflowBase):
@@ -56,20 +58,20 @@ class WorkflowUpdate(BaseModel):
     status: WorkflowStatus
 
 
-class Workflow(WorkflowBase, table=True):
-    __tablename__ = "workflows"
-    __table_args__ = (sa.UniqueConstraint("name", "version", name="uq_workflows_name_version"),)
+class Workflow(SQLModel, table=True):
+    __table__ = _WORKFLOWS
 
-    id: uuid.UUID = id_field()
-    spec_id: uuid.UUID | None = Field(
-        default=None, foreign_key="specifications.id", ondelete="SET NULL", nullable=True, index=True
-    )
-    spec_name: str = Field(max_length=255)
-    spec_range: str = Field(max_length=200)
-    definition: dict[str, Any] = json_field()
-    deployment_id: uuid.UUID | None = Field(default=None, nullable=True)
-    created_at: datetime = created_at_field()
-    updated_at: datetime = updated_at_field()
+    id: uuid.UUID = id_field(_WORKFLOWS)
+    spec_id: uuid.UUID | None = column_field(_WORKFLOWS, "spec_id", default=None)
+    name: str = column_field(_WORKFLOWS, "name")
+    version: str = column_field(_WORKFLOWS, "version")
+    spec_name: str = column_field(_WORKFLOWS, "spec_name")
+    spec_range: str = column_field(_WORKFLOWS, "spec_range")
+    definition: dict[str, Any] = json_field(_WORKFLOWS, "definition")
+    status: WorkflowStatus = column_field(_WORKFLOWS, "status", default=WorkflowStatus.DRAFT)
+    deployment_id: uuid.UUID | None = column_field(_WORKFLOWS, "deployment_id", default=None)
+    created_at: datetime = created_at_field(_WORKFLOWS)
+    updated_at: datetime = updated_at_field(_WORKFLOWS)
 
 
 class SpecLink(SQLModel):

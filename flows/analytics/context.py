@@ -71,10 +71,10 @@ def choose(definitions: Iterable[Definition], wanted: Mapping[str, str]) -> dict
 
 
 def database_definitions(connection: sa.Connection, tables: Tables, names: Iterable[str]) -> list[Definition]:
-    """Stored workflows (and their specifications) from the API's tables, when it has them."""
+    """Stored workflows (and their specifications) from the API's tables."""
     workflows, specifications = tables.workflows, tables.specifications
     wanted = sorted(set(names))
-    if workflows is None or not wanted:
+    if not wanted:
         return []
     rows = connection.execute(
         sa.select(
@@ -87,17 +87,16 @@ def database_definitions(connection: sa.Connection, tables: Tables, names: Itera
         ).where(workflows.c.name.in_(wanted))
     ).all()
     specs_by_id: dict[uuid.UUID, tuple[str, str, Mapping[str, Any]]] = {}
-    if specifications is not None:
-        spec_names = sorted({row.spec_name for row in rows})
-        for spec_id, spec_name, spec_version, document in connection.execute(
-            sa.select(
-                specifications.c.id,
-                specifications.c.name,
-                specifications.c.version,
-                specifications.c.schema,
-            ).where(specifications.c.name.in_(spec_names))
-        ):
-            specs_by_id[spec_id] = (spec_name, spec_version, document)
+    spec_names = sorted({row.spec_name for row in rows})
+    for spec_id, spec_name, spec_version, document in connection.execute(
+        sa.select(
+            specifications.c.id,
+            specifications.c.name,
+            specifications.c.version,
+            specifications.c.schema,
+        ).where(specifications.c.name.in_(spec_names))
+    ):
+        specs_by_id[spec_id] = (spec_name, spec_version, document)
     found: list[Definition] = []
     for row in rows:
         if not isinstance(row.definition, Mapping):

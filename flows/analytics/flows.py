@@ -12,8 +12,8 @@
   ``optimization/``, ``insights/`` and ``charts/`` files, and the ``trinity-insights-*`` artifacts.
 
 Deployments point at these functions by module path (``flows.analytics.flows.<name>``); the
-database is ``TRINITY_DATABASE_URL`` and the LOGS tree ``TRINITY_LOGS_DIR`` unless a parameter
-says otherwise.
+database and the LOGS tree are the configured ones (``database.url``, ``analytics.logs_dir``, as
+the settings resolve them on the worker) unless a parameter says otherwise.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import anyio
 from prefect import flow, get_run_logger
 
 from flows.analytics.context import load_context_source
-from flows.analytics.database import Tables, open_engine, reflect_tables
+from flows.analytics.database import Tables, migrated_tables, open_engine
 from flows.analytics.harvest import HarvestResult, harvest_history
 from flows.analytics.outputs import logs_dir, publish_artifacts, publish_run_summary, write_logs_tree
 from flows.analytics.reports import (
@@ -66,7 +66,7 @@ async def harvest(
     database."""
     engine = open_engine(database_url)
     try:
-        tables = await anyio.to_thread.run_sync(reflect_tables, engine)
+        tables = await anyio.to_thread.run_sync(migrated_tables, engine)
         result = await _harvest(engine, tables, reread_minutes=reread_minutes, since=since)
     finally:
         engine.dispose()
@@ -93,7 +93,7 @@ async def performance_report(
     logger = get_run_logger()
     engine = open_engine(database_url)
     try:
-        tables = await anyio.to_thread.run_sync(reflect_tables, engine)
+        tables = await anyio.to_thread.run_sync(migrated_tables, engine)
         harvested = await _harvest(engine, tables, reread_minutes=reread_minutes) if harvest_first else None
         source = await load_context_source(engine, tables, from_prefect=True)
         result = await anyio.to_thread.run_sync(
@@ -147,7 +147,7 @@ async def insights_report(
     now = dt.datetime.now(dt.UTC)
     window = insights_window(now, window_days)
     try:
-        tables = await anyio.to_thread.run_sync(reflect_tables, engine)
+        tables = await anyio.to_thread.run_sync(migrated_tables, engine)
         if harvest_first:
             await _harvest(engine, tables, reread_minutes=reread_minutes)
         source = await load_context_source(engine, tables, from_prefect=True)

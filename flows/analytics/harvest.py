@@ -48,8 +48,8 @@ from prefect.exceptions import ObjectNotFound
 from flows.analytics.database import (
     Tables,
     database_now,
+    migrated_tables,
     read_watermark,
-    reflect_tables,
     upsert,
     write_watermark,
 )
@@ -153,7 +153,7 @@ async def harvest_history(
     ``since`` overrides the watermark (e.g. a first harvest of only recent history); ``now`` is the
     upper bound of end times read (default: the current time), which becomes the new watermark.
     """
-    tables = tables or await anyio.to_thread.run_sync(reflect_tables, engine)
+    tables = tables or await anyio.to_thread.run_sync(migrated_tables, engine)
     watermark = await anyio.to_thread.run_sync(_read_harvest_watermark, engine, tables)
     upper = now or dt.datetime.now(dt.UTC)
     lower = since if since is not None else (watermark - reread_window if watermark else None)

@@ -15,9 +15,8 @@ import sqlalchemy as sa
 
 from analytics import Report, insight_rows, performance_rows, render_logs_tree, render_markdown_summary
 from flows.analytics.database import Tables
+from trinity.core.config import load_settings
 
-LOGS_DIR_ENV = "TRINITY_LOGS_DIR"
-DEFAULT_LOGS_DIR = Path(".trinity") / "LOGS"
 # The analysis grades "high"/"medium"/"low"; the API serves "critical"/"warning"/"info".
 SEVERITY = {"high": "critical", "medium": "warning", "low": "info"}
 _INSIGHT_FIELDS = ("workflow", "task_id", "kind", "title", "window_start", "window_end", "yaml_diff")
@@ -25,10 +24,10 @@ _PERFORMANCE_KEYS = ("workflow", "task_id", "window_start", "window_end")
 
 
 def logs_dir(override: str | os.PathLike[str] | None = None) -> Path:
-    """The LOGS tree root: ``override``, else ``TRINITY_LOGS_DIR``, else ``.trinity/LOGS``."""
+    """The LOGS tree root: ``override``, else the configured one (see ``Settings.logs_dir``)."""
     if override:
         return Path(override)
-    return Path(os.environ.get(LOGS_DIR_ENV) or DEFAULT_LOGS_DIR)
+    return load_settings().logs_dir
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:

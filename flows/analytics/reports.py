@@ -17,9 +17,10 @@ import pandas as pd
 import sqlalchemy as sa
 
 from analytics import AnalysisConfig, Report, WorkflowContext, build_report
-from flows.analytics.database import Tables, as_utc, database_now, read_watermark, write_watermark
+from flows.analytics.database import Tables, database_now, read_watermark, write_watermark
 from flows.analytics.history import History, Window, read_history
 from flows.analytics.outputs import RowCounts, replace_window_rows
+from trinity.core.types import as_utc
 
 PERFORMANCE_WATERMARK = "performance-refresh"
 DEFAULT_PERIOD = dt.timedelta(days=1)

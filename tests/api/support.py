@@ -16,8 +16,8 @@ import uvicorn
 
 from api.app import create_app
 from api.db import normalise_url
-from api.settings import Settings
 from tests.support.servers import free_port
+from trinity.core.settings import Settings
 
 JWT_SECRET = "trinity-test-secret-0123456789abcdefghijklmnopqrstuvwxyz-0123456789abcdef"
 ADMIN_KEY = "trn_test-admin-key-0123456789abcdefghijklmnop"

@@ -21,10 +21,10 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 
 from api.app import create_app
-from api.settings import Settings
 from tests.api.conftest import require_postgres
 from tests.api.support import ADMIN_KEY, ApiServer, make_settings, start_api_server
 from tests.support.servers import PrefectServer, create_database, drop_database
+from trinity.core.settings import Settings
 
 MAX_EXAMPLES = int(os.environ.get("TRINITY_FUZZ_EXAMPLES", "25"))
 SEMANTIC_BODIES = r"^/api/v1/(specs|workflows)(/\{[a-z_]+\})?(/execute)?$"

@@ -11,7 +11,7 @@ from prefect.flows import load_flow_from_entrypoint
 from deployments.analytics import deploy_analytics_flows, schedule_options
 from deployments.service import DeploymentError
 from flows.analytics.flows import insights_report, performance_report
-from trinity.settings import load_settings
+from trinity.core.config import load_settings
 
 pytestmark = pytest.mark.anyio
 

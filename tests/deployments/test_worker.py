@@ -15,9 +15,9 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
 from api.db import migrate
 from deployments.service import deploy_workflow
-from flows.recording import EXECUTION_LOGS
 from tests.flows.factories import specification, task_runs, upstream_ids, workflow
 from tests.support.servers import PrefectServer
+from trinity.core.tables import execution_logs
 
 pytestmark = pytest.mark.anyio
 
@@ -81,7 +81,7 @@ async def test_prefect_deployment_run_through_a_process_worker(
     assert upstream_ids(runs["announce"]) == {runs["extract"].id}
     engine = sa.create_engine(logs_url)
     with engine.connect() as connection:
-        rows = connection.execute(sa.select(EXECUTION_LOGS)).mappings().all()
+        rows = connection.execute(sa.select(execution_logs)).mappings().all()
     engine.dispose()
     assert [(row["flow_run_id"], row["status"]) for row in rows] == [(flow_run.id, "COMPLETED")]
     assert set(rows[0]["metrics"]["tasks"]) == {"extract", "announce"}

@@ -1,9 +1,10 @@
-"""The execution_logs row each run leaves (schema from the API's migrations)."""
+"""The execution_logs row each run leaves, in the database the settings resolve."""
 
 from __future__ import annotations
 
 import datetime as dt
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +12,19 @@ import pytest
 import sqlalchemy as sa
 
 from api.db import migrate
-from flows.recording import EXECUTION_LOGS, database_url, write_execution_log
+from flows.recording import database_url, write_execution_log
 from tests.flows.factories import flow_run_id, run_workflow, workflow
+from trinity.core.tables import execution_logs
+from trinity.core.urls import normalise_url
 
 pytestmark = pytest.mark.anyio
 
 
 def _rows(url: str) -> list[dict[str, Any]]:
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    engine = sa.create_engine(normalise_url(url))
     try:
         with engine.connect() as connection:
-            query = sa.select(EXECUTION_LOGS).order_by(EXECUTION_LOGS.c.created_at)
+            query = sa.select(execution_logs).order_by(execution_logs.c.created_at)
             return [dict(row) for row in connection.execute(query).mappings()]
     finally:
         engine.dispose()
@@ -142,18 +145,15 @@ async def test_a_failed_write_does_not_fail_the_run(
     assert state.is_completed(), state.message
 
 
-def test_upsert_by_flow_run_id_replaces_the_row(tmp_path: Path) -> None:
-    import uuid
-
-    url = f"sqlite:///{tmp_path / 't.db'}"
-    migrate(url)
-    run_id = uuid.uuid4()
+def _row(run_id: uuid.UUID, status: str) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
-    base = {
+    return {
+        "id": uuid.uuid4(),
         "workflow_id": None,
         "workflow_name": "w",
         "workflow_version": "1.0.0",
         "flow_run_id": run_id,
+        "status": status,
         "execution_time": dt.timedelta(seconds=1),
         "expected_start_time": None,
         "started_at": now,
@@ -161,15 +161,62 @@ def test_upsert_by_flow_run_id_replaces_the_row(tmp_path: Path) -> None:
         "metrics": {"tasks": {}, "parameters": {}},
     }
 
-    assert write_execution_log({**base, "id": uuid.uuid4(), "status": "CRASHED"}, url=url)
-    assert write_execution_log({**base, "id": uuid.uuid4(), "status": "COMPLETED"}, url=url)
+
+def test_upsert_by_flow_run_id_replaces_the_row(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    migrate(url)
+    run_id = uuid.uuid4()
+
+    assert write_execution_log(_row(run_id, "CRASHED"), url=url)
+    assert write_execution_log(_row(run_id, "COMPLETED"), url=url)
 
     rows = _rows(url)
     assert [row["status"] for row in rows] == ["COMPLETED"]
 
 
-def test_database_url_defaults_to_sqlite_under_the_working_directory(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TRINITY_DATABASE_URL", raising=False)
-    assert database_url() == f"sqlite:///{Path.cwd() / '.trinity' / 'trinity.db'}"
-    monkeypatch.setenv("TRINITY_DATABASE_URL", "postgresql://u@h/db")
-    assert database_url() == "postgresql+psycopg://u@h/db"
+@pytest.fixture
+def bare_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder of its own, and none of Trinity's variables set."""
+    for name in ("TRINITY_DATABASE_URL", "TRINITY_CONFIG", "TRINITY_STATE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_database_is_resolved_like_every_process_resolves_it(
+    bare_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert database_url() == "sqlite:///.trinity/trinity.db"
+    (bare_environment / "trinity.config.yml").write_text("database:\n  url: postgresql://u@h/from-file\n")
+    assert database_url() == "postgresql://u@h/from-file"
+    monkeypatch.setenv("TRINITY_DATABASE_URL", "postgresql://u@h/from-env")
+    assert database_url() == "postgresql://u@h/from-env"
+
+
+def test_the_row_goes_to_the_database_of_the_config_file_in_the_working_folder(
+    bare_environment: Path,
+) -> None:
+    url = f"sqlite:///{bare_environment / 'configured.db'}"
+    migrate(url)
+    (bare_environment / "trinity.config.yml").write_text(f"database:\n  url: {url}\n")
+    run_id = uuid.uuid4()
+
+    assert write_execution_log(_row(run_id, "COMPLETED"))
+
+    assert [row["flow_run_id"] for row in _rows(url)] == [run_id]
+    assert not (bare_environment / ".trinity").exists()
+
+
+def test_a_broken_configuration_is_one_warning_and_no_row(
+    bare_environment: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (bare_environment / "trinity.config.yml").write_text("database:\n  url: mysql://u@h/db\n")
+    run_id = uuid.uuid4()
+
+    assert not write_execution_log(_row(run_id, "COMPLETED"))
+
+    (record,) = [r for r in caplog.records if r.name == "trinity.executor"]
+    assert record.getMessage() == (
+        f"execution log for flow run {run_id} not written: no usable database: "
+        "unsupported database 'mysql': use sqlite:/// or postgresql://"
+    )

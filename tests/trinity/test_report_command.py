@@ -16,7 +16,7 @@ import typer
 from typer.testing import CliRunner
 
 from analytics import LOGS_TREE_PATHS
-from flows.analytics.database import open_engine, reflect_tables
+from flows.analytics.database import migrated_tables, open_engine
 from tests.flows.analytics.support import (
     Store,
     database_url,
@@ -177,4 +177,4 @@ def test_unreachable_database_and_prefect_are_one_line(tmp_path: Path) -> None:
     assert prefect.stderr.startswith("error: cannot reach the Prefect API at http://127.0.0.1:9/api")
     assert "--no-harvest" in prefect.stderr
     assert len(prefect.stderr.strip().splitlines()) == 1
-    reflect_tables(open_engine(url))  # the database was migrated before Prefect was tried
+    migrated_tables(open_engine(url))  # the database was migrated before Prefect was tried

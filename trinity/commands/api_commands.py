@@ -24,7 +24,8 @@ def api(
 
     from api.app import configure_logging
     from api.db import DatabaseURLError, migrate
-    from api.settings import ConfigError, load_settings
+    from trinity.core.config import load_settings
+    from trinity.core.settings import ConfigError
 
     # Worker processes rebuild the settings from the environment, so pass the choices on that way.
     if config is not None:

@@ -100,13 +100,13 @@ async def _build(
     import anyio
 
     from flows.analytics.context import load_context_source
-    from flows.analytics.database import open_engine, reflect_tables
+    from flows.analytics.database import migrated_tables, open_engine
     from flows.analytics.harvest import harvest_history
     from flows.analytics.reports import build_window_report
 
     engine = open_engine(url)
     try:
-        tables = await anyio.to_thread.run_sync(reflect_tables, engine)
+        tables = await anyio.to_thread.run_sync(migrated_tables, engine)
         summary = (await harvest_history(engine=engine, tables=tables)).summary() if harvest else None
         source = await load_context_source(engine, tables, from_prefect=from_prefect)
         report, _ = await anyio.to_thread.run_sync(
@@ -115,17 +115,6 @@ async def _build(
     finally:
         engine.dispose()
     return report, summary
-
-
-def _default_out(settings: Any) -> Path:
-    # Keep the --out help text in step with this order.
-    import os
-
-    if os.environ.get("TRINITY_LOGS_DIR"):
-        return Path(os.environ["TRINITY_LOGS_DIR"])
-    if "logs_dir" in settings.analytics.model_fields_set:
-        return Path(settings.analytics.logs_dir)
-    return Path(settings.state_dir) / "LOGS"
 
 
 def report(
@@ -138,6 +127,7 @@ def report(
         Path | None,
         typer.Option(
             "--out",
+            # The order of Settings.logs_dir, as the one resolver applies it.
             help="Folder for the LOGS tree (default: $TRINITY_LOGS_DIR, else analytics.logs_dir when "
             "configured, else <state_dir>/LOGS).",
         ),
@@ -155,9 +145,10 @@ def report(
     ] = None,
 ) -> None:
     """Analyse run history now: write the LOGS tree and print the summary."""
-    from api.settings import ConfigError, load_settings
     from flows.analytics.history import Window
     from flows.analytics.outputs import write_logs_tree
+    from trinity.core.config import load_settings
+    from trinity.core.settings import ConfigError
 
     now = dt.datetime.now(dt.UTC)
     try:
@@ -189,7 +180,7 @@ def report(
         ),
         prefect_url,
     )
-    target = out or _default_out(settings)
+    target = out or settings.logs_dir
     try:
         written = write_logs_tree(result, target)
     except OSError as exc:

@@ -41,8 +41,8 @@ def _with_prefect(coroutine: Coroutine[Any, Any, T]) -> T:
     from prefect.exceptions import PrefectHTTPStatusError
 
     from deployments.service import DeploymentError
+    from trinity.core.settings import ConfigError
     from trinity.prefect_target import resolve_prefect_api_url, using_prefect_api
-    from trinity.settings import ConfigError
 
     try:
         url = resolve_prefect_api_url()
@@ -145,7 +145,8 @@ def deploy(
 
 async def _deploy_analytics(pool: str) -> list[Any]:
     from deployments.analytics import deploy_analytics_flows, schedule_options
-    from trinity.settings import ConfigError, load_settings
+    from trinity.core.config import load_settings
+    from trinity.core.settings import ConfigError
 
     try:
         options = schedule_options(load_settings().analytics)

@@ -28,7 +28,8 @@ StateDir = Annotated[
 
 def _settings() -> Any:
     """The configuration (``trinity.config.yml`` + environment); a broken file is one error line."""
-    from trinity.settings import ConfigError, load_settings
+    from trinity.core.config import load_settings
+    from trinity.core.settings import ConfigError
 
     try:
         return load_settings()

@@ -2,7 +2,9 @@
 
 The worker polls a work pool and runs the claimed flow runs in a few long-lived executor
 processes (see :mod:`flows.worker`). Start several, on as many hosts as needed: they share the
-pool through Prefect, and each flow run is claimed by exactly one of them.
+pool through Prefect, and each flow run is claimed by exactly one of them. Each needs only the
+Prefect API and Trinity's database, from flags, the environment or its own
+``trinity.config.yml``, resolved like every Trinity process resolves its settings.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,7 +24,12 @@ def register(app: typer.Typer) -> None:
 
 
 def worker(
-    pool: Annotated[str, typer.Option("--pool", help="Work pool to serve (created if missing).")] = "trinity",
+    pool: Annotated[
+        str | None,
+        typer.Option(
+            "--pool", help="Work pool to serve, created if missing (default: prefect.work_pool, trinity)."
+        ),
+    ] = None,
     processes: Annotated[
         int | None,
         typer.Option("--processes", help="Executor processes (default 2, or TRINITY_WORKER_PROCESSES)."),
@@ -42,6 +50,26 @@ def worker(
         float | None,
         typer.Option("--shutdown-grace", help="Seconds runs get to finish on shutdown (default 30)."),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Configuration file (default: $TRINITY_CONFIG, ./trinity.config.yml)."),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Trinity's database, where each run's execution log goes (default: $TRINITY_DATABASE_URL, "
+            "else database.url of the config, else SQLite in the state folder).",
+        ),
+    ] = None,
+    prefect_api_url: Annotated[
+        str | None,
+        typer.Option(
+            "--prefect-api-url",
+            help="Prefect API to serve (default: $PREFECT_API_URL, else prefect.api_url of the config, "
+            "else the running `trinity up`).",
+        ),
+    ] = None,
 ) -> None:
     """Run flow runs from a work pool in long-lived executor processes, until stopped (Ctrl-C)."""
     from flows.worker.worker import WorkerOptions
@@ -59,13 +87,24 @@ def worker(
     if name is not None and ("/" in name or "%" in name):
         typer.echo("error: --name cannot contain '/' or '%'", err=True)
         raise typer.Exit(1)
+    from trinity.core.config import child_environment, load_settings
+    from trinity.core.settings import ConfigError
+    from trinity.core.urls import DatabaseURLError, normalise_url
     from trinity.prefect_target import resolve_prefect_api_url, using_prefect_api
-    from trinity.settings import ConfigError
 
     try:
-        api_url = resolve_prefect_api_url()
+        settings = load_settings(config, flags={"database.url": database_url, "prefect.work_pool": pool})
+        normalise_url(settings.database_url)
+        # Executor processes, and analytics flows run in them, resolve the same settings from
+        # their environment, even after a deployment's pull step changed their folder.
+        inherited = child_environment(settings)
+        os.environ.update(inherited)
+        api_url = prefect_api_url or resolve_prefect_api_url()
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except DatabaseURLError as exc:
+        typer.echo(f"error: database.url: {exc}", err=True)
         raise typer.Exit(1) from None
     if api_url is None:
         typer.echo(
@@ -76,14 +115,49 @@ def worker(
         raise typer.Exit(1)
     # Executor processes read the URL from their environment; this process from its settings.
     os.environ["PREFECT_API_URL"] = api_url
+    _report_database(inherited["TRINITY_DATABASE_URL"], connect_timeout=settings.database.connect_timeout)
     try:
         with using_prefect_api(api_url):
-            asyncio.run(_serve(pool=pool, name=name, options=options))
+            asyncio.run(_serve(pool=settings.prefect.work_pool, name=name, options=options))
     except KeyboardInterrupt:
         pass
     except Exception as exc:
         typer.echo(f"error: worker stopped: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from None
+
+
+def _report_database(url: str, *, connect_timeout: int) -> None:
+    """Say where runs are recorded; warn when that database cannot take them now."""
+    import sqlalchemy as sa
+
+    from flows.analytics.database import first_line
+    from trinity.core.tables import execution_logs
+    from trinity.core.urls import describe_url, is_sqlite, normalise_url, sqlite_file
+
+    where = describe_url(url)
+    typer.echo(f"Recording execution logs to {where}", err=True)
+    target = normalise_url(url)
+    not_migrated = "runs are not recorded until `trinity api` or `trinity report` has migrated it"
+    path = sqlite_file(target)
+    if path is not None and not path.is_file():
+        # Connecting would create an empty file.
+        typer.echo(f"warning: {path} does not exist: {not_migrated}", err=True)
+        return
+    connect_args = {} if is_sqlite(target) else {"connect_timeout": connect_timeout}
+    engine = sa.create_engine(target, poolclass=sa.pool.NullPool, connect_args=connect_args)
+    try:
+        with engine.connect() as connection:
+            migrated = sa.inspect(connection).has_table(execution_logs.name)
+    except sa.exc.SQLAlchemyError as exc:
+        typer.echo(
+            f"warning: cannot reach {where} ({first_line(exc)}): runs are not recorded while it is down",
+            err=True,
+        )
+        return
+    finally:
+        engine.dispose()
+    if not migrated:
+        typer.echo(f"warning: {where} has no {execution_logs.name} table: {not_migrated}", err=True)
 
 
 async def _serve(*, pool: str, name: str | None, options: object) -> None:

@@ -3,6 +3,9 @@
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-22
+
+The tables as they were at this revision; :mod:`trinity.core.tables` is the schema at head, and a
+change to it comes with a new revision (``tests/api/test_db.py`` compares the two).
 """
 
 from __future__ import annotations
@@ -11,21 +14,19 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from trinity.core.types import JSONVariant, UTCDateTime
 
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 NOW = sa.text("CURRENT_TIMESTAMP")
 
 
 def _timestamp(name: str, *, nullable: bool = False, default: bool = False) -> sa.Column[object]:
-    return sa.Column(
-        name, sa.DateTime(timezone=True), nullable=nullable, server_default=NOW if default else None
-    )
+    return sa.Column(name, UTCDateTime(), nullable=nullable, server_default=NOW if default else None)
 
 
 def _window_columns() -> list[sa.Column[object]]:
@@ -45,7 +46,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), primary_key=True),
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("version", sa.String(64), nullable=False),
-        sa.Column("schema", JSON, nullable=False),
+        sa.Column("schema", JSONVariant, nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
         _timestamp("created_at", default=True),
         _timestamp("updated_at", default=True),
@@ -66,7 +67,7 @@ def upgrade() -> None:
         sa.Column("version", sa.String(64), nullable=False),
         sa.Column("spec_name", sa.String(255), nullable=False),
         sa.Column("spec_range", sa.String(200), nullable=False),
-        sa.Column("definition", JSON, nullable=False),
+        sa.Column("definition", JSONVariant, nullable=False),
         sa.Column("status", sa.String(50), nullable=False, server_default="draft"),
         sa.Column("deployment_id", sa.Uuid(), nullable=True),
         _timestamp("created_at", default=True),
@@ -94,7 +95,7 @@ def upgrade() -> None:
         _timestamp("expected_start_time", nullable=True),
         _timestamp("started_at", nullable=True),
         _timestamp("ended_at", nullable=True),
-        sa.Column("metrics", JSON, nullable=True),
+        sa.Column("metrics", JSONVariant, nullable=True),
         _timestamp("created_at", default=True),
     )
     op.create_index("ix_execution_logs_workflow_id", "execution_logs", ["workflow_id"])
@@ -112,7 +113,7 @@ def upgrade() -> None:
         sa.Column("workflow_name", sa.String(255), nullable=False),
         sa.Column("workflow_version", sa.String(64), nullable=False),
         sa.Column("flow_run_id", sa.Uuid(), nullable=False, unique=True),
-        sa.Column("parameters", JSON, nullable=False),
+        sa.Column("parameters", JSONVariant, nullable=False),
         sa.Column("state_type", sa.String(50), nullable=False),
         sa.Column("state_name", sa.String(100), nullable=False),
         _timestamp("created_at", default=True),
@@ -148,7 +149,7 @@ def upgrade() -> None:
     op.create_table(
         "analytics_performance",
         *_window_columns(),
-        sa.Column("metrics", JSON, nullable=False),
+        sa.Column("metrics", JSONVariant, nullable=False),
     )
     op.create_index(
         "ix_analytics_performance_workflow_window", "analytics_performance", ["workflow", "window_start"]
@@ -160,7 +161,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(64), nullable=False),
         sa.Column("title", sa.String(500), nullable=False),
         sa.Column("severity", sa.String(20), nullable=False),
-        sa.Column("evidence", JSON, nullable=False),
+        sa.Column("evidence", JSONVariant, nullable=False),
         sa.Column("yaml_diff", sa.Text(), nullable=True),
     )
     op.create_index(

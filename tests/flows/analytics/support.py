@@ -15,7 +15,7 @@ from prefect.client.schemas.objects import State
 from prefect.events.worker import EventsWorker
 
 from api.db import migrate
-from flows.analytics.database import Tables, open_engine, reflect_tables
+from flows.analytics.database import Tables, migrated_tables, open_engine
 from flows.recording import RunRecord, TaskRecord, write_execution_log
 from tests.flows.factories import flow_run_id, run_workflow, task_runs
 
@@ -54,7 +54,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = open_engine(url)
-        self.tables: Tables = reflect_tables(self.engine)
+        self.tables: Tables = migrated_tables(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -18,10 +18,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import TaskRunSort
-from sqlalchemy import create_engine
 
+from api.db import migrate
 from deployments.service import deploy_workflow
-from flows.recording import EXECUTION_LOGS
 from tests.flows.factories import specification, workflow
 from tests.support.servers import PrefectServer
 
@@ -42,11 +41,9 @@ NOOP_DAG = [
 
 
 def sqlite_trinity_database(folder: Path) -> str:
-    """A Trinity database (SQLite) with the ``execution_logs`` table the executor writes."""
+    """A Trinity database (SQLite), migrated as the API migrates it."""
     url = f"sqlite:///{folder / 'trinity.db'}"
-    engine = create_engine(url)
-    EXECUTION_LOGS.metadata.create_all(engine)
-    engine.dispose()
+    migrate(url)
     return url
 
 

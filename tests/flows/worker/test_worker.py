@@ -15,7 +15,6 @@ from prefect.client.orchestration import get_client
 from prefect.states import Cancelling
 from sqlalchemy import create_engine, select
 
-from flows.recording import EXECUTION_LOGS
 from tests.flows.worker.support import (
     NOOP_DAG,
     VENV_BIN,
@@ -35,6 +34,7 @@ from tests.flows.worker.support import (
     worker_env,
 )
 from tests.support.servers import PrefectServer
+from trinity.core.tables import execution_logs
 
 pytestmark = pytest.mark.anyio
 NOOP_TASK_IDS = sorted(task["id"] for task in NOOP_DAG)
@@ -66,7 +66,7 @@ def shared_worker(
 def execution_log_statuses(database: str) -> dict[str, str]:
     engine = create_engine(database)
     with engine.connect() as connection:
-        rows = connection.execute(select(EXECUTION_LOGS.c.flow_run_id, EXECUTION_LOGS.c.status)).all()
+        rows = connection.execute(select(execution_logs.c.flow_run_id, execution_logs.c.status)).all()
     engine.dispose()
     return {str(row.flow_run_id): row.status for row in rows}
 

@@ -1,4 +1,4 @@
-"""Configuration: the file's shape, ${ENV} interpolation, env overrides, clear errors."""
+"""The settings resolver: the file's shape, ${ENV} interpolation, env and flag overrides, clear errors."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from api.settings import ConfigError, Settings, interpolate, load_settings, parse_rate_limit
+from trinity.core.config import child_environment, interpolate, load_settings
+from trinity.core.settings import ConfigError, Settings, parse_rate_limit
 
 SEED_CONFIG = """\
 server:
@@ -158,7 +159,71 @@ def test_bad_rate_limits_are_refused(text: str) -> None:
 
 
 def test_the_example_configuration_at_the_repository_root_loads() -> None:
-    example = Path(__file__).resolve().parents[2] / "trinity.config.example.yml"
+    example = Path(__file__).resolve().parents[3] / "trinity.config.example.yml"
     settings = load_settings(example, env={"JWT_SECRET": "z" * 40, "TRINITY_PG_PASSWORD": "pw"})
     settings.require_jwt_secret()
     assert settings.prefect.api_url
+
+
+def test_flags_beat_the_environment_which_beats_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "database:\n  url: sqlite:///from-file.db\nstate_dir: /srv/file\n")
+    assert load_settings(path, env={}).database_url == "sqlite:///from-file.db"
+    env = {"TRINITY_DATABASE_URL": "sqlite:///from-env.db"}
+    assert load_settings(path, env=env).database_url == "sqlite:///from-env.db"
+    flagged = load_settings(
+        path, env=env, flags={"database.url": "sqlite:///from-flag.db", "state_dir": None}
+    )
+    assert flagged.database_url == "sqlite:///from-flag.db"
+    # A flag left at None was not given: the file's value stands.
+    assert flagged.state_dir == "/srv/file"
+
+
+def test_a_bad_flag_value_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"server\.port"):
+        load_settings(env={}, flags={"server.port": 70000})
+
+
+def test_the_logs_folder_is_configured_else_in_the_state_folder(tmp_path: Path) -> None:
+    assert load_settings(env={"TRINITY_CONFIG": str(write(tmp_path, ""))}).logs_dir == Path(".trinity/LOGS")
+    path = write(tmp_path, "state_dir: /srv/trinity\n")
+    assert load_settings(path, env={}).logs_dir == Path("/srv/trinity/LOGS")
+    path = write(tmp_path, "state_dir: /srv/trinity\nanalytics:\n  logs_dir: /srv/reports\n")
+    assert load_settings(path, env={}).logs_dir == Path("/srv/reports")
+    assert load_settings(path, env={"TRINITY_LOGS_DIR": "/elsewhere"}).logs_dir == Path("/elsewhere")
+
+
+def test_a_blank_state_dir_means_the_default(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "state_dir: ''\n"), env={})
+    assert settings.state_dir == ".trinity"
+    assert settings.database_url == "sqlite:///.trinity/trinity.db"
+
+
+def test_the_config_file_in_the_working_folder_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, "database:\n  url: postgresql://trinity@db/trinity\n")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(env={})
+    assert settings.database_url == "postgresql://trinity@db/trinity"
+    assert settings.source == "trinity.config.yml"
+
+
+def test_a_child_process_gets_the_same_settings_wherever_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write(tmp_path, "analytics:\n  logs_dir: reports\n")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(env={})  # ./trinity.config.yml, relative paths throughout
+    env = child_environment(settings)
+    assert env == {
+        "TRINITY_CONFIG": str(config),
+        "TRINITY_DATABASE_URL": f"sqlite:///{tmp_path / '.trinity' / 'trinity.db'}",
+        "TRINITY_STATE_DIR": str(tmp_path / ".trinity"),
+        "TRINITY_LOGS_DIR": str(tmp_path / "reports"),
+    }
+    monkeypatch.chdir(tmp_path.parent)
+    again = load_settings(env=env)
+    assert again.database_url == env["TRINITY_DATABASE_URL"]
+    assert again.logs_dir == tmp_path / "reports"
+    postgres = load_settings(env={"TRINITY_DATABASE_URL": "postgresql://u:secret@db/t"})
+    assert child_environment(postgres)["TRINITY_DATABASE_URL"] == "postgresql://u:secret@db/t"

@@ -1,32 +1,21 @@
-"""Configuration: ``trinity.config.yml`` plus environment overrides.
+"""The settings model: every key of ``trinity.config.yml``, with its default and its limits.
 
 The file has the seed's shape (``server``, ``database``, ``redis``, ``logging``, ``security``) plus
-``prefect``, ``analytics`` and ``state_dir``. String values may use ``${VAR}`` or ``${VAR:-default}``;
-``$${`` writes a literal ``${``. An unset variable without a default expands to an empty string, so
-``jwt_secret: ${JWT_SECRET}`` with no ``JWT_SECRET`` simply means "no secret".
-
-Precedence, lowest first: built-in defaults, the file, then these environment variables:
-``TRINITY_DATABASE_URL``, ``TRINITY_JWT_SECRET`` (or ``JWT_SECRET``), ``TRINITY_BOOTSTRAP_API_KEY``,
-``TRINITY_DEV_MODE``, ``TRINITY_STATE_DIR``, ``TRINITY_PREFECT_API_URL``, ``TRINITY_PREFECT_UI_URL``,
-``TRINITY_LOGS_DIR``. Without ``prefect.api_url`` the server uses Prefect's own ``PREFECT_API_URL``.
-The file is the explicit path, else ``TRINITY_CONFIG``, else ``./trinity.config.yml`` when it exists.
+``prefect``, ``analytics`` and ``state_dir``. Values come from :func:`trinity.core.config.load_settings`,
+the one resolver (flags > environment > file > these defaults).
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-DEFAULT_CONFIG_FILE = "trinity.config.yml"
+DEFAULT_STATE_DIR = ".trinity"
 MIN_JWT_SECRET_LENGTH = 32
 
-_ENV_REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour|d|day)s?\s*$")
 _UNIT_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
 _UNIT_SECONDS |= {"h": 3600, "hour": 3600, "d": 86400, "day": 86400}
@@ -120,12 +109,20 @@ class AnalyticsSettings(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    logs_dir: str = "LOGS"
+    # Unset (or blank): ``LOGS`` in ``state_dir`` (see ``Settings.logs_dir``).
+    logs_dir: str | None = None
     window_days: Annotated[int, Field(ge=1, le=3650)] = 30
+
+    @field_validator("logs_dir", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
 
 class Settings(_Section):
-    """Everything the API server and the CLI read from configuration."""
+    """Everything Trinity's commands and processes read from configuration."""
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -134,8 +131,15 @@ class Settings(_Section):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
-    state_dir: str = ".trinity"
+    state_dir: str = DEFAULT_STATE_DIR
     _source: str | None = PrivateAttr(default=None)
+
+    @field_validator("state_dir", mode="before")
+    @classmethod
+    def _blank_is_default(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return DEFAULT_STATE_DIR
+        return value
 
     @property
     def source(self) -> str | None:
@@ -144,10 +148,17 @@ class Settings(_Section):
 
     @property
     def database_url(self) -> str:
-        """The configured database URL, or the SQLite file under ``state_dir``."""
+        """The configured database URL, or the SQLite file ``trinity.db`` under ``state_dir``."""
         if self.database.url:
             return self.database.url
         return f"sqlite:///{Path(self.state_dir) / 'trinity.db'}"
+
+    @property
+    def logs_dir(self) -> Path:
+        """The root of the LOGS tree: ``analytics.logs_dir``, else ``LOGS`` under ``state_dir``."""
+        if self.analytics.logs_dir:
+            return Path(self.analytics.logs_dir)
+        return Path(self.state_dir) / "LOGS"
 
     def require_jwt_secret(self) -> None:
         """Raise :class:`ConfigError` unless a usable JWT secret is set or dev mode is on."""
@@ -170,94 +181,3 @@ def parse_rate_limit(text: str) -> tuple[int, float]:
         raise ValueError(f"rate limit {text!r} is not like '1000/hour' (units: second, minute, hour, day)")
     count, multiplier, unit = int(match.group(1)), match.group(2), match.group(3)
     return count, float(int(multiplier or 1) * _UNIT_SECONDS[unit])
-
-
-def interpolate(value: Any, env: Mapping[str, str]) -> Any:
-    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string of a parsed YAML tree."""
-    if isinstance(value, str):
-
-        def replace(match: re.Match[str]) -> str:
-            if match.group(0) == "$${":
-                return "${"
-            name, default = match.group(1), match.group(2)
-            found = env.get(name)
-            if found is None or (found == "" and default is not None):
-                return default or ""
-            return found
-
-        return _ENV_REFERENCE.sub(replace, value)
-    if isinstance(value, dict):
-        return {key: interpolate(item, env) for key, item in value.items()}
-    if isinstance(value, list):
-        return [interpolate(item, env) for item in value]
-    return value
-
-
-def _config_path(path: str | Path | None, env: Mapping[str, str]) -> Path | None:
-    if path is not None:
-        return Path(path)
-    if env.get("TRINITY_CONFIG"):
-        return Path(env["TRINITY_CONFIG"])
-    default = Path(DEFAULT_CONFIG_FILE)
-    return default if default.is_file() else None
-
-
-def _read_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the configuration file ({exc})") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the configuration must be a mapping of sections")
-    return data
-
-
-def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
-    overrides = {
-        ("database", "url"): env.get("TRINITY_DATABASE_URL"),
-        ("security", "jwt_secret"): env.get("TRINITY_JWT_SECRET") or env.get("JWT_SECRET"),
-        ("security", "bootstrap_api_key"): env.get("TRINITY_BOOTSTRAP_API_KEY"),
-        ("prefect", "api_url"): env.get("TRINITY_PREFECT_API_URL"),
-        ("prefect", "ui_url"): env.get("TRINITY_PREFECT_UI_URL"),
-        ("analytics", "logs_dir"): env.get("TRINITY_LOGS_DIR"),
-    }
-    if env.get("TRINITY_STATE_DIR"):
-        data["state_dir"] = env["TRINITY_STATE_DIR"]
-    if env.get("TRINITY_DEV_MODE", "").lower() in {"1", "true", "yes", "on"}:
-        overrides[("security", "dev_mode")] = "true"
-    for (section, key), value in overrides.items():
-        if value:
-            block = data.setdefault(section, {})
-            if not isinstance(block, dict):
-                raise ConfigError(f"configuration section {section!r} must be a mapping")
-            block[key] = value
-
-
-def load_settings(path: str | Path | None = None, *, env: Mapping[str, str] | None = None) -> Settings:
-    """Read the configuration file (if any), interpolate ``${ENV}``, apply env overrides, validate."""
-    environ: Mapping[str, str] = os.environ if env is None else env
-    config_path = _config_path(path, environ)
-    data: dict[str, Any] = {}
-    if config_path is not None:
-        if not config_path.is_file():
-            raise ConfigError(f"{config_path}: configuration file not found")
-        data = interpolate(_read_file(config_path), environ)
-    _apply_env(data, environ)
-    try:
-        settings = Settings.model_validate(data)
-    except ValidationError as exc:
-        where = str(config_path) if config_path else "configuration"
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
-        raise ConfigError(f"{where}: {problems}") from exc
-    settings._source = str(config_path) if config_path else None
-    return settings
