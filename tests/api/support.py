@@ -15,9 +15,9 @@ import sqlalchemy as sa
 import uvicorn
 
 from api.app import create_app
-from api.db import normalise_url
 from tests.support.servers import free_port
 from trinity.core.settings import Settings
+from trinity.core.urls import normalise_url
 
 JWT_SECRET = "trinity-test-secret-0123456789abcdefghijklmnopqrstuvwxyz-0123456789abcdef"
 ADMIN_KEY = "trn_test-admin-key-0123456789abcdefghijklmnop"

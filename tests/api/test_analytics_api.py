@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from api.db import normalise_url
 from api.models.analytics import AnalyticsInsight, AnalyticsPerformance
 from tests.api.support import ApiServer
+from trinity.core.urls import normalise_url
 
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
 

@@ -23,9 +23,10 @@ def api(
     from sqlalchemy.exc import SQLAlchemyError
 
     from api.app import configure_logging
-    from api.db import DatabaseURLError, migrate
+    from api.db import migrate
     from trinity.core.config import load_settings
     from trinity.core.settings import ConfigError
+    from trinity.core.urls import DatabaseURLError
 
     # Worker processes rebuild the settings from the environment, so pass the choices on that way.
     if config is not None:
@@ -33,7 +34,8 @@ def api(
     if dev:
         os.environ["TRINITY_DEV_MODE"] = "true"
     try:
-        settings = load_settings(config)
+        flags = {"server.host": host, "server.port": port, "security.dev_mode": True if dev else None}
+        settings = load_settings(config, flags=flags)
         settings.require_jwt_secret()
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -51,8 +53,8 @@ def api(
     uvicorn.run(
         "api.main:app_from_environment",
         factory=True,
-        host=host or settings.server.host,
-        port=settings.server.port if port is None else port,
+        host=settings.server.host,
+        port=settings.server.port,
         workers=settings.server.workers,
         log_config=None,
         proxy_headers=False,

@@ -83,7 +83,8 @@ def _run(coroutine: Coroutine[Any, Any, T], prefect_url: str | None) -> T:
 def _migrate(url: str) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from api.db import DatabaseURLError, migrate
+    from api.db import migrate
+    from trinity.core.urls import DatabaseURLError
 
     try:
         migrate(url)

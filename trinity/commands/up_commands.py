@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import typer
 
-DEFAULT_STATE_DIR = Path(".trinity")
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "specs" / "examples"
 
 StateDir = Annotated[
@@ -26,23 +25,24 @@ StateDir = Annotated[
 ]
 
 
-def _settings() -> Any:
-    """The configuration (``trinity.config.yml`` + environment); a broken file is one error line."""
+def _settings(flags: dict[str, Any] | None = None) -> Any:
+    """The settings with these flags on top; a broken configuration is one error line."""
     from trinity.core.config import load_settings
     from trinity.core.settings import ConfigError
 
     try:
-        return load_settings()
+        return load_settings(flags=flags)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
 
 
-def _state_dir(given: Path | None, settings: Any = None) -> Path:
+def _state_dir(given: Path | None) -> Path:
     """The flag (or ``TRINITY_STATE_DIR``), else the configured ``state_dir``."""
+    # Given, the configuration is not needed: `down` works even beside a broken file.
     if given is not None:
         return given.resolve()
-    return Path((settings or _settings()).state_dir or DEFAULT_STATE_DIR).resolve()
+    return Path(_settings().state_dir).resolve()
 
 
 def up(
@@ -83,15 +83,22 @@ def up(
     """Start the Prefect server, the Trinity API and a worker; deploy the examples; keep them running."""
     from trinity.stack import AlreadyRunningError, StackConfig, StackError, bring_up, read_status
 
-    settings = _settings()
+    settings = _settings(
+        {
+            "state_dir": str(state_dir) if state_dir is not None else None,
+            "prefect.database_url": database_url,
+            "database.url": trinity_database_url,
+            "prefect.work_pool": pool,
+        }
+    )
     config = StackConfig(
-        state_dir=_state_dir(state_dir, settings),
+        state_dir=Path(settings.state_dir).resolve(),
         host=host,
         prefect_port=prefect_port,
         api_port=api_port,
-        prefect_database_url=database_url or settings.prefect.database_url or None,
-        trinity_database_url=trinity_database_url or settings.database.url or None,
-        pool=pool or settings.prefect.work_pool,
+        prefect_database_url=settings.prefect.database_url or None,
+        trinity_database_url=settings.database.url or None,
+        pool=settings.prefect.work_pool,
         worker_processes=worker_processes,
         examples=examples if examples is not None else [EXAMPLES_DIR],
         demo_workflow=demo_workflow,

@@ -21,7 +21,7 @@ writes it; the API's models fill ids and timestamps in Python for the rows they 
 
 from __future__ import annotations
 
-import uuid
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -32,19 +32,19 @@ METADATA = sa.MetaData()
 _NOW = sa.text("CURRENT_TIMESTAMP")
 
 
-def _id() -> sa.Column[uuid.UUID]:
+def _id() -> sa.Column[Any]:
     return sa.Column("id", sa.Uuid(), primary_key=True)
 
 
-def _created_at() -> sa.Column[object]:
+def _created_at() -> sa.Column[Any]:
     return sa.Column("created_at", UTCDateTime(), nullable=False, server_default=_NOW)
 
 
-def _updated_at() -> sa.Column[object]:
+def _updated_at() -> sa.Column[Any]:
     return sa.Column("updated_at", UTCDateTime(), nullable=False, onupdate=utcnow, server_default=_NOW)
 
 
-def _time(name: str, *, nullable: bool = True) -> sa.Column[object]:
+def _time(name: str, *, nullable: bool = True) -> sa.Column[Any]:
     return sa.Column(name, UTCDateTime(), nullable=nullable)
 
 
@@ -147,7 +147,7 @@ api_keys = sa.Table(
 )
 
 
-def _window_columns() -> list[sa.Column[object]]:
+def _window_columns() -> list[sa.Column[Any]]:
     """What every analytics row has: the workflow (and task), and the window it covers."""
     return [
         _id(),
