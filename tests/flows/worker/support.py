@@ -78,10 +78,12 @@ class WorkerProcess:
 
 
 @contextlib.contextmanager
-def running_worker(command: list[str], env: dict[str, str], log_path: Path) -> Iterator[WorkerProcess]:
-    """Run a worker command from the repository root for the duration of the block."""
+def running_worker(
+    command: list[str], env: dict[str, str], log_path: Path, *, cwd: Path = REPO
+) -> Iterator[WorkerProcess]:
+    """Run a worker command (from the repository root, unless ``cwd``) for the duration of the block."""
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     worker = WorkerProcess(process=process, log_path=log_path)
     try:
         yield worker
