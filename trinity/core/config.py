@@ -18,6 +18,7 @@ server processes) hands its resolved settings on with :func:`child_environment`.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -71,19 +72,31 @@ def config_path(path: str | Path | None = None, env: Mapping[str, str] | None = 
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        stat = path.stat()
+    except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration file ({exc})") from exc
+    return _parse_file(str(path.absolute()), str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_file(absolute: str, shown: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    """The parsed file, kept while it is unchanged: the executor resolves its settings for every
+    run it records, and parsing is fifty times the rest of resolving. Callers must not modify it
+    (``interpolate`` builds a new tree)."""
+    try:
+        text = Path(absolute).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{shown}: cannot read the configuration file ({exc})") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        where = f"{shown}:{mark.line + 1}" if mark is not None else shown
         raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the configuration must be a mapping of sections")
+        raise ConfigError(f"{shown}: the configuration must be a mapping of sections")
     return data
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,12 @@ def test_a_child_process_gets_the_same_settings_wherever_it_runs(
     assert again.logs_dir == tmp_path / "reports"
     postgres = load_settings(env={"TRINITY_DATABASE_URL": "postgresql://u:secret@db/t"})
     assert child_environment(postgres)["TRINITY_DATABASE_URL"] == "postgresql://u:secret@db/t"
+
+
+def test_an_edited_file_is_read_again(tmp_path: Path) -> None:
+    path = write(tmp_path, "server:\n  port: 9001\n")
+    assert load_settings(path, env={}).server.port == 9001
+    before = path.stat().st_mtime_ns
+    path.write_text("server:\n  port: 9002\n")  # the same size
+    os.utime(path, ns=(before + 1_000_000, before + 1_000_000))
+    assert load_settings(path, env={}).server.port == 9002
