@@ -33,7 +33,8 @@ from tests.support.servers import (  # noqa: E402
 )
 
 
-def _require_postgres() -> None:
+def require_postgres() -> None:
+    """Skip the test when PostgreSQL is unreachable (fail it under ``CI=true``)."""
     if postgres_reachable():
         return
     message = "PostgreSQL is not reachable (set TRINITY_TEST_PG_ADMIN_URL or run scripts/test)"
@@ -51,7 +52,7 @@ def session_home() -> Path:
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this session, dropped at the end."""
-    _require_postgres()
+    require_postgres()
     url = create_database()
     yield url
     drop_database(url)
@@ -68,7 +69,7 @@ def prefect_sqlite_server(session_home: Path) -> Iterator[PrefectServer]:
 @pytest.fixture(scope="session")
 def prefect_postgres_server(session_home: Path) -> Iterator[PrefectServer]:
     """A real Prefect server on its own PostgreSQL database."""
-    _require_postgres()
+    require_postgres()
     url = create_database("prefect_test")
     server = start_prefect_server(session_home / "prefect-postgres", database_url=url)
     yield server

@@ -6,23 +6,14 @@ own server; ``api`` empties the data tables before each test.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.api.support import ApiServer, make_settings, start_api_server
-from tests.support.servers import PrefectServer, create_database, drop_database, postgres_reachable
-
-
-def require_postgres() -> None:
-    if postgres_reachable():
-        return
-    message = "PostgreSQL is not reachable (set TRINITY_TEST_PG_ADMIN_URL or run scripts/test)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+from tests.conftest import require_postgres
+from tests.support.servers import PrefectServer, create_database, drop_database
 
 
 def _database_url(backend: str, folder: Path) -> Iterator[str]:

@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from api.db import MIGRATIONS_DIR, current_revision, migrate
-from tests.api.conftest import require_postgres
+from tests.conftest import require_postgres
 from tests.support.servers import create_database, drop_database
 from trinity.core.tables import METADATA
 from trinity.core.urls import normalise_url

@@ -21,8 +21,8 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 
 from api.app import create_app
-from tests.api.conftest import require_postgres
 from tests.api.support import ADMIN_KEY, ApiServer, make_settings, start_api_server
+from tests.conftest import require_postgres
 from tests.support.servers import PrefectServer, create_database, drop_database
 from trinity.core.settings import Settings
 

@@ -48,6 +48,15 @@ def _time(name: str, *, nullable: bool = True) -> sa.Column[Any]:
     return sa.Column(name, UTCDateTime(), nullable=nullable)
 
 
+def _reference(
+    name: str, target: str, *, ondelete: str, nullable: bool = True, index: bool = False
+) -> sa.Column[Any]:
+    """A UUID column referring to ``target`` (``table.column``)."""
+    return sa.Column(
+        name, sa.Uuid(), sa.ForeignKey(target, ondelete=ondelete), nullable=nullable, index=index
+    )
+
+
 specifications = sa.Table(
     "specifications",
     METADATA,
@@ -66,13 +75,7 @@ workflows = sa.Table(
     "workflows",
     METADATA,
     _id(),
-    sa.Column(
-        "spec_id",
-        sa.Uuid(),
-        sa.ForeignKey("specifications.id", ondelete="SET NULL"),
-        nullable=True,
-        index=True,
-    ),
+    _reference("spec_id", "specifications.id", ondelete="SET NULL", index=True),
     sa.Column("name", sa.String(255), nullable=False, index=True),
     sa.Column("version", sa.String(64), nullable=False),
     sa.Column("spec_name", sa.String(255), nullable=False),
@@ -89,13 +92,7 @@ execution_logs = sa.Table(
     "execution_logs",
     METADATA,
     _id(),
-    sa.Column(
-        "workflow_id",
-        sa.Uuid(),
-        sa.ForeignKey("workflows.id", ondelete="SET NULL"),
-        nullable=True,
-        index=True,
-    ),
+    _reference("workflow_id", "workflows.id", ondelete="SET NULL", index=True),
     sa.Column("workflow_name", sa.String(255), nullable=False, index=True),
     sa.Column("workflow_version", sa.String(64), nullable=False),
     sa.Column("flow_run_id", sa.Uuid(), nullable=True, unique=True),
@@ -112,7 +109,7 @@ runs = sa.Table(
     "runs",
     METADATA,
     _id(),
-    sa.Column("workflow_id", sa.Uuid(), sa.ForeignKey("workflows.id", ondelete="SET NULL"), nullable=True),
+    _reference("workflow_id", "workflows.id", ondelete="SET NULL"),
     sa.Column("workflow_name", sa.String(255), nullable=False),
     sa.Column("workflow_version", sa.String(64), nullable=False),
     sa.Column("flow_run_id", sa.Uuid(), nullable=False, unique=True),
@@ -127,10 +124,10 @@ idempotency_keys = sa.Table(
     "idempotency_keys",
     METADATA,
     _id(),
-    sa.Column("workflow_id", sa.Uuid(), sa.ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False),
+    _reference("workflow_id", "workflows.id", ondelete="CASCADE", nullable=False),
     sa.Column("key", sa.String(255), nullable=False),
     sa.Column("body_hash", sa.String(64), nullable=False),
-    sa.Column("run_id", sa.Uuid(), sa.ForeignKey("runs.id", ondelete="SET NULL"), nullable=True),
+    _reference("run_id", "runs.id", ondelete="SET NULL"),
     _created_at(),
     sa.UniqueConstraint("workflow_id", "key", name="uq_idempotency_keys_workflow_key"),
 )

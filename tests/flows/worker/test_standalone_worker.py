@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from api.db import migrate
-from tests.api.conftest import require_postgres
+from tests.conftest import require_postgres
 from tests.flows.worker.support import VENV_BIN, create_runs, deploy_tasks, is_final, running_worker, wait_for
 from tests.support.servers import PrefectServer, create_database, drop_database
 from trinity.core.tables import execution_logs
