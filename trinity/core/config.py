@@ -170,6 +170,8 @@ def child_environment(settings: Settings, *, cwd: Path | None = None) -> dict[st
     Relative paths (the file, ``state_dir``, the LOGS tree, a SQLite database) are made absolute
     against ``cwd`` (default: the current folder), since the child may work in another folder.
     """
+    # Here, not at the top: SQLAlchemy (which parses the URL) takes most of a second to import,
+    # and every command resolves settings; only a process that starts others pays for it.
     from trinity.core.urls import anchored
 
     base = (cwd or Path.cwd()).absolute()
