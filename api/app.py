@@ -2,7 +2,8 @@
 
 On start it migrates the database (Alembic), seeds the bootstrap admin key when configured, and
 opens the database pool and the Prefect client; on stop it closes them. The OpenAPI document is
-at ``/api/v1/openapi.json`` and the interactive docs at ``/api/v1/docs``.
+at ``/api/v1/openapi.json`` and the interactive docs at ``/api/v1/docs`` (from ``/`` and ``/docs``
+too), with every file they need served by the API itself (see :mod:`api.docs`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic.json_schema import models_json_schema
 
 from api.db import Database, create_engine, migrate
 from api.deps import AppState
+from api.docs import install_docs
 from api.errors import install_exception_handlers
 from api.middleware import BodySizeLimitMiddleware
 from api.models.workflow import WorkflowUpdate
@@ -38,6 +40,8 @@ from trinity.core.settings import LoggingSettings, Settings, parse_rate_limit
 logger = logging.getLogger("trinity.api")
 
 API_PREFIX = "/api/v1"
+OPENAPI_URL = f"{API_PREFIX}/openapi.json"
+DOCS_URL = f"{API_PREFIX}/docs"
 DESCRIPTION = """Trinity's REST contract: specifications, workflows, runs and analytics.
 
 Authenticate with `X-API-Key: <key>`, or exchange the key at `POST /api/v1/auth/token`
@@ -135,9 +139,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Trinity",
         version=_version(),
         description=DESCRIPTION,
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
-        swagger_ui_oauth2_redirect_url=f"{API_PREFIX}/docs/oauth2-redirect",
+        openapi_url=OPENAPI_URL,
+        docs_url=None,  # served from this installation by api.docs, not from a CDN
         redoc_url=None,
         lifespan=_lifespan,
     )
@@ -146,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_exception_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.server.max_body_bytes)
     app.include_router(api_router, prefix=API_PREFIX)
+    install_docs(app, docs_url=DOCS_URL, openapi_url=OPENAPI_URL)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

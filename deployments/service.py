@@ -5,7 +5,9 @@ Each workflow is one deployment of the generic ``trinity-workflow`` flow, named 
 ``TrinityWorkflow`` block document and points the deployment's entrypoint at it
 (``flows.entry.wf_<block>``). The deployment carries the spec's parameters as its
 ``parameter_openapi_schema`` with ``enforce_parameter_schema`` on, so the Prefect UI's run form
-shows them with types and defaults and the server refuses invalid values. Prefect upserts
+shows them with types and defaults and the server refuses invalid values and undeclared names
+(``additionalProperties: false``; a spec that accepts more gets them as one object parameter, see
+``specs.parameters.prefect_parameters_schema``). Prefect upserts
 deployments by (flow, name), so deploying again updates in place and replaces the schedules.
 """
 
@@ -27,6 +29,7 @@ from flows.compiler import compile_workflow
 from flows.entry import entrypoint_for
 from flows.workflow_flow import FLOW_NAME, build_flow
 from specs.models import Specification, Workflow
+from specs.parameters import prefect_parameters_schema
 
 DEFAULT_WORK_POOL = "trinity"
 DEFAULT_POOL_TYPE = "process"
@@ -102,7 +105,7 @@ def deployment_spec(
         work_pool=work_pool,
         paused=paused,
         schedules=schedules,
-        parameter_openapi_schema=dict(specification.parameters),
+        parameter_openapi_schema=prefect_parameters_schema(specification.parameters),
         concurrency_limit=workflow.concurrency.max_active_runs,
         collision_strategy=_COLLISION[workflow.concurrency.on_collision],
         workflow=workflow,

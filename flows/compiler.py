@@ -16,7 +16,7 @@ from typing import Any
 
 from specs.dag import topological_order, upstream_closure
 from specs.models import RetryBackoff, Specification, Task, Workflow
-from specs.parameters import optional_parameters
+from specs.parameters import EXTRA_PARAMETERS, accepts_undeclared_parameters, optional_parameters
 
 # Prefect refuses more than 50 retry delays per task; it repeats the last delay for later attempts,
 # which is exactly where an exponential backoff has usually reached its cap anyway.
@@ -111,7 +111,9 @@ def parameters_signature(schema: Mapping[str, Any]) -> inspect.Signature:
 
     Prefect binds a flow run's parameters against the flow function's signature, so the generic
     flow gets one built per workflow. Annotations are ``Any``: the JSON Schema check happens in the
-    executor, with located messages, instead of a second, differently worded pydantic check.
+    executor, with located messages, instead of a second, differently worded pydantic check. A
+    schema that accepts undeclared parameters adds ``**extra_parameters`` (see
+    :func:`specs.parameters.prefect_parameters`).
     """
     properties = schema.get("properties", {})
     # Optional parameters without a default get None, or Prefect would demand them; the engine
@@ -124,6 +126,10 @@ def parameters_signature(schema: Mapping[str, Any]) -> inspect.Signature:
         else:
             default = None if name in optional else inspect.Parameter.empty
         params.append(_keyword_parameter(str(name), default))
+    if accepts_undeclared_parameters(schema):
+        # Prefect hands a run's undeclared parameters over as one object under this name
+        # (specs.parameters.prefect_parameters) and spreads it into keyword arguments.
+        params.append(inspect.Parameter(EXTRA_PARAMETERS, inspect.Parameter.VAR_KEYWORD))
     return inspect.Signature(params)
 
 

@@ -23,7 +23,7 @@ from specs.errors import Problem
 from specs.expressions import ExpressionError, References, analyze, bare_expression, find_expressions
 from specs.model_errors import suggest
 from specs.models import Schedule, Specification, SpecRef, Task, Workflow
-from specs.parameters import declared_parameters, schema_problems
+from specs.parameters import accepts_undeclared_parameters, declared_parameters, schema_problems
 from specs.parsing import PathParts, RawDocument, iter_strings
 from specs.versions import VersionError, parse_range
 
@@ -274,7 +274,12 @@ def workflow_problems(doc: RawDocument, view: WorkflowView, *, spec: Specificati
     reach = None if cyclic else Reachability(needs)
     parameters = None
     label = ""
-    if spec is not None and isinstance(spec.parameters, Mapping):
+    # A spec that accepts undeclared parameters leaves the names a run may pass open.
+    if (
+        spec is not None
+        and isinstance(spec.parameters, Mapping)
+        and not accepts_undeclared_parameters(spec.parameters)
+    ):
         parameters = declared_parameters(spec.parameters)
         label = f"specification {spec.name}@{spec.version}"
     for index, task in view.tasks:

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from trinity.core.config import load_settings
+
+EVENTS_FLUSH_SECONDS = 15.0
 
 
 def running_stack_api_url(state_dir: Path) -> str | None:
@@ -49,11 +52,41 @@ def resolve_prefect_api_url() -> str | None:
 
 @contextlib.contextmanager
 def using_prefect_api(url: str | None) -> Iterator[None]:
-    """Point this process's Prefect client at ``url`` for the duration (``None``: leave it be)."""
+    """Point this process's Prefect client at ``url`` for the duration (``None``: leave it be).
+
+    On the way out, the events Prefect still holds are delivered (:func:`deliver_pending_events`),
+    while ``url`` is still the API in force.
+    """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    if url is None or url == PREFECT_API_URL.value():
-        yield
+    with contextlib.ExitStack() as stack:
+        if url is not None and url != PREFECT_API_URL.value():
+            stack.enter_context(temporary_settings(updates={PREFECT_API_URL: url}))
+        try:
+            yield
+        finally:
+            deliver_pending_events()
+
+
+def deliver_pending_events(timeout: float = EVENTS_FLUSH_SECONDS) -> None:
+    """Wait until Prefect's events worker has sent what it holds, then stop it.
+
+    A flow run's last state changes (its task runs' final states among them) reach the server as
+    events, a moment after the run ends. A command that exits right away leaves them queued;
+    Prefect's exit hook still sends them, but logs "EventsWorker - Still processing items" (and
+    gives up on what it could not send in time). Waiting here first leaves that hook nothing to do.
+    """
+    from prefect.events.worker import EventsWorker
+
+    # Only a worker that already exists: asking for one would start one, and connect it to the
+    # API, just to stop it. Prefect flushes its own workers the same way (prefect/task_runners.py).
+    with EventsWorker._instance_lock:
+        running = bool(EventsWorker._instances)
+    if not running:
         return
-    with temporary_settings(updates={PREFECT_API_URL: url}):
-        yield
+    # wait_until_empty has no timeout of its own; a daemon thread keeps an unreachable API from
+    # holding the command (or the interpreter's exit) for longer than ``timeout``.
+    waiter = threading.Thread(target=EventsWorker.instance().wait_until_empty, daemon=True)
+    waiter.start()
+    waiter.join(timeout)
+    EventsWorker.drain_all(timeout=timeout, at_exit=False)

@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from flows.worker.tuning import server_environment
+from trinity.banner import command_lines
 from trinity.stack_setup import RUN_REPORT_SCRIPT, StackError, register_in_api, run_step, worker_heartbeat
 from trinity.supervisor import (
     ChildSpec,
@@ -323,6 +324,7 @@ def bring_up(config: StackConfig, *, say: Callable[[str], None], stop_requested:
 def ready_banner(config: StackConfig, stack_secrets: dict[str, str], workflow_id: str | None = None) -> str:
     """What a person needs to use the running stack."""
     key = stack_secrets["admin_api_key"]
+    demo = config.demo_workflow or "regional-report"
     return "\n".join(
         [
             "",
@@ -332,15 +334,9 @@ def ready_banner(config: StackConfig, stack_secrets: dict[str, str], workflow_id
             f"  Demo API key  {key}   (admin; stored in {config.state_dir / SECRETS_FILE})",
             f"  Logs          {config.log_dir}",
             "",
-            "Run a workflow three ways:",
-            f"  1. UI:     open {config.prefect_ui_url}/deployments, pick one, 'Run' > 'Quick run'",
-            f"  2. CLI:    PREFECT_API_URL={config.prefect_api_url} "
-            "prefect deployment run 'trinity-workflow/regional-report' --param day=2026-11-21",
-            f"  3. REST:   curl -X POST -H 'X-API-Key: {key}' -H 'Content-Type: application/json' \\",
-            f'               -d \'{{"parameters": {{"day": "2026-11-21"}}}}\' '
-            f"{config.api_url}/workflows/{workflow_id or '<id>'}/execute",
-            "",
-            "Ctrl-C or `trinity down` stops everything.",
+            f"Run '{demo}' in the Prefect UI: open {config.prefect_ui_url}/deployments, pick it, "
+            "'Run' > 'Quick run'. Or, from any shell:",
+            *command_lines(config, stack_secrets, workflow_id),
         ]
     )
 

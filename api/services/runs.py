@@ -34,7 +34,8 @@ from api.models.workflow import Workflow, WorkflowStatus
 from api.prefect import PrefectGateway
 from api.services.paging import fetch_page
 from deployments import runs as prefect_runs
-from specs.parameters import apply_defaults, validate_parameters
+from specs.errors import SpecError
+from specs.parameters import checked_run_parameters
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -114,14 +115,15 @@ async def execute_workflow(
     )
     check_storable(parameters, prefix=("parameters",), what="the parameters")
     schema = await _parameters_schema(session, workflow)
-    problems = validate_parameters(schema, parameters, source="request body")
-    if problems:
+    try:
+        run_parameters = checked_run_parameters(schema, parameters, source="request body")
+    except SpecError as exc:
         # Problems are located inside the parameters object; the body nests it under "parameters".
         details = [
             Detail(loc="$.parameters" + d.loc.removeprefix("$"), msg=d.msg)
-            for d in problems_to_details(problems)
+            for d in problems_to_details(exc.problems)
         ]
-        raise UnprocessableError("the parameters do not match the specification", details=details)
+        raise UnprocessableError("the parameters do not match the specification", details=details) from exc
 
     body_hash = content_hash({"parameters": parameters})
     claimed: uuid.UUID | None = None
@@ -137,7 +139,7 @@ async def execute_workflow(
         try:
             ref = await prefect_runs.start_run(
                 deployment_id=target.deployment_id,
-                parameters=apply_defaults(schema, parameters),
+                parameters=run_parameters,
                 idempotency_key=prefect_key,
             )
         except prefect_runs.DeploymentNotFoundError as exc:

@@ -116,16 +116,17 @@ class HarvestResult:
     unresolved: list[uuid.UUID] = field(default_factory=list)
 
     def summary(self) -> str:
-        """One line for logs and the CLI."""
-        since = self.ended_after.isoformat() if self.ended_after else "the beginning"
+        """One line in plain words, for logs, artifacts and the CLI."""
+        read = len(self.flow_runs)
+        scope = f"that ended since {self.ended_after.isoformat()}" if self.ended_after else "(all so far)"
         text = (
-            f"harvested {len(self.flow_runs)} flow run(s) ended since {since}: "
-            f"{self.runs_new} new, {self.runs_updated} re-read ({self.runs_changed} changed); "
-            f"task runs: {self.task_runs_new} new, {self.task_runs_updated} updated, "
+            f"Read {read} run{'' if read == 1 else 's'} from Prefect {scope}: {self.runs_new} new, "
+            f"{self.runs_updated} already known ({self.runs_changed} of them changed since last read); "
+            f"their task runs: {self.task_runs_new} new, {self.task_runs_updated} updated, "
             f"{self.task_runs_removed} replaced"
         )
         if self.unresolved:
-            text += f"; {len(self.unresolved)} run(s) of unknown workflow skipped"
+            text += f"; skipped {len(self.unresolved)} run(s) of workflows Trinity does not know"
         return text
 
 

@@ -119,8 +119,12 @@ def replace_window_rows(
     *,
     performance: bool = True,
     insights: bool = True,
+    workflow: str | None = None,
 ) -> RowCounts:
-    """Replace the rows of the report's window (same start and end) by the report's rows."""
+    """Replace the rows of the report's window (same start and end) by the report's rows.
+
+    ``workflow``: the report covers only that workflow, so only its rows are replaced.
+    """
     start, end = report.window_start.to_pydatetime(), report.window_end.to_pydatetime()
     counts = {"performance": 0, "insights": 0}
     for kind, table, wanted, build in (
@@ -129,7 +133,10 @@ def replace_window_rows(
     ):
         if not wanted:
             continue
-        connection.execute(table.delete().where(table.c.window_start == start, table.c.window_end == end))
+        same_window = [table.c.window_start == start, table.c.window_end == end]
+        if workflow is not None:
+            same_window.append(table.c.workflow == workflow)
+        connection.execute(table.delete().where(*same_window))
         records = build(report)
         if records:
             connection.execute(table.insert(), records)

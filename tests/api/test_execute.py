@@ -240,3 +240,36 @@ def test_run_status_has_per_task_states_after_the_run(
     assert detail["state"]["type"] == "COMPLETED"
     states = {task["task_id"]: task["state"]["type"] for task in detail["tasks"]}
     assert states == {"extract": "COMPLETED", "load": "COMPLETED"}
+
+
+def test_an_unknown_parameter_is_refused_before_a_run_exists(
+    prefect_api_server: ApiServer, prefect_sqlite_server: PrefectServer
+) -> None:
+    names = {"type": "object", "properties": {"names": {"type": "array", "items": {"type": "string"}}}}
+    client = prefect_api_server.client()
+    assert client.post("/specs", json=spec_document("greeting", parameters=names)).status_code == 201
+    document = workflow_document("greet", spec_name="greeting")
+    document["tasks"] = [{"id": "greet", "uses": "noop", "with": {"output": "${{ params.names }}"}}]
+    created = client.post("/workflows", params={"status": "active"}, json=document)
+    assert created.status_code == 201, created.text
+    workflow = created.json()
+    url = f"/workflows/{workflow['id']}/execute"
+
+    misspelt = client.post(url, json={"parameters": {"nams": ["ada"]}})
+    unlike = client.post(url, json={"parameters": {"qqq": 1}})
+
+    assert misspelt.status_code == 422, misspelt.text
+    assert misspelt.json()["error"]["details"] == [
+        {"loc": "$.parameters.nams", "msg": "unknown parameter 'nams'; did you mean 'names'?"}
+    ]
+    assert unlike.json()["error"]["details"] == [
+        {"loc": "$.parameters.qqq", "msg": "unknown parameter 'qqq'"}
+    ]
+    assert client.get(f"/workflows/{workflow['id']}/runs").json()["total"] == 0
+    runs = httpx.post(
+        f"{prefect_sqlite_server.api_url}/flow_runs/filter",
+        json={"deployments": {"id": {"any_": [workflow["deployment_id"]]}}},
+        timeout=30,
+    ).json()
+    assert runs == []
+    assert client.post(url, json={"parameters": {"names": ["ada"]}}).status_code == 202

@@ -70,7 +70,7 @@ async def test_deploy_creates_the_deployment_prefect_runs(prefect_api: object) -
     assert deployment.entrypoint == entrypoint_for(
         deployment_spec(workflow=wf, specification=SPEC).block_name
     )
-    assert deployment.parameter_openapi_schema == SPEC.parameters
+    assert deployment.parameter_openapi_schema == {**SPEC.parameters, "additionalProperties": False}
     assert deployment.enforce_parameter_schema is True
     assert deployment.paused is False
     assert deployment.global_concurrency_limit.limit == 2
@@ -177,5 +177,5 @@ def test_prefect_yaml_describes_the_same_deployment() -> None:
     assert entry["work_pool"]["name"] == "p1"
     assert entry["schedules"] == [{"cron": "0 2 * * *", "timezone": "UTC", "active": True}]
     assert entry["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
-    assert entry["parameter_openapi_schema"] == SPEC.parameters
+    assert entry["parameter_openapi_schema"] == {**SPEC.parameters, "additionalProperties": False}
     assert entry["enforce_parameter_schema"] is True

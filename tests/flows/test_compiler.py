@@ -7,6 +7,7 @@ import inspect
 from flows.compiler import backoff_delays, compile_workflow, parameters_signature
 from flows.task_run import build_task
 from specs.models import RetryBackoff
+from specs.parameters import EXTRA_PARAMETERS
 from tests.flows.factories import specification, workflow
 
 
@@ -79,3 +80,12 @@ def test_signature_lists_spec_parameters_with_defaults() -> None:
     assert signature.parameters["note"].default is None  # optional: Prefect must not demand it
     assert signature.parameters["start-date"].default == "x"
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in signature.parameters.values())
+
+
+def test_signature_takes_undeclared_parameters_only_when_the_schema_accepts_them() -> None:
+    closed = {"type": "object", "properties": {"day": {"type": "string"}}}
+
+    assert list(parameters_signature(closed).parameters) == ["day"]
+    signature = parameters_signature({**closed, "additionalProperties": True})
+    assert list(signature.parameters) == ["day", EXTRA_PARAMETERS]
+    assert signature.parameters[EXTRA_PARAMETERS].kind is inspect.Parameter.VAR_KEYWORD

@@ -2,7 +2,8 @@
 
 Starts the whole stack as a person would, opens the Prefect UI it serves, finds the example
 workflow's deployment and its completed run, checks that the run's task names are the spec's task
-ids and that the analytics artifact is there, then stops the stack and checks nothing is left.
+ids and that the analytics artifact is there, runs the banner's commands in a fresh shell, opens the
+API docs with every other host cut off, then stops the stack and checks nothing is left.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support.servers import free_port
+from tests.support.shell import commands_in, run_in_clean_shell
 
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_ARGS = [
@@ -46,6 +49,15 @@ def wait_for_line(path: Path, pattern: str, process: subprocess.Popen[bytes], ti
             pytest.fail(f"trinity up exited with {process.returncode}:\n{text[-3000:]}")
         time.sleep(1)
     pytest.fail(f"no line matching {pattern!r} within {timeout}s:\n{path.read_text()[-3000:]}")
+
+
+def keep_local(route: Any, origin: str, elsewhere: list[str]) -> None:
+    """Let requests to ``origin`` through; abort (and note) any other."""
+    if route.request.url.startswith(origin + "/"):
+        route.continue_()
+    else:
+        elsewhere.append(route.request.url)
+        route.abort()
 
 
 def pids_alive(pids: list[int]) -> list[int]:
@@ -81,6 +93,13 @@ def test_up_serves_the_demo_in_the_prefect_ui(tmp_path: Path) -> None:
         assert "trinity-worker" in status.stdout
         assert "performance report run" in out.read_text()
         assert "Completed" in out.read_text()
+        # The banner's commands, pasted into a fresh shell (all but the one that stops the stack).
+        pasted = [line for line in commands_in(out.read_text()) if " down " not in line]
+        assert len(pasted) >= 4, out.read_text()[-3000:]
+        (tmp_path / "home").mkdir()
+        for line in pasted:
+            result = run_in_clean_shell(line, home=tmp_path / "home", cwd=tmp_path)
+            assert result.returncode == 0, f"{line}\n{result.stdout}{result.stderr}"
 
         ui = f"http://127.0.0.1:{prefect_port}"
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -102,6 +121,18 @@ def test_up_serves_the_demo_in_the_prefect_ui(tmp_path: Path) -> None:
             page.goto(f"{ui}/artifacts", wait_until="networkidle")
             page.get_by_text("trinity-performance-report").first.wait_for(timeout=60_000)
             page.screenshot(path=str(tmp_path / "artifacts.png"))
+
+            # The API docs with every other host unreachable: Swagger UI still renders.
+            api = f"http://127.0.0.1:{api_port}"
+            elsewhere: list[str] = []
+            docs = browser.new_page(viewport={"width": 1400, "height": 900})
+            docs.route("**/*", lambda route: keep_local(route, api, elsewhere))
+            docs.goto(f"{api}/docs", wait_until="networkidle")
+            docs.locator(".swagger-ui .info .title").first.wait_for(state="visible", timeout=60_000)
+            assert docs.url == f"{api}/api/v1/docs"
+            assert "Trinity" in docs.locator(".swagger-ui .info .title").first.inner_text()
+            assert elsewhere == []
+            docs.screenshot(path=str(tmp_path / "api-docs.png"))
             browser.close()
     finally:
         children = []

@@ -1,8 +1,11 @@
-"""``trinity report``: analyse recent run history now and write the LOGS tree.
+"""``trinity report``: analyse recent run history now, write its rows and the LOGS tree.
 
 Harvests new runs from Prefect first (when a Prefect API is configured), builds the report over
-``--since``..``--until``, writes every file of the LOGS tree into ``--out`` and prints the summary.
-Problems (bad dates, an unreachable database or Prefect) are one line on stderr and exit 1.
+``--since``..``--until`` (by default the window the scheduled insights flow analyses), writes its
+performance and insight rows to the configured database -- the rows ``/api/v1/analytics/*`` serve,
+replacing those of the same window, as the scheduled flows do -- writes every file of the LOGS tree
+into ``--out`` and prints the summary. Problems (bad dates, an unreachable database or Prefect) are
+one line on stderr and exit 1.
 """
 
 from __future__ import annotations
@@ -97,13 +100,14 @@ def _migrate(url: str) -> None:
 
 async def _build(
     *, url: str, window: Any, harvest: bool, from_prefect: bool, now: dt.datetime
-) -> tuple[Any, str | None]:
+) -> tuple[Any, str | None, Any]:
+    """The report, the harvest's summary line (None without one) and the rows written."""
     import anyio
 
     from flows.analytics.context import load_context_source
     from flows.analytics.database import migrated_tables, open_engine
     from flows.analytics.harvest import harvest_history
-    from flows.analytics.reports import build_window_report
+    from flows.analytics.reports import build_window_report, write_report_rows
 
     engine = open_engine(url)
     try:
@@ -113,17 +117,25 @@ async def _build(
         report, _ = await anyio.to_thread.run_sync(
             lambda: build_window_report(engine, tables, window, source.for_runs, now=now)
         )
+        rows = await anyio.to_thread.run_sync(
+            lambda: write_report_rows(engine, tables, report, workflow=window.workflow)
+        )
     finally:
         engine.dispose()
-    return report, summary
+    return report, summary, rows
 
 
 def report(
     since: Annotated[
         str | None,
-        typer.Option(help="Start: ISO date/time or relative (-7d, -12h). Default: analytics.window_days."),
+        typer.Option(
+            help="Start: ISO date/time or relative (-7d, -12h). Default: the window of the scheduled "
+            "insights report (the analytics.window_days UTC days ending with today)."
+        ),
     ] = None,
-    until: Annotated[str | None, typer.Option(help="End: ISO date/time or relative. Default: now.")] = None,
+    until: Annotated[
+        str | None, typer.Option(help="End: ISO date/time or relative. Default: now (with --since).")
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -145,9 +157,10 @@ def report(
         ),
     ] = None,
 ) -> None:
-    """Analyse run history now: write the LOGS tree and print the summary."""
+    """Analyse run history now: write its rows (served by the API) and the LOGS tree, print the summary."""
     from flows.analytics.history import Window
     from flows.analytics.outputs import write_logs_tree
+    from flows.analytics.reports import insights_window
     from trinity.core.config import load_settings
     from trinity.core.settings import ConfigError
 
@@ -156,14 +169,14 @@ def report(
         settings = load_settings(config)
     except ConfigError as exc:
         _fail(str(exc))
+    # Without bounds, the scheduled insights report's window: the same report, so the same rows.
+    scheduled = insights_window(now, settings.analytics.window_days)
     try:
-        start = (
-            parse_moment(since, now=now) if since else now - dt.timedelta(days=settings.analytics.window_days)
-        )
+        start = parse_moment(since, now=now) if since else scheduled.start
     except BadTimeError as exc:
         _fail(f"--since: {exc}")
     try:
-        end = parse_moment(until, now=now) if until else now
+        end = parse_moment(until, now=now) if until else (now if since else scheduled.end)
     except BadTimeError as exc:
         _fail(f"--until: {exc}")
     if end <= start:
@@ -171,7 +184,7 @@ def report(
     prefect_url = _prefect_url(settings.prefect.api_url)
     url = settings.database_url
     _migrate(url)
-    result, harvested = _run(
+    result, harvested, rows = _run(
         _build(
             url=url,
             window=Window(start=start, end=end, workflow=workflow),
@@ -186,10 +199,12 @@ def report(
         written = write_logs_tree(result, target)
     except OSError as exc:
         _fail(f"cannot write the LOGS tree to {target}: {exc.strerror or exc}")
-    _print(result, harvested=harvested, harvest_wanted=harvest, target=target, files=len(written))
+    _print(result, harvested=harvested, harvest_wanted=harvest, target=target, files=len(written), rows=rows)
 
 
-def _print(result: Any, *, harvested: str | None, harvest_wanted: bool, target: Path, files: int) -> None:
+def _print(
+    result: Any, *, harvested: str | None, harvest_wanted: bool, target: Path, files: int, rows: Any
+) -> None:
     import sys
 
     from rich.console import Console
@@ -202,6 +217,10 @@ def _print(result: Any, *, harvested: str | None, harvest_wanted: bool, target: 
     elif harvest_wanted:
         typer.echo("no Prefect API configured: reporting on the history already stored", err=True)
     Console(file=sys.stdout).print(Markdown(render_markdown_summary(result)))
+    typer.echo(
+        f"wrote {rows.performance} performance and {rows.insights} insight rows to the database "
+        "(served by /api/v1/analytics/performance and /insights)"
+    )
     typer.echo(f"wrote {files} files to {target}")
 
 

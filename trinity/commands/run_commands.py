@@ -87,12 +87,15 @@ def _parse_params(texts: list[str] | None) -> dict[str, Any]:
     return params
 
 
-def _check_params(schema: dict[str, Any], params: dict[str, Any], source: str) -> None:
-    from specs.parameters import validate_parameters
+def _check_params(schema: dict[str, Any], params: dict[str, Any], source: str) -> dict[str, Any]:
+    """The run's parameters checked, defaults applied, as the flow run carries them."""
+    from specs.errors import SpecError
+    from specs.parameters import checked_run_parameters
 
-    problems = validate_parameters(schema, params, source=source)
-    if problems:
-        _fail([problem.format() for problem in problems])
+    try:
+        return checked_run_parameters(schema, params, source=source)
+    except SpecError as exc:
+        _fail([problem.format() for problem in exc.problems])
 
 
 def deploy(
@@ -188,7 +191,6 @@ def _run_file(
     path: Path, spec_files: list[Path], params: dict[str, Any], watch: bool
 ) -> tuple[str, str, str, Any]:
     from deployments.pairing import pair_documents
-    from specs.parameters import apply_defaults
 
     if not path.is_file():
         _fail(f"{path}: error: no such file")
@@ -199,8 +201,7 @@ def _run_file(
         names = ", ".join(workflow.name for workflow, _ in pairing.pairs) or "none"
         _fail(f"{path}: error: expected exactly one workflow, found: {names}")
     workflow, specification = pairing.pairs[0]
-    _check_params(specification.parameters, params, source="--param")
-    params = apply_defaults(specification.parameters, params)
+    params = _check_params(specification.parameters, params, source="--param")
     return _with_prefect(_run_in_process(workflow, specification, params, watch))
 
 
@@ -250,7 +251,7 @@ async def _run_through_deployment(
             deployment = await client.read_deployment_by_name(full_name)
         except ObjectNotFound:
             _fail(f"error: no deployment '{full_name}' (deploy it with `trinity deploy FILE`)")
-    _check_params(dict(deployment.parameter_openapi_schema or {}), params, source="--param")
+    params = _check_params(dict(deployment.parameter_openapi_schema or {}), params, source="--param")
     try:
         ref = await start_run(deployment_id=deployment.id, parameters=params)
     except RunError as exc:

@@ -43,7 +43,8 @@ def validate(
         body = {
             "valid": result.ok,
             "files": result.files,
-            "documents": len(result.documents),
+            "documents": result.read,  # every document read, valid or not
+            "valid_documents": len(result.documents),
             "specifications": counts["Specification"],
             "workflows": counts["Workflow"],
             "problems": [problem.to_dict() for problem in result.problems],
@@ -58,7 +59,11 @@ def validate(
     else:
         for problem in result.problems:
             typer.echo(problem.format())
-        typer.echo(f"{_plural(len(result.problems), 'problem')} in {_plural(result.files, 'file')}", err=True)
+        typer.echo(
+            f"{_plural(len(result.problems), 'problem')} in {_plural(result.files, 'file')} "
+            f"({_plural(result.read, 'document')} read, {len(result.documents)} valid)",
+            err=True,
+        )
     if not result.ok:
         raise typer.Exit(code=1)
 

@@ -133,7 +133,7 @@ def up(
 
 
 def down(state_dir: StateDir = None) -> None:
-    """Stop a running ``trinity up`` and every process it started."""
+    """Stop a running `trinity up` and every process it started."""
     from trinity.stack import StackError, bring_down
 
     folder = _state_dir(state_dir)
@@ -149,7 +149,7 @@ def down(state_dir: StateDir = None) -> None:
 
 
 def status(state_dir: StateDir = None) -> None:
-    """Show what ``trinity up`` runs: each child, its pid, health and restarts. Exit 1 when down."""
+    """Show what `trinity up` runs: each child, its pid, health and restarts. Exit 1 when down."""
     from trinity.stack import read_status
 
     folder = _state_dir(state_dir)
