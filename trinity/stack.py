@@ -335,7 +335,7 @@ def ready_banner(config: StackConfig, stack_secrets: dict[str, str], workflow_id
             "Run a workflow three ways:",
             f"  1. UI:     open {config.prefect_ui_url}/deployments, pick one, 'Run' > 'Quick run'",
             f"  2. CLI:    PREFECT_API_URL={config.prefect_api_url} "
-            "prefect deployment run 'trinity-workflow/regional-report' --param day=2026-11-21",
+            "prefect deployment run 'regional-report/trinity' --param day=2026-11-21",
             f"  3. REST:   curl -X POST -H 'X-API-Key: {key}' -H 'Content-Type: application/json' \\",
             f'               -d \'{{"parameters": {{"day": "2026-11-21"}}}}\' '
             f"{config.api_url}/workflows/{workflow_id or '<id>'}/execute",
