@@ -1,9 +1,11 @@
 """What each action accepts in ``with``: one pydantic model per action.
 
 Built-in actions are declared here; more come from the entry-point group ``trinity.actions``. Each
-entry point loads an object with ``.name: str`` and ``.inputs: type[BaseModel]`` (the flows package
-adds ``.run``). Entry points are loaded only when a workflow uses them, and a plugin that fails to
-load is reported against the task that uses it instead of breaking validation.
+entry point loads an object with ``.name: str``, ``.inputs: type[BaseModel]`` and ``.run`` (which
+the executor calls). This module is the one registry of those plugins, for validation and for the
+executor (``flows.actions``): entry points are loaded only when a workflow uses them, once per
+process, and a plugin that fails to load is reported against the task that uses it instead of
+breaking validation.
 
 Expression strings (``${{ ... }}``) may stand anywhere in ``with``; those values are type-checked
 after rendering, at run time, so validation skips them.
