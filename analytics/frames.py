@@ -70,6 +70,8 @@ RUN_COLUMNS: tuple[str, ...] = (
     "queue_wait_seconds",
 )
 RUN_OPTIONAL_COLUMNS: tuple[str, ...] = ("trigger",)
+# Derived from the run's times by the analysis; a reader may leave them NaN.
+RUN_DERIVED_COLUMNS: tuple[str, ...] = ("duration_seconds", "queue_wait_seconds")
 TASK_COLUMNS: tuple[str, ...] = (
     "flow_run_id",
     "workflow",

@@ -29,6 +29,7 @@ SemVer = Annotated[str, Field(pattern=SEMVER_PATTERN, description="Semantic vers
 TaskId = Annotated[str, Field(pattern=TASK_ID_PATTERN, description="Task id: a letter or '_' first.")]
 Seconds = Annotated[float, Field(gt=0, le=7 * 24 * 3600)]
 DelaySeconds = Annotated[float, Field(ge=0, le=24 * 3600)]
+DEFAULT_MAX_PARALLEL_TASKS = 16
 
 
 class _Strict(BaseModel):
@@ -140,7 +141,7 @@ class Defaults(RetryPolicy):
 class Concurrency(_Strict):
     """Limits on parallel work."""
 
-    max_parallel_tasks: Annotated[int, Field(ge=1, le=10_000)] = 16
+    max_parallel_tasks: Annotated[int, Field(ge=1, le=10_000)] = DEFAULT_MAX_PARALLEL_TASKS
     max_active_runs: Annotated[int, Field(ge=1, le=10_000)] | None = None
     on_collision: Literal["enqueue", "cancel_new"] = Field(
         default="enqueue",

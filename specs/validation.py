@@ -23,6 +23,7 @@ from specs.errors import Problem
 from specs.expressions import ExpressionError, References, analyze, bare_expression, find_expressions
 from specs.model_errors import suggest
 from specs.models import Schedule, Specification, SpecRef, Task, Workflow
+from specs.naming import reserved_name_problem
 from specs.parameters import accepts_undeclared_parameters, declared_parameters, schema_problems
 from specs.parsing import PathParts, RawDocument, iter_strings
 from specs.versions import VersionError, parse_range
@@ -261,6 +262,9 @@ def _graph_problems(
 def workflow_problems(doc: RawDocument, view: WorkflowView, *, spec: Specification | None) -> list[Problem]:
     """Every check of one workflow beyond its shape; ``spec`` is the specification it resolved to."""
     problems: list[Problem] = []
+    reserved = reserved_name_problem(view.name) if view.name is not None else None
+    if reserved is not None:
+        problems.append(doc.problem(("name",), reserved))
     if view.schedule is not None:
         problems.extend(schedule_problems(doc, view.schedule))
     if view.spec is not None:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flows.workflow_flow import FLOW_NAME
 from specs.errors import SpecError
+from specs.naming import deployment_full_name
 from specs.parameters import parse_cli_params
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def banner_commands(
         BannerCommand(
             "run it with Prefect's CLI",
             f"PREFECT_API_URL={config.prefect_api_url} {prefect} deployment run "
-            f"{shlex.quote(f'{FLOW_NAME}/{demo}')} {cli_params}".rstrip(),
+            f"{shlex.quote(deployment_full_name(demo))} {cli_params}".rstrip(),
             needs_stack=True,
         ),
         BannerCommand(

@@ -47,9 +47,11 @@ def test_lifecycle_drives_the_prefect_deployment(
     active = client.put(url, json={"status": "active"})
     assert active.status_code == 200, active.text
     deployment_id = active.json()["deployment_id"]
-    assert active.json()["deployment_name"] == "trinity-workflow/lifecycle"
+    assert active.json()["deployment_name"] == "lifecycle/trinity"
     deployment = prefect_get(prefect_sqlite_server, f"/deployments/{deployment_id}").json()
-    assert deployment["name"] == "lifecycle"
+    assert deployment["name"] == "trinity"
+    flow = prefect_get(prefect_sqlite_server, f"/flows/{deployment['flow_id']}").json()
+    assert flow["name"] == "lifecycle"
     assert deployment["paused"] is False
     assert [s["active"] for s in deployment["schedules"]] == [True]
     assert deployment["parameter_openapi_schema"]["properties"]["day"]["type"] == "string"

@@ -28,7 +28,7 @@ from tests.flows.analytics.support import (
     store,
 )
 from tests.flows.factories import specification, workflow
-from trinity.commands import report_commands
+from trinity.commands import report_commands, run_commands
 
 TRINITY = Path(sys.executable).parent / "trinity"
 
@@ -104,6 +104,52 @@ def test_report_writes_the_logs_tree_and_prints_the_summary(
     times = json.loads((out / "performance" / "execution_times.json").read_text())
     assert [w["workflow"] for w in times["workflows"]] == ["cli-demo"]
     assert times["workflows"][0]["runs"] == 2
+
+
+SLOW_FILE = """\
+kind: Specification
+name: slow-file
+version: 1.0.0
+success_metrics: {duration_p95_seconds: 0.2}
+---
+kind: Workflow
+name: slow-file
+version: 1.0.0
+spec: {name: slow-file, version: ^1.0.0}
+tasks:
+  - {id: fetch, uses: sleep, with: {seconds: 0.3}}
+  - {id: store, uses: noop, needs: [fetch]}
+"""
+
+
+def test_runs_from_a_file_are_analysed_against_their_document(
+    prefect_api: object, trinity_db: Store, tmp_path: Path
+) -> None:
+    reset_events_worker()
+    path = tmp_path / "slow.yaml"
+    path.write_text(SLOW_FILE)
+    runner = CliRunner()
+    run_app = typer.Typer()
+    run_commands.register(run_app)
+    for _ in range(3):
+        result = runner.invoke(run_app, ["run", str(path)])
+        assert result.exit_code == 0, result.stderr
+    out = tmp_path / "LOGS"
+
+    code, stdout, stderr = invoke("--since", "-1h", "--out", str(out), "--workflow", "slow-file")
+
+    assert code == 0, stderr
+    text = " ".join(stdout.split())
+    assert "no workflow document" not in text
+    assert "Specification breaches" in text
+    assert "| slow-file | duration_p95_seconds | 0.2 |" in text
+    bottlenecks = json.loads((out / "performance" / "bottleneck_analysis.json").read_text())
+    (section,) = bottlenecks["workflows"]
+    assert section["workflow"] == "slow-file"
+    assert section["most_common_path"] == ["fetch", "store"]
+    assert section["critical_path_mean_seconds"] >= 0.3
+    improvements = (out / "optimization" / "performance_improvements.md").read_text()
+    assert "### slow-file" in improvements
 
 
 def test_default_out_is_the_state_dir(prefect_api: object, trinity_db: Store, tmp_path: Path) -> None:

@@ -208,18 +208,12 @@ def _run_file(
 async def _run_in_process(
     workflow: Any, specification: Any, params: dict[str, Any], watch: bool
 ) -> tuple[str, str, str, Any]:
-    from prefect.client.orchestration import get_client
     from prefect.flow_engine import run_flow_async
 
     from deployments.runs import flow_run_ui_url
-    from flows.compiler import compile_workflow
-    from flows.workflow_flow import build_flow
+    from flows.local_run import start_local_run
 
-    flow = build_flow(compile_workflow(workflow, specification))
-    async with get_client() as client:
-        flow_run = await client.create_flow_run(
-            flow, parameters=params, tags=["trinity", f"workflow:{workflow.name}"]
-        )
+    flow, flow_run = await start_local_run(workflow, specification, params)
     typer.echo(f"running {workflow.name} {workflow.version} here as flow run '{flow_run.name}'", err=True)
     runner = asyncio.ensure_future(
         run_flow_async(flow, flow_run=flow_run, parameters=params, return_type="state")
@@ -243,9 +237,9 @@ async def _run_through_deployment(
     from prefect.exceptions import ObjectNotFound
 
     from deployments.runs import RunError, start_run
-    from flows.workflow_flow import FLOW_NAME
+    from specs.naming import deployment_full_name
 
-    full_name = f"{FLOW_NAME}/{name}"
+    full_name = deployment_full_name(name)
     async with get_client() as client:
         try:
             deployment = await client.read_deployment_by_name(full_name)
