@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from specs.dag import topological_order
-from specs.errors import SpecError
 
 DEFAULT_MAX_PARALLEL_TASKS = 16
 
@@ -49,10 +48,6 @@ class DocInfo:
         return {tid: list(ts.needs) for tid, ts in self.tasks.items()}
 
 
-class CycleError(ValueError):
-    """The document's ``needs`` form a cycle, so no critical path exists."""
-
-
 def _float_or_none(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -71,7 +66,10 @@ def _pick(task: Mapping[str, Any], defaults: Mapping[str, Any], key: str) -> Any
 
 
 def read_document(document: Mapping[str, Any]) -> DocInfo:
-    """The DAG (topologically ordered) and effective task settings of a workflow document."""
+    """The DAG (topologically ordered) and effective task settings of a workflow document.
+
+    Raises :class:`specs.dag.CycleError` when the ``needs`` form a cycle (no critical path exists).
+    """
     raw_tasks = [t for t in document.get("tasks") or [] if isinstance(t, Mapping) and "id" in t]
     defaults = document.get("defaults") or {}
     if not isinstance(defaults, Mapping):
@@ -100,12 +98,7 @@ def read_document(document: Mapping[str, Any]) -> DocInfo:
             fan_out=task.get("for_each") is not None,
             conditional=task.get("if") is not None,
         )
-    try:
-        order = topological_order({tid: list(ts.needs) for tid, ts in settings.items()})
-    except SpecError as exc:
-        cycle = getattr(exc, "cycle", None)
-        where = " -> ".join(cycle) if cycle else "unknown tasks"
-        raise CycleError(f"'needs' form a cycle: {where}") from exc
+    order = topological_order({tid: list(ts.needs) for tid, ts in settings.items()})
     concurrency = document.get("concurrency") or {}
     limit = concurrency.get("max_parallel_tasks") if isinstance(concurrency, Mapping) else None
     return DocInfo(

@@ -13,9 +13,9 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRu
 from prefect.exceptions import PrefectHTTPStatusError
 
 from deployments.prefect_yaml import render_prefect_yaml
+from deployments.runs import DeploymentNotFoundError
 from deployments.schedules import deployment_schedules
 from deployments.service import (
-    DeploymentNotFoundError,
     delete_deployment,
     deploy_workflow,
     deployment_spec,
