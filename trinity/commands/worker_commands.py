@@ -7,9 +7,6 @@ pool through Prefect, and each flow run is claimed by exactly one of them.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
 from typing import Annotated
 
 import typer
@@ -44,59 +41,13 @@ def worker(
     ] = None,
 ) -> None:
     """Run flow runs from a work pool in long-lived executor processes, until stopped (Ctrl-C)."""
-    from flows.worker.worker import WorkerOptions
+    from trinity.commands import worker_impl  # imports Prefect: see trinity.cli
 
-    try:
-        options = WorkerOptions.from_env(
-            processes=processes,
-            concurrency=concurrency,
-            poll_seconds=poll_seconds,
-            shutdown_grace_seconds=shutdown_grace,
-        )
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    if name is not None and ("/" in name or "%" in name):
-        typer.echo("error: --name cannot contain '/' or '%'", err=True)
-        raise typer.Exit(1)
-    from trinity.prefect_target import resolve_prefect_api_url, using_prefect_api
-    from trinity.settings import ConfigError
-
-    try:
-        api_url = resolve_prefect_api_url()
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    if api_url is None:
-        typer.echo(
-            "error: no Prefect API to serve: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api), "
-            "prefect.api_url in trinity.config.yml, or start `trinity up`",
-            err=True,
-        )
-        raise typer.Exit(1)
-    # Executor processes read the URL from their environment; this process from its settings.
-    os.environ["PREFECT_API_URL"] = api_url
-    try:
-        with using_prefect_api(api_url):
-            asyncio.run(_serve(pool=pool, name=name, options=options))
-    except KeyboardInterrupt:
-        pass
-    except Exception as exc:
-        typer.echo(f"error: worker stopped: {type(exc).__name__}: {exc}", err=True)
-        raise typer.Exit(1) from None
-
-
-async def _serve(*, pool: str, name: str | None, options: object) -> None:
-    from flows.worker.worker import TrinityWorker, WorkerOptions
-
-    assert isinstance(options, WorkerOptions)
-    worker = TrinityWorker(work_pool_name=pool, name=name, options=options)
-    task = asyncio.current_task()
-    assert task is not None
-    # SIGTERM (from `trinity up`, systemd, Kubernetes) stops the worker like Ctrl-C does:
-    # runs in progress get the shutdown grace period.
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    try:
-        await worker.start(printer=lambda message: typer.echo(message, err=True))
-    except asyncio.CancelledError:
-        typer.echo(f"Worker {worker.name!r} stopped.", err=True)
+    worker_impl.serve(
+        pool=pool,
+        name=name,
+        processes=processes,
+        concurrency=concurrency,
+        poll_seconds=poll_seconds,
+        shutdown_grace=shutdown_grace,
+    )
