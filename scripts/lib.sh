@@ -67,6 +67,34 @@ ensure_postgres() {
   export TRINITY_TEST_PG_ADMIN_URL="$url"
 }
 
+redis_ready() { "$VENV/bin/python" - "$1" <<'PY' >/dev/null 2>&1
+import sys, redis
+redis.Redis.from_url(sys.argv[1], socket_connect_timeout=3).ping()
+PY
+}
+
+# Redis on 127.0.0.1:6379 for the rate-limiter tests: the running one, else Debian's redis-server
+# (installed when missing) started here without persistence.
+ensure_redis() {
+  local url="redis://127.0.0.1:6379"
+  redis_ready "$url" && return 0
+  if ! command -v redis-server >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Debian's redis-server"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) || true
+  fi
+  if command -v redis-server >/dev/null; then
+    say "no Redis at $url: starting redis-server"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null || true
+    local tries
+    for tries in 1 2 3 4 5 6 7 8 9 10; do
+      redis_ready "$url" && return 0
+      sleep 0.5
+    done
+  fi
+  [ "${CI:-}" = "true" ] && die "Redis is not reachable at $url and redis-server could not be installed or started"
+  say "Redis unavailable: its tests will be skipped"
+}
+
 # Debian's Chromium for the browser test (Playwright drives it; no browser downloads).
 ensure_chromium() {
   command -v chromium >/dev/null && return 0
@@ -74,5 +102,7 @@ ensure_chromium() {
     say "installing Debian's chromium"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || true
   fi
-  command -v chromium >/dev/null || say "chromium unavailable: the browser test will be skipped"
+  command -v chromium >/dev/null && return 0
+  [ "${CI:-}" = "true" ] && die "chromium is not installed and could not be installed"
+  say "chromium unavailable: the browser test will be skipped"
 }

@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from tests.support.servers import free_port
+from tests.support.services import service_missing
 
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_ARGS = [
@@ -57,10 +59,9 @@ def pids_alive(pids: list[int]) -> list[int]:
     return alive
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/test installs it)")
 def test_up_serves_the_demo_in_the_prefect_ui(tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
+    if CHROMIUM is None:
+        service_missing("Debian's chromium is not installed (scripts/test installs it)")
     state = tmp_path / "state"
     out = tmp_path / "up.out"
     prefect_port, api_port = free_port(), free_port()
