@@ -69,7 +69,6 @@ RUN_COLUMNS: tuple[str, ...] = (
     "duration_seconds",
     "queue_wait_seconds",
 )
-RUN_OPTIONAL_COLUMNS: tuple[str, ...] = ("trigger",)
 TASK_COLUMNS: tuple[str, ...] = (
     "flow_run_id",
     "workflow",
@@ -88,7 +87,6 @@ TASK_COLUMNS: tuple[str, ...] = (
     "output_hash",
 )
 RUN_TIME_COLUMNS: tuple[str, ...] = ("expected_start_time", "start_time", "end_time")
-TASK_TIME_COLUMNS: tuple[str, ...] = ("start_time", "end_time")
 FAILED_STATES: frozenset[str] = frozenset({"FAILED", "CRASHED"})
 TERMINAL_STATES: frozenset[str] = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 

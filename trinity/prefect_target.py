@@ -15,13 +15,14 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
 from trinity.settings import load_settings
+from trinity.stack import STATUS_FILE, running_supervisor
 
 
 def running_stack_api_url(state_dir: Path) -> str | None:
     """The Prefect API URL of the ``trinity up`` running for ``state_dir``, if one runs."""
-    from trinity.stack import STATUS_FILE, running_supervisor
-
     if running_supervisor(state_dir) is None:
         return None
     try:
@@ -37,8 +38,6 @@ def resolve_prefect_api_url() -> str | None:
 
     Raises :class:`trinity.settings.ConfigError` when the configuration file is consulted and invalid.
     """
-    from prefect.settings import PREFECT_API_URL
-
     current = PREFECT_API_URL.value()
     if current:
         return str(current)
@@ -50,8 +49,6 @@ def resolve_prefect_api_url() -> str | None:
 @contextlib.contextmanager
 def using_prefect_api(url: str | None) -> Iterator[None]:
     """Point this process's Prefect client at ``url`` for the duration (``None``: leave it be)."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     if url is None or url == PREFECT_API_URL.value():
         yield
         return

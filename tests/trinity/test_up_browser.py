@@ -7,6 +7,7 @@ ids and that the analytics artifact is there, then stops the stack and checks no
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -108,8 +109,6 @@ def test_up_serves_the_demo_in_the_prefect_ui(tmp_path: Path) -> None:
         children = []
         status_file = state / "status.json"
         if status_file.exists():
-            import json
-
             children = [c["pid"] for c in json.loads(status_file.read_text())["children"] if c.get("pid")]
         down = subprocess.run([*trinity, "down", "--state-dir", str(state)], capture_output=True, text=True)
         try:
