@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import State
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow_async
 
@@ -97,14 +98,7 @@ async def run_here(
             return runner.done()
 
         await _follow(flow_run.id, finished=flow_done, on_status=on_status)
-    state = await runner
-    return RunOutcome(
-        flow_run_id=flow_run.id,
-        state_type=state.type.value,
-        state_name=state.name,
-        message=state.message or "",
-        ui_url=flow_run_ui_url(flow_run.id),
-    )
+    return _outcome(flow_run.id, await runner)
 
 
 async def find_workflow_deployment(workflow_name: str) -> WorkflowDeployment:
@@ -155,7 +149,7 @@ async def wait_for_run(
 
     async def finished() -> bool:
         nonlocal warned
-        state_type, _, _ = await _read_state(flow_run_id)
+        state_type = _state_type(await _read_state(flow_run_id))
         waited = time.monotonic() - started
         if state_type in WAITING_STATES and not warned and waited > NO_WORKER_AFTER_SECONDS:
             warned = True
@@ -168,14 +162,7 @@ async def wait_for_run(
     else:
         while not await finished():
             await asyncio.sleep(POLL_SECONDS)
-    state_type, state_name, message = await _read_state(flow_run_id)
-    return RunOutcome(
-        flow_run_id=flow_run_id,
-        state_type=state_type,
-        state_name=state_name,
-        message=message,
-        ui_url=flow_run_ui_url(flow_run_id),
-    )
+    return _outcome(flow_run_id, await _read_state(flow_run_id))
 
 
 async def _follow(
@@ -192,10 +179,21 @@ async def _follow(
     on_status(await read_run(flow_run_id=flow_run_id))
 
 
-async def _read_state(flow_run_id: UUID) -> tuple[str, str, str]:
+async def _read_state(flow_run_id: UUID) -> State | None:
     async with get_client() as client:
         flow_run = await client.read_flow_run(flow_run_id)
-    state = flow_run.state
-    if state is None:
-        return "PENDING", "Pending", ""
-    return state.type.value, state.name, state.message or ""
+    return flow_run.state
+
+
+def _state_type(state: State | None) -> str:
+    return "PENDING" if state is None else state.type.value
+
+
+def _outcome(flow_run_id: UUID, state: State | None) -> RunOutcome:
+    return RunOutcome(
+        flow_run_id=flow_run_id,
+        state_type=_state_type(state),
+        state_name="Pending" if state is None else str(state.name),
+        message="" if state is None else state.message or "",
+        ui_url=flow_run_ui_url(flow_run_id),
+    )

@@ -7,7 +7,9 @@ when the run completed.
 
 from __future__ import annotations
 
-from prefect.deployments import run_deployment
+import asyncio
+
+from prefect.deployments import arun_deployment
 
 from deployments.analytics import DEPLOYMENT_NAME
 from flows.analytics.flows import PERFORMANCE_FLOW
@@ -18,7 +20,7 @@ TIMEOUT_SECONDS = 540
 
 def main() -> int:
     """Run the performance report's deployment and wait for it; the exit status."""
-    run = run_deployment(f"{PERFORMANCE_FLOW}/{DEPLOYMENT_NAME}", timeout=TIMEOUT_SECONDS)
+    run = asyncio.run(arun_deployment(f"{PERFORMANCE_FLOW}/{DEPLOYMENT_NAME}", timeout=TIMEOUT_SECONDS))
     print(f"performance report run {run.name}: {run.state.name if run.state else 'unknown'}")
     return 0 if run.state and run.state.is_completed() else 1
 

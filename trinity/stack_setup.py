@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from specs.loader import load_path
+from specs.models import Document
 from trinity.supervisor import StopRequestedError, stop_process_group
 
 
@@ -106,7 +107,7 @@ def register_in_api(*, api_url: str, api_key: str, examples: Sequence[Path], wor
     )
     if path is None:
         raise StackError(f"no example file named {workflow_name}.yaml in {list(examples)}")
-    documents = {doc.kind: doc for doc in load_path(path)}
+    documents: dict[str, Document] = {doc.kind: doc for doc in load_path(path)}
     headers = {"X-API-Key": api_key}
     with httpx.Client(base_url=api_url, headers=headers, timeout=120) as client:
         for kind, route, query in (

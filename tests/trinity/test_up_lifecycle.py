@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +162,31 @@ def test_second_up_shows_the_running_stack_and_succeeds(fake_up: FakeUp) -> None
     assert wait_until(lambda: not any(pid_alive(pid) for pid in fake_up.pids), 10)
 
 
+def run_step_as(
+    tmp_path: Path,
+    program: str,
+    *,
+    timeout: float,
+    stop_requested: Callable[[], bool] = lambda: False,
+    tick: Callable[[float], None] | None = None,
+) -> str:
+    """A set-up step running one of the test children, logged to ``setup.log`` in ``tmp_path``."""
+    return run_step(
+        children.argv(program),
+        children.env(),
+        tmp_path / "setup.log",
+        timeout=timeout,
+        stop_requested=stop_requested,
+        tick=None if tick is None else lambda: tick(time.monotonic()),
+    )
+
+
+def assert_grandchild_stopped(tmp_path: Path) -> None:
+    """The grandchild that the ``spawn`` step printed the pid of is gone."""
+    grandchild = int((tmp_path / "setup.log").read_text().split("\n")[1])
+    assert wait_until(lambda: not pid_alive(grandchild), 10)
+
+
 def test_a_stop_during_a_step_kills_the_step_and_everything_it_started(tmp_path: Path) -> None:
     started = time.monotonic()
     ticks: list[float] = []
@@ -170,42 +195,21 @@ def test_a_stop_during_a_step_kills_the_step_and_everything_it_started(tmp_path:
         return time.monotonic() - started > 3
 
     with pytest.raises(StopRequestedError):
-        run_step(
-            children.argv("spawn"),
-            children.env(),
-            tmp_path / "setup.log",
-            timeout=600,
-            stop_requested=stop_requested,
-            tick=lambda: ticks.append(time.monotonic()),
-        )
+        run_step_as(tmp_path, "spawn", timeout=600, stop_requested=stop_requested, tick=ticks.append)
     assert time.monotonic() - started < 30
     assert ticks
-    grandchild = int((tmp_path / "setup.log").read_text().split("\n")[1])
-    assert wait_until(lambda: not pid_alive(grandchild), 10)
+    assert_grandchild_stopped(tmp_path)
 
 
 def test_a_step_that_outlives_its_timeout_is_killed(tmp_path: Path) -> None:
     with pytest.raises(StackError, match="did not finish within 2s"):
-        run_step(
-            children.argv("spawn"),
-            children.env(),
-            tmp_path / "setup.log",
-            timeout=2,
-            stop_requested=lambda: False,
-        )
-    grandchild = int((tmp_path / "setup.log").read_text().split("\n")[1])
-    assert wait_until(lambda: not pid_alive(grandchild), 10)
+        run_step_as(tmp_path, "spawn", timeout=2)
+    assert_grandchild_stopped(tmp_path)
 
 
 def test_a_failed_step_names_its_last_line(tmp_path: Path) -> None:
     with pytest.raises(StackError, match=r"exit 1.*no such workflow"):
-        run_step(
-            children.argv("failed-step"),
-            children.env(),
-            tmp_path / "setup.log",
-            timeout=60,
-            stop_requested=lambda: False,
-        )
+        run_step_as(tmp_path, "failed-step", timeout=60)
     assert "no such workflow" in (tmp_path / "setup.log").read_text()
 
 

@@ -16,14 +16,9 @@ import typer
 
 from trinity.commands.common import fail
 from trinity.settings import ConfigError, Settings, load_settings
-from trinity.stack import (
-    AlreadyRunningError,
-    StackConfig,
-    StackError,
-    bring_down,
-    bring_up,
-    read_status,
-)
+from trinity.stack import AlreadyRunningError, bring_down, bring_up, read_status
+from trinity.stack_config import StackConfig
+from trinity.stack_setup import StackError
 
 DEFAULT_STATE_DIR = Path(".trinity")
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "specs" / "examples"
