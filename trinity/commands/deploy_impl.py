@@ -43,7 +43,7 @@ def deploy(
         return refs
 
     try:
-        refs = call_prefect(deploy_all(), prefect_api_url())
+        refs = call_prefect(prefect_api_url(), deploy_all)
     except DeploymentError as exc:
         fail(f"error: {exc}")
     for ref in refs:

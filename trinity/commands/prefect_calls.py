@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import httpx
@@ -25,15 +25,15 @@ def prefect_api_url() -> str | None:
         fail(f"error: {exc}")
 
 
-def call_prefect(coroutine: Coroutine[Any, Any, T], url: str | None, *, hint: str = "") -> T:
-    """Run ``coroutine`` with Prefect's client pointed at ``url``.
+def call_prefect(url: str | None, work: Callable[[], Coroutine[Any, Any, T]], *, hint: str = "") -> T:
+    """Run the coroutine ``work()`` with Prefect's client pointed at ``url``.
 
     An unreachable or refusing Prefect API ends the command with one line (``hint`` appended to
     the unreachable case); every other exception is the caller's.
     """
     try:
         with using_prefect_api(url):
-            return asyncio.run(coroutine)
+            return asyncio.run(work())
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout) as exc:
         where = url or "(ephemeral)"
         fail(f"error: cannot reach the Prefect API at {where}: {exc or type(exc).__name__}{hint}")

@@ -8,6 +8,7 @@ Problems (bad dates, an unreachable database or Prefect) are one line on stderr 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 import sys
@@ -84,7 +85,9 @@ def report(
     harvesting = harvest and prefect_url is not None
     try:
         result, harvested = call_prefect(
-            _build(url=url, window=window, harvest=harvesting, now=now), prefect_url, hint=NO_HARVEST_HINT
+            prefect_url,
+            functools.partial(_build, url=url, window=window, harvest=harvesting, now=now),
+            hint=NO_HARVEST_HINT,
         )
     except HistoryStoreError as exc:
         _fail(str(exc))

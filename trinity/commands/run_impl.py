@@ -8,6 +8,7 @@ run (optionally showing its tasks' states live) and exits 0 only when it complet
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -77,11 +78,13 @@ def _run_file(path: Path, spec_files: Sequence[Path], params: dict[str, Any], wa
         with _progress([task.id for task in workflow.tasks], watch) as show:
             return await run_here(workflow, specification, params, on_created=created, on_status=show)
 
-    return call_prefect(run_and_wait(), prefect_api_url())
+    return call_prefect(prefect_api_url(), run_and_wait)
 
 
 def _run_deployed(name: str, params: dict[str, Any], watch: bool, timeout: float | None) -> RunOutcome:
-    return call_prefect(_through_deployment(name, params, watch, timeout), prefect_api_url())
+    return call_prefect(
+        prefect_api_url(), functools.partial(_through_deployment, name, params, watch, timeout)
+    )
 
 
 async def _through_deployment(
