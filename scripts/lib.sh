@@ -12,7 +12,12 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 ensure_venv() {
   local python="${PYTHON:-python3}"
   command -v "$python" >/dev/null || die "python3 (3.11+) is required"
-  "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python 3.11+ is required"
+  local version minor
+  version="$("$python" -V 2>&1)"  # "Python 3.11.2"
+  version="${version#Python }"
+  minor="${version#*.}"
+  minor="${minor%%.*}"
+  { [ "${version%%.*}" = 3 ] && [ "$minor" -ge 11 ] 2>/dev/null; } || die "Python 3.11+ is required"
   if [ ! -x "$VENV/bin/python" ]; then
     say "creating $VENV"
     "$python" -m venv "$VENV"
@@ -28,11 +33,9 @@ ensure_venv() {
   fi
 }
 
-pg_ready() { "$VENV/bin/python" - "$1" <<'PY' >/dev/null 2>&1
-import sys, psycopg
-psycopg.connect(sys.argv[1], connect_timeout=3).close()
-PY
-}
+# Exit 0 when the server at a URL answers (tests/support/probe.py).
+probe() { (cd "$ROOT" && "$VENV/bin/python" -m tests.support.probe "$@" >/dev/null 2>&1); }
+pg_ready() { probe postgres "$1"; }
 
 # Make TRINITY_TEST_PG_ADMIN_URL point at a PostgreSQL server: the given one, the local one on 5432,
 # or a throwaway cluster started here (initdb/pg_ctl from Debian's postgresql package).
@@ -67,11 +70,7 @@ ensure_postgres() {
   export TRINITY_TEST_PG_ADMIN_URL="$url"
 }
 
-redis_ready() { "$VENV/bin/python" - "$1" <<'PY' >/dev/null 2>&1
-import sys, redis
-redis.Redis.from_url(sys.argv[1], socket_connect_timeout=3).ping()
-PY
-}
+redis_ready() { probe redis "$1"; }
 
 # Redis on 127.0.0.1:6379 for the rate-limiter tests: the running one, else Debian's redis-server
 # (installed when missing) started here without persistence.
