@@ -18,12 +18,14 @@ from types import FrameType
 from trinity.supervisor import ChildSpec, Supervisor, http_ok
 
 ROOT = Path(__file__).resolve().parents[2]
+# Not __name__, which is "__main__" in the child processes themselves.
+MODULE = "tests.trinity.children"
 LONG_SECONDS = 600
 
 
 def argv(program: str, *args: str) -> list[str]:
     """The command line that runs ``program`` of this module with ``args``."""
-    return [sys.executable, "-m", __name__, program, *args]
+    return [sys.executable, "-m", MODULE, program, *args]
 
 
 def env() -> dict[str, str]:
