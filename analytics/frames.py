@@ -90,7 +90,6 @@ TASK_COLUMNS: tuple[str, ...] = (
     "output_hash",
 )
 RUN_TIME_COLUMNS: tuple[str, ...] = ("expected_start_time", "start_time", "end_time")
-TASK_TIME_COLUMNS: tuple[str, ...] = ("start_time", "end_time")
 FAILED_STATES: frozenset[str] = frozenset({"FAILED", "CRASHED"})
 TERMINAL_STATES: frozenset[str] = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 

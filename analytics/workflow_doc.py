@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from specs.dag import topological_order
-from specs.errors import SpecError
+from specs.dag import CycleError, topological_order
 from specs.models import DEFAULT_MAX_PARALLEL_TASKS
 from specs.task_settings import effective_settings, policy_from_mapping
 
@@ -51,12 +50,11 @@ class DocInfo:
         return {tid: list(ts.needs) for tid, ts in self.tasks.items()}
 
 
-class CycleError(ValueError):
-    """The document's ``needs`` form a cycle, so no critical path exists."""
-
-
 def read_document(document: Mapping[str, Any]) -> DocInfo:
-    """The DAG (topologically ordered) and effective task settings of a workflow document."""
+    """The DAG (topologically ordered) and effective task settings of a workflow document.
+
+    Raises :class:`specs.dag.CycleError` when the ``needs`` form a cycle (no critical path exists).
+    """
     raw_tasks = [t for t in document.get("tasks") or [] if isinstance(t, Mapping) and "id" in t]
     defaults = policy_from_mapping(document.get("defaults"))
     ids = [str(t["id"]) for t in raw_tasks]
@@ -80,12 +78,7 @@ def read_document(document: Mapping[str, Any]) -> DocInfo:
             fan_out=task.get("for_each") is not None,
             conditional=task.get("if") is not None,
         )
-    try:
-        order = topological_order({tid: list(ts.needs) for tid, ts in settings.items()})
-    except SpecError as exc:
-        cycle = getattr(exc, "cycle", None)
-        where = " -> ".join(cycle) if cycle else "unknown tasks"
-        raise CycleError(f"'needs' form a cycle: {where}") from exc
+    order = topological_order({tid: list(ts.needs) for tid, ts in settings.items()})
     concurrency = document.get("concurrency") or {}
     limit = concurrency.get("max_parallel_tasks") if isinstance(concurrency, Mapping) else None
     return DocInfo(

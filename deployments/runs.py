@@ -15,6 +15,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.sorting import TaskRunSort
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
 TASK_RUN_PAGE = 200
 
 
@@ -23,7 +29,7 @@ class RunError(Exception):
 
 
 class DeploymentNotFoundError(RunError):
-    """Prefect has no deployment with this id (deleted outside Trinity?)."""
+    """Prefect has no such deployment (deleted outside Trinity, or never deployed)."""
 
 
 class FlowRunNotFoundError(RunError):
@@ -83,8 +89,6 @@ def _state(obj: Any) -> tuple[str, str]:
 
 def flow_run_ui_url(flow_run_id: UUID) -> str | None:
     """The run's page in the Prefect UI (from PREFECT_UI_URL, or derived from PREFECT_API_URL)."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
-
     base = PREFECT_UI_URL.value()
     if not base:
         api = PREFECT_API_URL.value()
@@ -96,9 +100,6 @@ async def start_run(
     *, deployment_id: UUID, parameters: dict[str, Any], idempotency_key: str | None = None
 ) -> RunRef:
     """Create a flow run of a deployment (one call to Prefect); the same key returns the same run."""
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-
     async with get_client() as client:
         try:
             flow_run = await client.create_flow_run_from_deployment(
@@ -131,9 +132,6 @@ def _detail(response: Any) -> str:
 
 
 async def _task_runs(client: Any, flow_run_id: UUID) -> list[TaskRunStatus]:
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-    from prefect.client.schemas.sorting import TaskRunSort
-
     flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
     found: list[TaskRunStatus] = []
     offset = 0
@@ -168,9 +166,6 @@ async def _task_runs(client: Any, flow_run_id: UUID) -> list[TaskRunStatus]:
 
 async def read_run(*, flow_run_id: UUID) -> RunStatus:
     """A flow run's state and the states of all its task runs (two concurrent Prefect calls)."""
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
     async with get_client() as client:
         try:
             flow_run, tasks = await asyncio.gather(
@@ -196,9 +191,6 @@ async def read_run(*, flow_run_id: UUID) -> RunStatus:
 
 async def read_run_states(*, flow_run_ids: Sequence[UUID]) -> dict[UUID, tuple[str, str]]:
     """Current (state type, state name) of many flow runs in one call; missing runs are left out."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
     ids = list(dict.fromkeys(flow_run_ids))
     states: dict[UUID, tuple[str, str]] = {}
     async with get_client() as client:

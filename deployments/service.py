@@ -27,6 +27,7 @@ from prefect.client.schemas.objects import ConcurrencyLimitStrategy, Concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from blocks.workflow_definition import definition_block_name, register_block_types, save_definition
+from deployments.runs import DeploymentNotFoundError
 from deployments.schedules import deployment_schedules
 from flows.compiler import compile_workflow
 from flows.entry import entrypoint_for
@@ -55,10 +56,6 @@ _COLLISION = {"enqueue": ConcurrencyLimitStrategy.ENQUEUE, "cancel_new": Concurr
 
 class DeploymentError(Exception):
     """A deployment could not be created, changed or found."""
-
-
-class DeploymentNotFoundError(DeploymentError):
-    """No deployment has this id."""
 
 
 @dataclass(frozen=True)

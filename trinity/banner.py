@@ -21,7 +21,7 @@ from specs.naming import deployment_full_name
 from specs.parameters import parse_cli_params
 
 if TYPE_CHECKING:
-    from trinity.stack import StackConfig
+    from trinity.stack_config import StackConfig
 
 PROMPT = "$ "
 

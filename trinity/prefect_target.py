@@ -16,15 +16,17 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from prefect.events.worker import EventsWorker
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
 from trinity.core.config import load_settings
+from trinity.stack import STATUS_FILE, running_supervisor
 
 EVENTS_FLUSH_SECONDS = 15.0
 
 
 def running_stack_api_url(state_dir: Path) -> str | None:
     """The Prefect API URL of the ``trinity up`` running for ``state_dir``, if one runs."""
-    from trinity.stack import STATUS_FILE, running_supervisor
-
     if running_supervisor(state_dir) is None:
         return None
     try:
@@ -40,8 +42,6 @@ def resolve_prefect_api_url() -> str | None:
 
     Raises :class:`trinity.core.settings.ConfigError` when the configuration file is consulted and invalid.
     """
-    from prefect.settings import PREFECT_API_URL
-
     current = PREFECT_API_URL.value()
     if current:
         return str(current)
@@ -57,8 +57,6 @@ def using_prefect_api(url: str | None) -> Iterator[None]:
     On the way out, the events Prefect still holds are delivered (:func:`deliver_pending_events`),
     while ``url`` is still the API in force.
     """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     with contextlib.ExitStack() as stack:
         if url is not None and url != PREFECT_API_URL.value():
             stack.enter_context(temporary_settings(updates={PREFECT_API_URL: url}))
@@ -76,8 +74,6 @@ def deliver_pending_events(timeout: float = EVENTS_FLUSH_SECONDS) -> None:
     Prefect's exit hook still sends them, but logs "EventsWorker - Still processing items" (and
     gives up on what it could not send in time). Waiting here first leaves that hook nothing to do.
     """
-    from prefect.events.worker import EventsWorker
-
     # Only a worker that already exists: asking for one would start one, and connect it to the
     # API, just to stop it. Prefect flushes its own workers the same way (prefect/task_runners.py).
     with EventsWorker._instance_lock:

@@ -37,6 +37,7 @@ from api.models.workflow import (
 from api.prefect import PrefectGateway
 from api.services.paging import fetch_page
 from api.services.specs import resolve_specification
+from deployments.runs import DeploymentNotFoundError
 from specs import models as documents
 from specs.errors import SpecError
 
@@ -153,7 +154,7 @@ async def _deploy(
 
 async def _set_paused(prefect: PrefectGateway, deployment_id: uuid.UUID, *, paused: bool) -> bool:
     """Pause or resume; False when Prefect no longer has the deployment."""
-    from deployments.service import DeploymentNotFoundError, set_deployment_paused
+    from deployments.service import set_deployment_paused
 
     async with prefect.scope():
         try:
@@ -164,7 +165,7 @@ async def _set_paused(prefect: PrefectGateway, deployment_id: uuid.UUID, *, paus
 
 
 async def _undeploy(prefect: PrefectGateway, deployment_id: uuid.UUID) -> None:
-    from deployments.service import DeploymentNotFoundError, delete_deployment
+    from deployments.service import delete_deployment
 
     async with prefect.scope():
         with contextlib.suppress(DeploymentNotFoundError):  # already gone: the goal is reached

@@ -193,10 +193,6 @@ class ExecutorPool:
         """Flow runs currently held by an executor."""
         return {a.flow_run_id for a in self._assignments.values()}
 
-    def executor_pids(self) -> list[int]:
-        """Process ids of the live executors (for operators and tests)."""
-        return [e.process.pid for e in self._executors.values() if e.alive and e.process.pid]
-
     # -- executors ----------------------------------------------------------------------------
 
     def _spawn(self, index: int) -> None:

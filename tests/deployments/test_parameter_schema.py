@@ -77,7 +77,16 @@ async def test_prefect_cli_refuses_an_unknown_parameter(prefect_api: PrefectServ
         flow = await client.read_flow(deployment.flow_id)
 
     result = subprocess.run(
-        [sys.executable, "-m", "prefect", "deployment", "run", f"{flow.name}/{deployment.name}", "--param", "nams=ada"],
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "deployment",
+            "run",
+            f"{flow.name}/{deployment.name}",
+            "--param",
+            "nams=ada",
+        ],
         env={**os.environ, "PREFECT_API_URL": prefect_api.api_url},
         capture_output=True,
         text=True,

@@ -14,10 +14,10 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRu
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
 from deployments.prefect_yaml import render_prefect_yaml
+from deployments.runs import DeploymentNotFoundError
 from deployments.schedules import deployment_schedules
 from deployments.service import (
     DeploymentError,
-    DeploymentNotFoundError,
     delete_deployment,
     deploy_workflow,
     deployment_spec,

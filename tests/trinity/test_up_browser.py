@@ -8,6 +8,7 @@ API docs with every other host cut off, then stops the stack and checks nothing 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from tests.support.servers import free_port
+from tests.support.services import service_missing
 from tests.support.shell import commands_in, run_in_clean_shell
 
 CHROMIUM = shutil.which("chromium")
@@ -69,10 +72,9 @@ def pids_alive(pids: list[int]) -> list[int]:
     return alive
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/test installs it)")
 def test_up_serves_the_demo_in_the_prefect_ui(tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
+    if CHROMIUM is None:
+        service_missing("Debian's chromium is not installed (scripts/test installs it)")
     state = tmp_path / "state"
     out = tmp_path / "up.out"
     prefect_port, api_port = free_port(), free_port()
@@ -138,8 +140,6 @@ def test_up_serves_the_demo_in_the_prefect_ui(tmp_path: Path) -> None:
         children = []
         status_file = state / "status.json"
         if status_file.exists():
-            import json
-
             children = [c["pid"] for c in json.loads(status_file.read_text())["children"] if c.get("pid")]
         down = subprocess.run([*trinity, "down", "--state-dir", str(state)], capture_output=True, text=True)
         try:
