@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.support.servers import free_port
 from tests.support.shell import commands_in, run_in_clean_shell
 from trinity.banner import banner_commands
-from trinity.commands.up_commands import EXAMPLES_DIR
+from trinity.commands.up_impl import EXAMPLES_DIR
 from trinity.stack_config import StackConfig, ready_banner
 
 SECRETS = {"admin_api_key": "trn_banner_test"}
