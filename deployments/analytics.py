@@ -88,7 +88,7 @@ def analytics_deployments(
 ) -> list[AnalyticsDeployment]:
     """Describe the two deployments without talking to Prefect."""
     common = {"logs_dir_path": logs_dir} if logs_dir else {}
-    insights_parameters = dict(common)
+    insights_parameters: dict[str, Any] = dict(common)
     if window_days is not None:
         insights_parameters["window_days"] = window_days
     return [

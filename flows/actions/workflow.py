@@ -8,8 +8,10 @@ The output is the child's task outputs by task id; a failed child fails this tas
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, cast
 
+from prefect.client.schemas.objects import State
 from prefect.context import TagsContext
 
 from blocks.workflow_definition import TrinityWorkflow, list_definitions, load_definition
@@ -62,7 +64,8 @@ class WorkflowAction:
         # Tagged like every run of the child workflow (its own tags only, never its parent's), so the
         # harvest and Prefect's filters find it under its own name.
         with TagsContext(current_tags=set(run_tags(inputs.name))):
-            state = await child(**inputs.parameters, return_state=True)
+            # Prefect types a flow call by its function's return value, not by ``return_state``.
+            state = await cast("Awaitable[State[Any]]", child(**inputs.parameters, return_state=True))
         if not state.is_completed():
             raise ChildWorkflowError(
                 f"workflow '{inputs.name}' {definition.workflow_version} ended {state.name}: {state.message}"

@@ -156,7 +156,25 @@ async def harvest_history(
     ``since`` overrides the watermark (e.g. a first harvest of only recent history); ``now`` is the
     upper bound of end times read (default: the current time), which becomes the new watermark.
     """
-    tables = tables or await anyio.to_thread.run_sync(migrated_tables, engine)
+    return await _harvest_into(
+        engine=engine,
+        tables=tables if tables is not None else await anyio.to_thread.run_sync(migrated_tables, engine),
+        reread_window=reread_window,
+        since=since,
+        now=now,
+        page_size=page_size,
+    )
+
+
+async def _harvest_into(
+    *,
+    engine: sa.Engine,
+    tables: Tables,
+    reread_window: dt.timedelta,
+    since: dt.datetime | None,
+    now: dt.datetime | None,
+    page_size: int,
+) -> HarvestResult:
     watermark = await anyio.to_thread.run_sync(_read_harvest_watermark, engine, tables)
     upper = now or dt.datetime.now(dt.UTC)
     lower = since if since is not None else (watermark - reread_window if watermark else None)

@@ -119,12 +119,13 @@ def _window(
 ) -> Window:
     # Without bounds, the scheduled insights report's window: the same report, so the same rows.
     scheduled = insights_window(now, settings.analytics.window_days)
+    default_start, default_end = scheduled.start or now, scheduled.end or now
     try:
-        start = parse_moment(since, now=now) if since else scheduled.start
+        start = parse_moment(since, now=now) if since else default_start
     except BadTimeError as exc:
         _fail(f"--since: {exc}")
     try:
-        end = parse_moment(until, now=now) if until else (now if since else scheduled.end)
+        end = parse_moment(until, now=now) if until else (now if since else default_end)
     except BadTimeError as exc:
         _fail(f"--until: {exc}")
     if end <= start:
