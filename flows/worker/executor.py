@@ -25,6 +25,7 @@ from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun, State
+from prefect.client.schemas.responses import OrchestrationResult
 from prefect.context import AsyncClientContext, SyncClientContext
 from prefect.exceptions import Abort, Pause
 from prefect.flows import Flow, load_flow_from_flow_run
@@ -304,7 +305,7 @@ class Executor:
         if state is not None and state.is_final() and not state.is_crashed():
             return state
         try:
-            result = await self._client.set_flow_run_state(
+            result: OrchestrationResult[Any] = await self._client.set_flow_run_state(
                 flow_run_id, Cancelled(message=message), force=True
             )
         except Exception:
