@@ -216,7 +216,11 @@ class Executor:
             detail = f"orchestration: {exc}"
         except Exception as exc:
             detail = f"{type(exc).__name__}: {exc}"
-            state = await self._crash(control.flow_run_id, exc)
+            if control.cancel_requested:
+                # The cancellation, surfacing as another error from code it interrupted.
+                state = await self._settle_cancelled(control.flow_run_id, control.reason)
+            else:
+                state = await self._crash(control.flow_run_id, exc)
         finally:
             self._runs.pop(key, None)
         if key not in self._reported:

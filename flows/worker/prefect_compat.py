@@ -193,11 +193,24 @@ class ThreadInterrupt:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._thread_id: int | None = None
+        self._sent = False
+
+    @property
+    def sent(self) -> bool:
+        """Whether :class:`RunCancelled` has been sent to the thread (raised, or about to be)."""
+        with self._lock:
+            return self._sent
 
     def enter(self) -> None:
         """Mark the calling thread as the one to interrupt."""
         with self._lock:
             self._thread_id = threading.get_ident()
+
+    def disarm(self) -> None:
+        """Drop an interruption the thread has not raised yet; the thread stays marked."""
+        with self._lock:
+            if self._thread_id is not None:
+                _set_async_exc(self._thread_id, None)
 
     def leave(self) -> None:
         """Unmark the thread, dropping an interruption it has not raised yet."""
@@ -207,7 +220,7 @@ class ThreadInterrupt:
             self._thread_id = None
 
     def interrupt(self) -> bool:
-        """Raise :class:`RunCancelled` in the marked thread; False if no thread is marked.
+        """Raise :class:`RunCancelled` in the marked thread, once; False if no thread is marked.
 
         CPython raises it the next time the thread runs Python code: a thread blocked in C (a long
         ``time.sleep``, a socket read) sees it when that call returns.
@@ -215,7 +228,9 @@ class ThreadInterrupt:
         with self._lock:
             if self._thread_id is None:
                 return False
-            _set_async_exc(self._thread_id, RunCancelled)
+            if not self._sent:
+                self._sent = True
+                _set_async_exc(self._thread_id, RunCancelled)
             return True
 
 
@@ -253,7 +268,9 @@ async def run_async_flow_run(
                 try:
                     # Annotated as returning a coroutine; it returns the flow's result, unused here.
                     _ = await engine.call_flow_fn()
-                except asyncio.CancelledError as exc:
+                except BaseException as exc:
+                    # Whatever the cancellation surfaces as: Prefect code it lands in may raise
+                    # something else in its place (see run_sync_flow_run).
                     if not cancel_requested():
                         raise
                     uncancel_current_task()
@@ -285,7 +302,13 @@ def run_sync_flow_run(
             with engine.run_context():
                 try:
                     engine.call_flow_fn()
-                except RunCancelled as exc:
+                except BaseException as exc:
+                    # Not only RunCancelled: Prefect code it lands in may raise something else in
+                    # its place (3.8's task engine, hit before its task run exists, fails with
+                    # "Task run is not set"), and the run must still end Cancelled.
+                    if not interrupt.sent:
+                        raise
+                    interrupt.disarm()
                     engine.cancel_all_tasks()
                     engine.handle_cancellation(exc)
     return engine.state
