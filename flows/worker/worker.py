@@ -150,8 +150,6 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
         "Runs flow runs concurrently inside a few long-lived executor processes: no Python "
         "start-up per run, crash isolation per process."
     )
-    _documentation_url = ""
-    _logo_url = ""
 
     def __init__(
         self,
