@@ -44,7 +44,11 @@ def worker(
     ] = None,
 ) -> None:
     """Run flow runs from a work pool in long-lived executor processes, until stopped (Ctrl-C)."""
-    from flows.worker.worker import WorkerOptions
+    try:
+        from flows.worker.worker import WorkerOptions
+    except ImportError as exc:  # e.g. an unsupported Prefect (flows/worker/prefect_compat.py)
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
     try:
         options = WorkerOptions.from_env(

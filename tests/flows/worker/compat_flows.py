@@ -1,4 +1,4 @@
-"""Flows the Prefect-compatibility tests run in this process, and what they saw while running.
+"""Flows the Prefect-compatibility tests run in this process, what they saw, and running helpers.
 
 Each run gets a ``key``: the test waits on ``RUNNING[key]`` until the flow is inside its body and
 reads ``SEEN[key]`` afterwards; ``INTERRUPTS[key]`` is the run's :class:`ThreadInterrupt` where
@@ -17,10 +17,17 @@ from contextlib import contextmanager
 from typing import Any
 
 from prefect import flow, task
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.flows import Flow
 
-from flows.worker.prefect_compat import RunCancelled, SuspensionNotice, ThreadInterrupt
+from flows.worker.prefect_compat import (
+    RunCancelled,
+    SuspensionNotice,
+    SuspensionWatcher,
+    ThreadInterrupt,
+    run_sync_flow_run,
+)
 
 RUNNING: dict[str, threading.Event] = {}
 SEEN: dict[str, dict[str, Any]] = {}
@@ -101,3 +108,36 @@ class RecordingWatcher:
     def watching(self, flow_run_id: uuid.UUID, notice: SuspensionNotice) -> Iterator[None]:
         self.watched.append((flow_run_id, notice))
         yield
+
+
+def final_state(state: State | None) -> State:
+    """``state``, which must be there."""
+    assert state is not None, "the engine handed back no state"
+    return state
+
+
+def run_in_a_thread(
+    flow: Flow[..., Any],
+    flow_run: FlowRun,
+    parameters: dict[str, Any],
+    *,
+    interrupt: ThreadInterrupt | None = None,
+    watcher: SuspensionWatcher | None = None,
+) -> asyncio.Future[State | None]:
+    """Run a sync flow as an executor does: in a thread of its own, marked for interruption."""
+    interrupt = interrupt or ThreadInterrupt()
+
+    def run() -> State | None:
+        interrupt.enter()
+        try:
+            return run_sync_flow_run(flow, flow_run, parameters, interrupt=interrupt, watcher=watcher)
+        finally:
+            interrupt.leave()
+
+    return asyncio.ensure_future(asyncio.to_thread(run))
+
+
+async def state_names(flow_run_id: uuid.UUID) -> list[str]:
+    """The names of a flow run's states, oldest first."""
+    async with get_client() as client:
+        return [state.name for state in await client.read_flow_run_states(flow_run_id)]

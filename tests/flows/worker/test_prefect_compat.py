@@ -42,7 +42,6 @@ from prefect.flow_engine import (
     run_generator_flow_sync,
 )
 from prefect.flow_runs import asuspend_flow_run
-from prefect.flows import Flow
 from prefect.states import Completed, Paused, Running, Suspended
 from prefect.utilities.timeout import timeout
 from prefect.workers.base import BaseWorker
@@ -52,13 +51,11 @@ from flows.worker.prefect_compat import (
     ExecutorFlowRunEngine,
     RunCancelled,
     SuspensionNotice,
-    SuspensionWatcher,
     ThreadInterrupt,
     UnsupportedPrefectError,
     attribution_environment,
     check_prefect_version,
     run_async_flow_run,
-    run_sync_flow_run,
 )
 from flows.worker.suspension import SuspensionWatch
 from tests.flows.worker.compat_flows import (
@@ -68,43 +65,14 @@ from tests.flows.worker.compat_flows import (
     RecordingWatcher,
     async_ticker,
     converting_flow,
+    final_state,
+    run_in_a_thread,
+    state_names,
     sync_ticker,
     watched,
 )
 from tests.flows.worker.support import REPO, ClaimProbe, pending_deployment_run
 from tests.support.servers import PrefectServer
-
-
-def _final(state: State | None) -> State:
-    assert state is not None, "the engine handed back no state"
-    return state
-
-
-def _in_a_thread(
-    flow: Flow[..., Any],
-    flow_run: FlowRun,
-    parameters: dict[str, Any],
-    *,
-    interrupt: ThreadInterrupt | None = None,
-    watcher: SuspensionWatcher | None = None,
-) -> asyncio.Future[State | None]:
-    """Run a sync flow as an executor does: in a thread of its own, marked for interruption."""
-    interrupt = interrupt or ThreadInterrupt()
-
-    def run() -> State | None:
-        interrupt.enter()
-        try:
-            return run_sync_flow_run(flow, flow_run, parameters, interrupt=interrupt, watcher=watcher)
-        finally:
-            interrupt.leave()
-
-    return asyncio.ensure_future(asyncio.to_thread(run))
-
-
-async def _state_names(flow_run_id: uuid.UUID) -> list[str]:
-    async with get_client() as client:
-        return [state.name for state in await client.read_flow_run_states(flow_run_id)]
-
 
 # -- the version check -------------------------------------------------------------------------------
 
@@ -130,24 +98,36 @@ def test_the_supported_range_is_the_one_pyproject_pins() -> None:
     assert pins == [f"prefect{SUPPORTED_PREFECT}"]
 
 
-def test_prefect_loading_the_worker_on_another_version_prints_the_one_line() -> None:
-    # Prefect imports the worker module when it loads collections (server, workers, blocks).
-    script = (
-        "import prefect; prefect.__version__ = '3.9.2'\n"
-        "from prefect.plugins import load_prefect_collections\n"
-        "print('result:', type(load_prefect_collections()['trinity']).__name__)\n"
-    )
-    done = subprocess.run(
+_REFUSAL = (
+    f"The Trinity worker supports Prefect {SUPPORTED_PREFECT} (it relies on internals of that release "
+    "line), but Prefect 3.9.2 is installed; install a supported one: "
+    f"pip install 'prefect{SUPPORTED_PREFECT}'"
+)
+
+
+def _as_if_prefect_3_9_2(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter whose Prefect reports version 3.9.2."""
+    script = f"import prefect\nprefect.__version__ = '3.9.2'\n{code}\n"
+    return subprocess.run(
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def test_prefect_loading_the_worker_on_another_version_prints_the_one_line() -> None:
+    # Prefect imports the worker module when it loads collections (server, workers, blocks).
+    done = _as_if_prefect_3_9_2(
+        "from prefect.plugins import load_prefect_collections\n"
+        "print('result:', type(load_prefect_collections()['trinity']).__name__)"
+    )
     assert done.returncode == 0, done.stderr
-    warnings = [line for line in done.stdout.splitlines() if "'trinity'" in line]
-    assert warnings == [
-        "Warning!  Failed to load collection 'trinity': UnsupportedPrefectError: The Trinity worker "
-        f"supports Prefect {SUPPORTED_PREFECT} (it relies on internals of that release line), but "
-        f"Prefect 3.9.2 is installed; install a supported one: pip install 'prefect{SUPPORTED_PREFECT}'"
-    ]
+    lines = [line for line in done.stdout.splitlines() if "'trinity'" in line]
+    assert lines == [f"Warning!  Failed to load collection 'trinity': UnsupportedPrefectError: {_REFUSAL}"]
     assert "result: UnsupportedPrefectError" in done.stdout
+
+
+def test_trinity_worker_on_another_version_exits_with_the_one_line() -> None:
+    done = _as_if_prefect_3_9_2("from trinity.cli import app\napp(['worker'])")
+    assert (done.returncode, done.stderr) == (1, f"error: {_REFUSAL}\n")
 
 
 # -- shapes of what is called or overridden ---------------------------------------------------------
@@ -280,8 +260,8 @@ async def test_a_sync_flow_run_completes_off_the_main_thread_with_no_sigterm_han
     watcher = RecordingWatcher()
     before = signal.getsignal(signal.SIGTERM)
     with watched(key):
-        state = await _in_a_thread(sync_ticker, flow_run, {"key": key, "seconds": 0.3}, watcher=watcher)
-    assert _final(state).is_completed(), state
+        state = await run_in_a_thread(sync_ticker, flow_run, {"key": key, "seconds": 0.3}, watcher=watcher)
+    assert final_state(state).is_completed(), state
     assert [flow_run_id for flow_run_id, _ in watcher.watched] == [flow_run.id]
     # Prefect's own per-run suspension observer is a thread running `observer_thread`.
     assert not [name for name in SEEN[key]["threads"] if "observer_thread" in name]
@@ -300,7 +280,7 @@ async def test_an_async_flow_run_completes_in_a_loop_off_the_main_thread(prefect
     )
     with watched(key):
         state = await asyncio.to_thread(asyncio.run, run)
-    assert _final(state).is_completed(), state
+    assert final_state(state).is_completed(), state
     assert [flow_run_id for flow_run_id, _ in watcher.watched] == [flow_run.id]
     assert not [name for name in SEEN[key]["threads"] if "observer_thread" in name]
     assert SEEN[key]["sigterm"] is before
@@ -314,12 +294,12 @@ async def test_interrupting_a_sync_flow_run_ends_it_cancelled_with_its_hook(
     flow_run = await pending_deployment_run("compat-sync-ticker", {"key": key, "seconds": 60})
     interrupt = ThreadInterrupt()
     with watched(key) as running:
-        finished = _in_a_thread(sync_ticker, flow_run, {"key": key, "seconds": 60}, interrupt=interrupt)
+        finished = run_in_a_thread(sync_ticker, flow_run, {"key": key, "seconds": 60}, interrupt=interrupt)
         assert await asyncio.to_thread(running.wait, 60)
         assert interrupt.interrupt()
         state = await asyncio.wait_for(finished, 60)
-    assert _final(state).is_cancelled(), state
-    assert (await _state_names(flow_run.id))[-2:] == ["Cancelling", "Cancelled"]
+    assert final_state(state).is_cancelled(), state
+    assert (await state_names(flow_run.id))[-2:] == ["Cancelling", "Cancelled"]
     assert str(flow_run.id) in CANCELLED_HOOKS
 
 
@@ -332,11 +312,11 @@ async def test_a_cancelled_run_ends_cancelled_whatever_error_the_cancellation_su
     interrupt = INTERRUPTS[key] = ThreadInterrupt()
     try:
         state = await asyncio.wait_for(
-            _in_a_thread(converting_flow, flow_run, {"key": key}, interrupt=interrupt), 60
+            run_in_a_thread(converting_flow, flow_run, {"key": key}, interrupt=interrupt), 60
         )
     finally:
         INTERRUPTS.pop(key, None)
-    assert _final(state).is_cancelled(), state
+    assert final_state(state).is_cancelled(), state
     assert str(flow_run.id) in CANCELLED_HOOKS
 
 
@@ -365,8 +345,8 @@ async def test_cancelling_an_async_flow_run_ends_it_cancelled_with_its_hook(
 
     with watched(key) as running:
         state = await asyncio.to_thread(asyncio.run, cancel_once_running(running))
-    assert _final(state).is_cancelled(), state
-    assert (await _state_names(flow_run.id))[-2:] == ["Cancelling", "Cancelled"]
+    assert final_state(state).is_cancelled(), state
+    assert (await state_names(flow_run.id))[-2:] == ["Cancelling", "Cancelled"]
     assert str(flow_run.id) in CANCELLED_HOOKS
 
 
@@ -381,7 +361,7 @@ async def test_a_run_suspended_from_outside_stops_at_its_next_task_through_the_s
         watching = asyncio.ensure_future(watch.run())
         try:
             with watched(key) as running:
-                finished = _in_a_thread(sync_ticker, flow_run, {"key": key, "seconds": 60}, watcher=watch)
+                finished = run_in_a_thread(sync_ticker, flow_run, {"key": key, "seconds": 60}, watcher=watch)
                 assert await asyncio.to_thread(running.wait, 60)
                 await asuspend_flow_run(flow_run_id=flow_run.id)
                 with pytest.raises(Pause):
@@ -391,7 +371,7 @@ async def test_a_run_suspended_from_outside_stops_at_its_next_task_through_the_s
             watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watching
-    assert (await _state_names(flow_run.id))[-1] == "Suspended"
+    assert (await state_names(flow_run.id))[-1] == "Suspended"
 
 
 # -- the worker's claim step and attribution ---------------------------------------------------------
