@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from prefect.events.worker import EventsWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from flows.worker import prefect_compat
 from trinity.core.config import load_settings
 from trinity.stack import STATUS_FILE, running_supervisor
 
@@ -67,22 +66,5 @@ def using_prefect_api(url: str | None) -> Iterator[None]:
 
 
 def deliver_pending_events(timeout: float = EVENTS_FLUSH_SECONDS) -> None:
-    """Wait until Prefect's events worker has sent what it holds, then stop it.
-
-    A flow run's last state changes (its task runs' final states among them) reach the server as
-    events, a moment after the run ends. A command that exits right away leaves them queued;
-    Prefect's exit hook still sends them, but logs "EventsWorker - Still processing items" (and
-    gives up on what it could not send in time). Waiting here first leaves that hook nothing to do.
-    """
-    # Only a worker that already exists: asking for one would start one, and connect it to the
-    # API, just to stop it. Prefect flushes its own workers the same way (prefect/task_runners.py).
-    with EventsWorker._instance_lock:
-        running = bool(EventsWorker._instances)
-    if not running:
-        return
-    # wait_until_empty has no timeout of its own; a daemon thread keeps an unreachable API from
-    # holding the command (or the interpreter's exit) for longer than ``timeout``.
-    waiter = threading.Thread(target=EventsWorker.instance().wait_until_empty, daemon=True)
-    waiter.start()
-    waiter.join(timeout)
-    EventsWorker.drain_all(timeout=timeout, at_exit=False)
+    """Deliver the events Prefect still holds for this process before it exits (at most ``timeout``)."""
+    prefect_compat.deliver_pending_events(timeout)

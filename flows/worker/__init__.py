@@ -7,7 +7,9 @@
 * :mod:`flows.worker.runs` -- one flow run through Prefect's engine, cancellable on its own;
 * :mod:`flows.worker.cancellation`, :mod:`flows.worker.suspension` -- watching Prefect's event
   stream for runs being cancelled or suspended;
-* :mod:`flows.worker.tuning` -- Prefect settings that lower CPU per run, with their trade-offs.
+* :mod:`flows.worker.tuning` -- Prefect settings that lower CPU per run, with their trade-offs;
+* :mod:`flows.worker.prefect_compat` -- the only module that touches Prefect's private surface,
+  checked against the installed Prefect's version at import.
 
 Nothing is imported here: Prefect imports :mod:`flows.worker.worker` when it loads collections.
 """

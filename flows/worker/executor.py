@@ -25,6 +25,7 @@ from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun, State
+from prefect.client.schemas.responses import OrchestrationResult
 from prefect.context import AsyncClientContext, SyncClientContext
 from prefect.exceptions import Abort, Pause
 from prefect.flows import Flow, load_flow_from_flow_run
@@ -215,7 +216,11 @@ class Executor:
             detail = f"orchestration: {exc}"
         except Exception as exc:
             detail = f"{type(exc).__name__}: {exc}"
-            state = await self._crash(control.flow_run_id, exc)
+            if control.cancel_requested:
+                # The cancellation, surfacing as another error from code it interrupted.
+                state = await self._settle_cancelled(control.flow_run_id, control.reason)
+            else:
+                state = await self._crash(control.flow_run_id, exc)
         finally:
             self._runs.pop(key, None)
         if key not in self._reported:
@@ -304,7 +309,7 @@ class Executor:
         if state is not None and state.is_final() and not state.is_crashed():
             return state
         try:
-            result = await self._client.set_flow_run_state(
+            result: OrchestrationResult[Any] = await self._client.set_flow_run_state(
                 flow_run_id, Cancelled(message=message), force=True
             )
         except Exception:

@@ -101,7 +101,6 @@ class ExecutorPool:
         working_dir: str | None = None,
         cancel_grace_seconds: float = 30.0,
         start_timeout_seconds: float = 120.0,
-        start_method: str = "spawn",
         on_slot_freed: Callable[[], None] | None = None,
     ) -> None:
         if processes < 1 or concurrency < 1:
@@ -112,7 +111,7 @@ class ExecutorPool:
         self._working_dir = working_dir
         self._cancel_grace = cancel_grace_seconds
         self._start_timeout = start_timeout_seconds
-        self._context = multiprocessing.get_context(start_method)
+        self._context = multiprocessing.get_context("spawn")
         self._on_slot_freed = on_slot_freed
         self._executors: dict[int, ExecutorProcess] = {}
         self._assignments: dict[str, Assignment] = {}

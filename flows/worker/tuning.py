@@ -52,6 +52,8 @@ def executor_environment(*, worker_name: str) -> dict[str, str]:
     """Environment variables for an executor: the current Prefect settings, then our defaults."""
     from prefect.settings import get_current_settings
 
+    from flows.worker.prefect_compat import attribution_environment
+
     env = {
         key: str(value)
         for key, value in get_current_settings().to_environment_variables(exclude_unset=True).items()
@@ -61,7 +63,7 @@ def executor_environment(*, worker_name: str) -> dict[str, str]:
         if key not in env and key not in os.environ:
             env[key] = value
     # Attribution headers on the executor's API requests name the worker, as for process runs.
-    env["PREFECT__WORKER_NAME"] = worker_name
+    env.update(attribution_environment(worker_name))
     return env
 
 

@@ -69,7 +69,11 @@ def worker(
     ] = None,
 ) -> None:
     """Run flow runs from a work pool in long-lived executor processes, until stopped (Ctrl-C)."""
-    from trinity.commands import worker_impl  # imports Prefect: see trinity.cli
+    try:
+        from trinity.commands import worker_impl  # imports Prefect: see trinity.cli
+    except ImportError as exc:  # e.g. an unsupported Prefect (flows/worker/prefect_compat.py)
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
     worker_impl.serve(
         pool=pool,
