@@ -183,6 +183,7 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         self._poll_wanted = asyncio.Event()
         self._run_once = False
         self._warned_env: set[UUID] = set()
+        self._stopping = False
 
     @property
     def pool(self) -> ExecutorPool:
@@ -215,7 +216,11 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         except BaseException:
             await self._pool.close(grace_seconds=0)
             raise
-        self._services = [asyncio.ensure_future(self._poll_when_free()), asyncio.ensure_future(self._watch())]
+        self._services = [
+            asyncio.ensure_future(self._poll_when_free()),
+            asyncio.ensure_future(self._watch()),
+            asyncio.ensure_future(self._rerun_crashed()),
+        ]
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -228,6 +233,34 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
             if self._pool is not None:
                 await self._pool.close(grace_seconds=self.options.shutdown_grace_seconds)
 
+    async def stop_gracefully(self) -> None:
+        """Stop claiming runs; give the runs in progress the grace period; hand back the rest.
+
+        Runs that were claimed but not started (waiting for an executor, or handed to one that
+        had not begun them) go back to the pool ``Scheduled``; runs still going when the grace
+        period ends are stopped and recorded ``Crashed`` (and rerun if their workflow says so).
+        """
+        if self._stopping:
+            return
+        self._stopping = True
+        grace = self.options.shutdown_grace_seconds
+        held = len(self.pool.assigned_flow_run_ids())
+        self._logger.warning(
+            "Worker %r stopping: claiming no new runs; %d run(s) in progress get up to %gs to finish, "
+            "runs not yet started are handed back to the pool",
+            self.name,
+            held,
+            grace,
+        )
+        await self.pool.close(grace_seconds=grace)
+        self._logger.warning("Worker %r stopped: every run it held has left it", self.name)
+
+    async def get_and_submit_flow_runs(self) -> list[FlowRun]:
+        """Claim and start scheduled runs, unless the worker is stopping."""
+        if self._stopping:
+            return []
+        return await super().get_and_submit_flow_runs()
+
     async def run(
         self,
         flow_run: FlowRun,
@@ -235,6 +268,8 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         task_status: anyio.abc.TaskStatus[Any] | None = None,
     ) -> TrinityWorkerResult:
         """Hand the claimed flow run to an executor and wait until it leaves it."""
+        from flows.worker.handback import hand_back
+        from flows.worker.pool import PoolUnavailableError
         from flows.worker.protocol import StartRun
 
         deployment = configuration.deployment
@@ -247,7 +282,16 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
             if deployment
             else None,
         )
-        assignment = await self.pool.submit(flow_run.id, start)
+        try:
+            assignment = await self.pool.submit(flow_run.id, start)
+        except PoolUnavailableError:
+            if not self._stopping:
+                raise
+            # Claimed while the worker was stopping, never started: back to the pool.
+            await hand_back(self.client, flow_run.id, worker_name=self.name)
+            if task_status is not None:
+                task_status.started("")
+            return TrinityWorkerResult(status_code=0, identifier="")
         if task_status is not None:
             task_status.started(assignment.infrastructure_pid)
         outcome = await assignment.finished
@@ -333,6 +377,11 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
             poll_seconds=get_current_settings().worker.cancellation_poll_seconds,
         )
         await watcher.run()
+
+    async def _rerun_crashed(self) -> None:
+        from flows.worker.reruns import CrashWatcher
+
+        await CrashWatcher(poll_seconds=get_current_settings().worker.cancellation_poll_seconds).run()
 
     def _warn_env_ignored(self, flow_run: FlowRun, configuration: TrinityJobConfiguration) -> None:
         deployment_id = flow_run.deployment_id

@@ -41,12 +41,14 @@ def _with_prefect(coroutine: Coroutine[Any, Any, T]) -> T:
     from prefect.exceptions import PrefectHTTPStatusError
 
     from deployments.service import DeploymentError
+    from flows.worker.heartbeat import heartbeat_seconds
     from trinity.prefect_target import resolve_prefect_api_url, using_prefect_api
     from trinity.settings import ConfigError
 
     try:
         url = resolve_prefect_api_url()
-    except ConfigError as exc:
+        heartbeat_seconds()  # a bad TRINITY_HEARTBEAT_SECONDS is named before anything is sent
+    except (ConfigError, ValueError) as exc:
         coroutine.close()  # never awaited
         _fail(f"error: {exc}")
     try:
@@ -211,6 +213,7 @@ async def _run_in_process(
 
     from deployments.runs import flow_run_ui_url
     from flows.compiler import compile_workflow
+    from flows.worker.heartbeat import sending_heartbeats
     from flows.workflow_flow import build_flow
 
     flow = build_flow(compile_workflow(workflow, specification))
@@ -219,12 +222,14 @@ async def _run_in_process(
             flow, parameters=params, tags=["trinity", f"workflow:{workflow.name}"]
         )
     typer.echo(f"running {workflow.name} {workflow.version} here as flow run '{flow_run.name}'", err=True)
-    runner = asyncio.ensure_future(
-        run_flow_async(flow, flow_run=flow_run, parameters=params, return_type="state")
-    )
-    if watch:
-        await _watch(flow_run.id, [task.id for task in workflow.tasks], done=runner.done)
-    state = await runner
+    # Heartbeats: if this process dies, Trinity's automation marks the run Crashed.
+    with sending_heartbeats(flow_run):
+        runner = asyncio.ensure_future(
+            run_flow_async(flow, flow_run=flow_run, parameters=params, return_type="state")
+        )
+        if watch:
+            await _watch(flow_run.id, [task.id for task in workflow.tasks], done=runner.done)
+        state = await runner
     return state.type.value, state.name, state.message or "", flow_run_ui_url(flow_run.id)
 
 

@@ -38,12 +38,21 @@ def worker(
         float | None,
         typer.Option("--poll-seconds", help="How often an idle worker polls, in seconds (default 1)."),
     ] = None,
-    shutdown_grace: Annotated[
+    grace_seconds: Annotated[
         float | None,
-        typer.Option("--shutdown-grace", help="Seconds runs get to finish on shutdown (default 30)."),
+        typer.Option(
+            "--grace-seconds",
+            help="On SIGTERM or Ctrl-C, seconds the runs in progress get to finish (default 30).",
+        ),
     ] = None,
 ) -> None:
-    """Run flow runs from a work pool in long-lived executor processes, until stopped (Ctrl-C)."""
+    """Run flow runs from a work pool in long-lived executor processes, until stopped.
+
+    SIGTERM or Ctrl-C stops it gracefully: no new runs are claimed, the runs in progress get
+    ``--grace-seconds`` to finish, runs claimed but not started go back to the pool. A second
+    signal stops it at once.
+    """
+    from flows.worker.heartbeat import heartbeat_seconds
     from flows.worker.worker import WorkerOptions
 
     try:
@@ -51,8 +60,9 @@ def worker(
             processes=processes,
             concurrency=concurrency,
             poll_seconds=poll_seconds,
-            shutdown_grace_seconds=shutdown_grace,
+            shutdown_grace_seconds=grace_seconds,
         )
+        heartbeat_seconds()
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -93,9 +103,21 @@ async def _serve(*, pool: str, name: str | None, options: object) -> None:
     worker = TrinityWorker(work_pool_name=pool, name=name, options=options)
     task = asyncio.current_task()
     assert task is not None
-    # SIGTERM (from `trinity up`, systemd, Kubernetes) stops the worker like Ctrl-C does:
-    # runs in progress get the shutdown grace period.
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    stopping: list[asyncio.Future[None]] = []
+
+    def on_signal() -> None:
+        # SIGTERM (from `trinity up`, systemd, Kubernetes) or Ctrl-C: stop gracefully; a second
+        # signal stops at once.
+        if stopping or not worker.is_setup:
+            task.cancel()
+            return
+        graceful = asyncio.ensure_future(worker.stop_gracefully())
+        graceful.add_done_callback(lambda _: task.cancel())
+        stopping.append(graceful)
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
     try:
         await worker.start(printer=lambda message: typer.echo(message, err=True))
     except asyncio.CancelledError:
