@@ -32,12 +32,18 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.events.clients import get_events_subscriber
-from prefect.events.filters import EventFilter, EventNameFilter
+from prefect.events.filters import (
+    EventFilter,
+    EventNameFilter,
+    EventOccurredFilter,
+    EventResourceFilter,
+)
 from prefect.exceptions import ObjectNotFound
 from prefect.logging.loggers import get_logger
 
 from blocks.workflow_definition import DefinitionNotFoundError, load_definition
 from flows.entry import block_name_from_entrypoint
+from flows.worker.heartbeat import HEARTBEAT_EVENT, heartbeat_seconds
 
 logger = get_logger("trinity.worker.reruns")
 
@@ -116,19 +122,59 @@ async def existing_rerun(client: PrefectClient, flow_run_id: UUID) -> FlowRun | 
     return found[0] if found else None
 
 
+async def heartbeats_since(client: PrefectClient, flow_run_id: UUID, since: datetime.datetime) -> int:
+    """How many heartbeats of the run Prefect has recorded since ``since`` (0 or 1 is enough)."""
+    page = await client.read_events(
+        filter=EventFilter(
+            occurred=EventOccurredFilter(since=since, until=datetime.datetime.now(datetime.UTC)),
+            event=EventNameFilter(name=[HEARTBEAT_EVENT]),
+            resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
+        ),
+        limit=1,
+    )
+    return len(page.events)
+
+
+def _crash_time(flow_run: FlowRun) -> datetime.datetime | None:
+    """When the run crashed, or None if it is not a crashed deployment run."""
+    state = flow_run.state
+    if state is None or not state.is_crashed() or flow_run.deployment_id is None:
+        return None
+    return state.timestamp
+
+
 async def rerun_if_allowed(
-    client: PrefectClient, flow_run_id: UUID, policies: CrashPolicies
+    client: PrefectClient, flow_run_id: UUID, policies: CrashPolicies, *, quiet_seconds: float = 0.0
 ) -> FlowRun | None:
     """Start the rerun of a crashed run when its workflow's ``on_crash`` allows one; return it.
 
+    The rerun waits until ``quiet_seconds`` have passed since the crash with no heartbeat of the
+    run arriving: a process that was only frozen or cut off (SIGSTOP, a Prefect server restart)
+    still holds the run and carries on with it, and a rerun would execute it twice.
+
     Returns None when the run is not (or no longer) crashed, has no deployment, its workflow
-    allows no rerun, the chain is used up, or another worker made the rerun already.
+    allows no rerun, the chain is used up, its process is still alive, or another worker made
+    the rerun already.
     """
     flow_run = await client.read_flow_run(flow_run_id)
-    if flow_run.state is None or not flow_run.state.is_crashed() or flow_run.deployment_id is None:
+    crashed_at = _crash_time(flow_run)
+    if crashed_at is None or flow_run.deployment_id is None:
         return None
     allowed = await policies.rerun_limit(flow_run.deployment_id)
     if allowed < 1:
+        return None
+    wait = crashed_at + datetime.timedelta(seconds=quiet_seconds) - datetime.datetime.now(datetime.UTC)
+    if wait.total_seconds() > 0:
+        await asyncio.sleep(wait.total_seconds())
+        flow_run = await client.read_flow_run(flow_run_id)
+        if _crash_time(flow_run) != crashed_at:
+            return None
+    if await heartbeats_since(client, flow_run_id, crashed_at):
+        logger.warning(
+            "Flow run %s was marked Crashed but its process still sends heartbeats; not rerun: "
+            "that process carries on with it",
+            flow_run_id,
+        )
         return None
     used = await reruns_before(client, flow_run, limit=allowed)
     if used >= allowed:
@@ -162,23 +208,30 @@ async def rerun_if_allowed(
 class CrashWatcher:
     """Reruns crashed runs as their workflows ask, until cancelled (one per worker)."""
 
-    def __init__(self, *, poll_seconds: float = 30.0) -> None:
+    def __init__(self, *, poll_seconds: float = 30.0, quiet_seconds: float | None = None) -> None:
         self._poll_seconds = poll_seconds
+        # Two heartbeat intervals, plus the few seconds Prefect may take to store an event.
+        self._quiet_seconds = 2 * heartbeat_seconds() + 5 if quiet_seconds is None else quiet_seconds
         self._seen: OrderedDict[UUID, None] = OrderedDict()
+        self._pending: dict[UUID, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
         """Listen to Prefect's event stream; poll recent crashes at start and while it is down."""
         async with get_client() as client:
             policies = CrashPolicies(client)
-            while True:
-                try:
-                    await self._listen(client, policies)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    logger.warning("Crash event stream unavailable (%s); polling for crashed runs", exc)
-                await self._poll(client, policies)
-                await asyncio.sleep(self._poll_seconds)
+            try:
+                while True:
+                    try:
+                        await self._listen(client, policies)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        logger.warning("Crash event stream unavailable (%s); polling for crashed runs", exc)
+                    await self._poll(client, policies)
+                    await asyncio.sleep(self._poll_seconds)
+            finally:
+                for task in list(self._pending.values()):
+                    task.cancel()
 
     async def _listen(self, client: PrefectClient, policies: CrashPolicies) -> None:
         event_filter = EventFilter(event=EventNameFilter(name=[CRASHED_EVENT]))
@@ -215,10 +268,16 @@ class CrashWatcher:
                 await self._handle(client, policies, flow_run.id)
 
     async def _handle(self, client: PrefectClient, policies: CrashPolicies, flow_run_id: UUID) -> None:
-        if flow_run_id in self._seen:
+        # Each crash is judged in a task of its own: its quiet period must not hold up others.
+        if flow_run_id in self._seen or flow_run_id in self._pending:
             return
+        task = asyncio.create_task(self._judge(client, policies, flow_run_id))
+        self._pending[flow_run_id] = task
+        task.add_done_callback(lambda _: self._pending.pop(flow_run_id, None))
+
+    async def _judge(self, client: PrefectClient, policies: CrashPolicies, flow_run_id: UUID) -> None:
         try:
-            await rerun_if_allowed(client, flow_run_id, policies)
+            await rerun_if_allowed(client, flow_run_id, policies, quiet_seconds=self._quiet_seconds)
         except ObjectNotFound:
             pass
         except Exception:
