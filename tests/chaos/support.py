@@ -66,12 +66,6 @@ class Worker:
         except psutil.NoSuchProcess:
             return []
 
-    def executors(self) -> list[psutil.Process]:
-        try:
-            return psutil.Process(self.process.pid).children()
-        except psutil.NoSuchProcess:
-            return []
-
     def signal_group(self, signum: int) -> None:
         """Send ``signum`` to the worker's process group, as ``trinity up`` and systemd do."""
         with contextlib.suppress(ProcessLookupError):
