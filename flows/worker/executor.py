@@ -34,6 +34,7 @@ from prefect.logging.loggers import flow_run_logger, get_logger
 from prefect.states import Cancelled, Crashed
 from prefect.utilities.engine import propose_state
 
+from flows.worker import delivery
 from flows.worker.handback import hand_back
 from flows.worker.heartbeat import HeartbeatSender
 from flows.worker.protocol import (
@@ -136,6 +137,7 @@ class Executor:
         # opening clients per run. Opening one costs a connection pool and, for each sync
         # client Prefect opens to look up the server's default result storage (twice a run),
         # loading the CA bundle: a quarter of an executor's CPU before they were shared.
+        delivery.install()  # log lines wait in a bounded buffer while Prefect is away
         with SyncClientContext():
             await self._serve_runs()
 

@@ -20,6 +20,13 @@ EXECUTOR_DEFAULTS: dict[str, tuple[str, str]] = {
         "terminal shows warnings and errors only. Rendering a dozen INFO lines per run for a "
         "terminal is a visible share of an executor's CPU at hundreds of runs a minute.",
     ),
+    "PREFECT_EVENTS_WORKER_MAX_QUEUE_SIZE": (
+        "100000",
+        "Events (task-run records, heartbeats) wait in memory while the Prefect API is away and "
+        "are sent when it is back; Prefect's default queue is unbounded. Beyond 100,000 waiting "
+        "events new ones are dropped, counted and reported (flows.worker.delivery) instead of "
+        "growing the executor without limit.",
+    ),
 }
 
 SERVER_SETTINGS: dict[str, tuple[str, str]] = {

@@ -42,10 +42,13 @@ def kill_prefect_server(server: PrefectServer) -> None:
     server.process.wait(timeout=30)
 
 
-def restart_prefect_server(server: PrefectServer, database_url: str | None) -> PrefectServer:
-    """Start a killed server again on the same port and database; return the new handle."""
+def restart_prefect_server(server: PrefectServer) -> None:
+    """Start a killed server again on the same port, home and database (``server`` is updated, so
+    whoever stops it later stops the new process)."""
     port = int(server.api_url.rsplit(":", 1)[1].split("/", 1)[0])
-    return chaos_prefect_server(server.home, database_url=database_url, port=port)
+    url = server.env.get("PREFECT_API_DATABASE_CONNECTION_URL", "")
+    database_url = "postgresql://" + url.split("://", 1)[1] if url.startswith("postgresql") else None
+    server.process = chaos_prefect_server(server.home, database_url=database_url, port=port).process
 
 
 @dataclass
@@ -103,6 +106,8 @@ def worker_env(server: PrefectServer, folder: Path, **extra: str) -> dict[str, s
         TRINITY_DATABASE_URL=sqlite_trinity_database(folder),
         TRINITY_HEARTBEAT_SECONDS=str(HEARTBEAT_SECONDS),
         TRINITY_STATE_DIR=str(folder / "state"),
+        # Runs' INFO lines must reach Prefect (the server's environment keeps its own at WARNING).
+        PREFECT_LOGGING_LEVEL="INFO",
     )
     env.update(extra)
     return env

@@ -10,9 +10,21 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
+
+
+def delivery_status_dir() -> Path:
+    """Where this host's executors keep their delivery counts (``trinity status`` reads them)."""
+    from trinity.settings import ConfigError, load_settings
+
+    try:
+        state_dir = load_settings().state_dir
+    except ConfigError:
+        state_dir = ""
+    return Path(state_dir or ".trinity").resolve() / "delivery"
 
 
 def register(app: typer.Typer) -> None:
@@ -86,6 +98,9 @@ def worker(
         raise typer.Exit(1)
     # Executor processes read the URL from their environment; this process from its settings.
     os.environ["PREFECT_API_URL"] = api_url
+    from flows.worker.delivery import STATUS_DIR_VARIABLE
+
+    os.environ.setdefault(STATUS_DIR_VARIABLE, str(delivery_status_dir()))
     try:
         with using_prefect_api(api_url):
             asyncio.run(_serve(pool=pool, name=name, options=options))
