@@ -74,3 +74,39 @@ async def test_a_killed_worker_leaves_no_run_running_and_the_run_is_rerun_once(
     # Exactly two runs of the deployment: the crashed one and its rerun, each executed once.
     assert sorted(run.id for run in await runs_of(deployment)) == sorted([run_id, rerun.id])
     assert [await running_state_count(run_id), await running_state_count(rerun.id)] == [1, 1]
+
+
+async def test_a_worker_frozen_past_its_heartbeats_is_crashed_but_never_run_twice(
+    chaos_api: PrefectServer, tmp_path: Path
+) -> None:
+    pool = f"frozen-{uuid.uuid4().hex[:6]}"
+    # Long enough to be still going when a rerun would be started (two intervals after the crash).
+    task = shell_task('sleep 40; echo "finished: $MARKER"')
+    deployment = await deploy("frozen-mid-run", pool, [task], on_crash={"rerun": 1})
+    env = worker_env(chaos_api, tmp_path)
+    with running_worker(pool, env, tmp_path / "frozen.log") as frozen_worker:
+        [run_id] = await start_runs(deployment, 1, marker=marker_path(tmp_path))
+        await wait_until([run_id], is_running, timeout=90, what="running", worker=frozen_worker)
+        # Another worker on the pool sees the crash as it happens.
+        with running_worker(pool, env, tmp_path / "bystander.log") as bystander:
+            frozen = frozen_worker.tree()
+            for process in frozen:
+                process.suspend()  # SIGSTOP: alive, but silent
+            try:
+                await wait_until(
+                    [run_id],
+                    lambda run: run.state_name == "Crashed",
+                    timeout=20 * HEARTBEAT_SECONDS,
+                    what="crashed",
+                )
+            finally:
+                for process in frozen:
+                    process.resume()
+            # Back, it carries on: the run ends Completed, and its heartbeats keep a rerun away.
+            [run] = await wait_until(
+                [run_id], lambda r: r.state_name == "Completed", timeout=120, what="completed"
+            )
+            log = bystander.log()
+    assert "still sends heartbeats; not rerun" in log, log[-3000:]
+    assert await runs_of(deployment, tag=rerun_tag(run_id)) == []
+    assert await running_state_count(run_id) == 1
