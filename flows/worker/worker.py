@@ -246,8 +246,8 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         grace = self.options.shutdown_grace_seconds
         held = len(self.pool.assigned_flow_run_ids())
         self._logger.warning(
-            "Worker %r stopping: claiming no new runs; %d run(s) in progress get up to %gs to finish, "
-            "runs not yet started are handed back to the pool",
+            "Worker %r stopping: claiming no new runs; the %d run(s) it holds get up to %gs to finish, "
+            "those not yet started go back to the pool",
             self.name,
             held,
             grace,

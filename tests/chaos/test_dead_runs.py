@@ -103,9 +103,7 @@ async def test_a_worker_frozen_past_its_heartbeats_is_crashed_but_never_run_twic
                 for process in frozen:
                     process.resume()
             # Back, it carries on: the run ends Completed, and its heartbeats keep a rerun away.
-            [run] = await wait_until(
-                [run_id], lambda r: r.state_name == "Completed", timeout=120, what="completed"
-            )
+            await wait_until([run_id], lambda r: r.state_name == "Completed", timeout=120, what="completed")
             log = bystander.log()
     assert "still sends heartbeats; not rerun" in log, log[-3000:]
     assert await runs_of(deployment, tag=rerun_tag(run_id)) == []

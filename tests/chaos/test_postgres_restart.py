@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -35,12 +34,6 @@ SLOW_TASK = {
 }
 
 
-def _database(cluster: ThrowawayPostgres, name: str) -> str:
-    with psycopg.connect(cluster.url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return cluster.url.rsplit("/", 1)[0] + "/" + name
-
-
 def _answers_while_down(api: str, run_id: str) -> list[httpx.Response]:
     headers = {"X-API-Key": ADMIN_KEY}
     return [
@@ -54,10 +47,10 @@ async def test_postgres_restarted_under_runs(
 ) -> None:
     monkeypatch.setenv("TRINITY_HEARTBEAT_SECONDS", "30")  # slower than the outage
     prefect = start_prefect_server(
-        tmp_path / "prefect", database_url=_database(throwaway_postgres, "prefect"), extra_env=SERVER_ENV
+        tmp_path / "prefect", database_url=throwaway_postgres.create_database("prefect"), extra_env=SERVER_ENV
     )
     settings = make_settings(
-        _database(throwaway_postgres, "trinity"), state_dir=tmp_path, prefect_api_url=prefect.api_url
+        throwaway_postgres.create_database("trinity"), state_dir=tmp_path, prefect_api_url=prefect.api_url
     )
     pool = f"pg-{uuid.uuid4().hex[:6]}"
     settings.prefect.work_pool = pool

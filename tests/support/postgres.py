@@ -6,6 +6,7 @@ machine's shared PostgreSQL is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -52,14 +53,29 @@ class ThrowawayPostgres:
     def stop(self) -> None:
         self._ctl("-m", "fast", "-w", "-t", "60", "stop")
 
+    def create_database(self, name: str) -> str:
+        """Create a database on this cluster; return its ``postgresql://`` URL."""
+        import psycopg
 
-@pytest.fixture
-def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
+
+def postgres_binaries() -> tuple[str, str] | None:
+    """``initdb`` and ``pg_ctl`` (Debian keeps them under /usr/lib/postgresql/*/bin), if installed."""
     initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
-    if not initdb or not pg_ctl:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("initdb/pg_ctl are needed for the PostgreSQL restart test")
-        pytest.skip("initdb/pg_ctl not found: cannot run a throwaway PostgreSQL server")
+    return (initdb, pg_ctl) if initdb and pg_ctl else None
+
+
+@contextlib.contextmanager
+def running_throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    """A new cluster in a temporary folder on a free port, removed afterwards (needs
+    :func:`postgres_binaries`)."""
+    binaries = postgres_binaries()
+    if binaries is None:
+        raise RuntimeError("initdb/pg_ctl not found: cannot run a throwaway PostgreSQL server")
+    initdb, pg_ctl = binaries
     folder = Path(tempfile.mkdtemp(prefix="trinity-pg-", dir="/tmp"))
     run_as: list[str] = []
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root
@@ -83,3 +99,14 @@ def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
             capture_output=True,
         )
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    """A throwaway cluster for one test (skipped without initdb/pg_ctl, failed under CI)."""
+    if postgres_binaries() is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("initdb/pg_ctl are needed for the PostgreSQL restart test")
+        pytest.skip("initdb/pg_ctl not found: cannot run a throwaway PostgreSQL server")
+    with running_throwaway_postgres() as server:
+        yield server
