@@ -40,7 +40,14 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_throughput import machine  # noqa: E402
-from chaos_soak_stack import ADMIN_KEY, FAULTS, HEARTBEAT_SECONDS, Stack, start_stack  # noqa: E402
+from chaos_soak_stack import (  # noqa: E402
+    ADMIN_KEY,
+    FAULTS,
+    HEARTBEAT_SECONDS,
+    Stack,
+    start_stack,
+    supervise,
+)
 
 from flows.worker.delivery import read_delivery_status  # noqa: E402
 from flows.worker.reruns import rerun_of  # noqa: E402
@@ -188,11 +195,11 @@ def inject_faults(
 ) -> None:
     """One fault at a time on a seeded schedule: each kind in turn (seeded order), then again."""
     chooser = random.Random(seed)
-    count = max(len(FAULTS), int(seconds // 45))
-    kinds = [
-        kind for _ in range(count // len(FAULTS) + 1) for kind in chooser.sample(list(FAULTS), len(FAULTS))
-    ]
-    period = (seconds - 20) / count
+    # Every kind at least once, about one every 45 s, at least 30 s apart (to see each recover).
+    count = max(1, min(max(len(FAULTS), int(seconds // 45)), int((seconds - 20) // 30) + 1))
+    rounds = count // len(FAULTS) + 1
+    kinds = [kind for _ in range(rounds) for kind in chooser.sample(list(FAULTS), len(FAULTS))]
+    period = max(30.0, (seconds - 20) / count)
     started = time.monotonic()
     for index, kind in enumerate(kinds[:count]):
         wait = started + 20 + index * period - time.monotonic()
@@ -219,8 +226,10 @@ def sample_rss(stack: Stack, samples: dict[str, dict[int, list[int]]], stop: thr
 
 
 def rss_growth(samples: dict[int, list[int]]) -> str:
-    """Growth over the longest-lived instance of a role."""
+    """Growth over the longest-lived instance of a role, from its fifth sample (20 s after it was
+    first seen: executors and imports are up by then)."""
     pid, values = max(samples.items(), key=lambda item: len(item[1]))
+    values = values[4:] or values[-1:]
     span = (len(values) - 1) * 5
     growth, last = (values[-1] - values[0]) / 1024**2, values[-1] / 1024**2
     return f"{growth:+.1f} MiB over {span} s (pid {pid}, {last:.0f} MiB at the end)"
@@ -337,6 +346,8 @@ def report(
     print_totals(ledger, load, since)
     print_faults(ledger, faults)
     print(f"\nworker delivery: {read_delivery_status(stack.folder / 'state' / 'delivery')}")
+    exits = {child.role: child.exits for child in stack.children() if child.exits}
+    print(f"processes that exited on their own and were restarted (exit codes): {exits or 'none'}")
     print("RSS growth over the soak (longest-lived instance of each role):")
     for role, samples in sorted(rss.items()):
         print(f"  {role:8} {rss_growth(samples)}")
@@ -370,14 +381,15 @@ def main() -> None:
                 threads = [
                     threading.Thread(target=inject_faults, args=(stack, seconds, args.seed, faults, stop)),
                     threading.Thread(target=sample_rss, args=(stack, rss, stop), daemon=True),
+                    threading.Thread(target=supervise, args=(stack, stop), daemon=True),
                 ]
                 for thread in threads:
                     thread.start()
                 since = dt.datetime.now(dt.UTC)
                 load.run(rate, seconds, "soak")
-                stop.set()
                 threads[0].join()
                 settle(stack, workflow)
+                stop.set()
                 report(stack, workflow, load, faults, rss, since)
         finally:
             stack.stop()

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,12 +43,12 @@ class Child:
     role: str
     start_fn: Callable[[], subprocess.Popen[bytes]]
     process: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
-    lifetimes: list[tuple[int, float]] = field(default_factory=list)  # (pid, started at)
+    # Exit codes of the exits the supervisor restarted it after (not those a fault caused).
+    exits: list[int | None] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
         self.process = self.start_fn()
-        self.lifetimes.append((self.process.pid, time.monotonic()))
 
     def tree(self) -> list[psutil.Process]:
         if self.process is None or self.process.poll() is not None:
@@ -77,8 +78,16 @@ class Child:
             self.process.wait(timeout=30)
 
     def restart(self) -> None:
-        self.restarts += 1
         self.start()
+
+    def revive_if_exited(self) -> bool:
+        """Start the process again if it exited on its own, as ``trinity up`` does; True if so."""
+        with self.lock:
+            if self.process is None or self.process.poll() is None:
+                return False
+            self.exits.append(self.process.returncode)
+            self.start()
+            return True
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -181,6 +190,14 @@ def start_stack(folder: Path, postgres: ThrowawayPostgres, *, pool: str, workers
     return stack
 
 
+def supervise(stack: Stack, stop: threading.Event) -> None:
+    """Restart the API and workers when they exit on their own (``trinity up``'s supervisor does;
+    e.g. an API starting while PostgreSQL is away exits), every second until ``stop``."""
+    while not stop.wait(1):
+        for child in stack.children():
+            child.revive_if_exited()
+
+
 def wait_for_api(stack: Stack, *, timeout: float) -> float:
     """Seconds until the API answers its health check (raises after ``timeout``)."""
     started = time.monotonic()
@@ -213,17 +230,19 @@ def restart_prefect(stack: Stack) -> None:
 
 
 def worker_sigkill(stack: Stack, worker: Child) -> str:
-    worker.kill()
-    time.sleep(3)
-    worker.restart()
+    with worker.lock:
+        worker.kill()
+        time.sleep(3)
+        worker.restart()
     return f"SIGKILL to {worker.role} and its executors; started again 3 s later"
 
 
 def worker_sigterm(stack: Stack, worker: Child) -> str:
-    worker.signal_group(signal.SIGTERM)
-    assert worker.process is not None
-    worker.process.wait(timeout=GRACE_SECONDS + 60)
-    worker.restart()
+    with worker.lock:
+        worker.signal_group(signal.SIGTERM)
+        assert worker.process is not None
+        worker.process.wait(timeout=GRACE_SECONDS + 60)
+        worker.restart()
     return f"SIGTERM to {worker.role}'s process group (grace {GRACE_SECONDS} s); started again"
 
 
@@ -241,8 +260,9 @@ def worker_sigstop(stack: Stack, worker: Child) -> str:
 
 
 def api_sigkill(stack: Stack, worker: Child) -> str:
-    stack.api.kill()
-    stack.api.restart()
+    with stack.api.lock:
+        stack.api.kill()
+        stack.api.restart()
     return "SIGKILL to the API; started again at once"
 
 
