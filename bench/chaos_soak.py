@@ -10,9 +10,11 @@ schedule, one fault at a time hits the stack: a worker SIGKILLed, SIGTERMed or S
 SIGKILLed, the Prefect server killed and restarted, PostgreSQL restarted.
 
 At the end, once every run has settled, Prefect's records are read and the figures printed: runs
-submitted, completed, crashed and rerun, lost (must be 0), executed twice (must be 0), API answers
-500-599 other than 503 (must be 0; 503 with Retry-After is the contract while a database is away,
-counted separately), recovery per fault and the worst, RSS growth of workers, API and Prefect.
+submitted, completed, crashed and rerun, lost (must be 0: a submitted run whose last rerun is not
+in a final state), executed twice (must be 0: a key answered with two flow runs, a flow run whose
+``work`` task completed twice, or two completed runs in one chain of reruns), API answers 500-599
+other than 503 (must be 0; 503 with Retry-After is the contract while a database is away, counted
+separately), recovery per fault and the worst, RSS growth of workers, API and Prefect.
 
     .venv/bin/python bench/chaos_soak.py [--minutes 10] [--seed 7]
 """
@@ -162,14 +164,38 @@ async def flow_runs(stack: Stack, deployment_id: str) -> list[Any]:
                 return runs
 
 
-async def running_entries(run_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    """How many times each run entered Running (more than once: executed twice)."""
-    from prefect.client.orchestration import get_client
+async def work_done(run_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many times each flow run's ``work`` task completed (more than once: executed twice).
 
+    A flow run's state history is no proof: a state proposal retried across a restart can record
+    Running twice. The task runs are: each execution of the flow makes its own.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        TaskRunFilter,
+        TaskRunFilterName,
+    )
+
+    counts: dict[uuid.UUID, int] = dict.fromkeys(run_ids, 0)
     async with get_client() as client:
-        counts = {}
-        for run_id in run_ids:
-            counts[run_id] = sum(state.is_running() for state in await client.read_flow_run_states(run_id))
+        for start in range(0, len(run_ids), 100):
+            chunk = run_ids[start : start + 100]
+            offset = 0
+            while True:
+                page = await client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)),
+                    task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=["work"])),
+                    limit=200,
+                    offset=offset,
+                )
+                for task_run in page:
+                    if task_run.flow_run_id in counts and task_run.state_name == "Completed":
+                        counts[task_run.flow_run_id] += 1
+                if len(page) < 200:
+                    break
+                offset += 200
     return counts
 
 
@@ -209,9 +235,10 @@ def inject_faults(
         fault = Fault(
             kind, worker.role if kind.startswith("worker") else kind.split()[0], dt.datetime.now(dt.UTC)
         )
+        at = time.monotonic() - started
         fault.done = FAULTS[kind](stack, worker)
         faults.append(fault)
-        print(f"  {time.monotonic() - started:6.1f}s  {kind}: {fault.done}", flush=True)
+        print(f"  {at:6.1f}s  {kind}: {fault.done}", flush=True)
 
 
 def sample_rss(stack: Stack, samples: dict[str, dict[int, list[int]]], stop: threading.Event) -> None:
@@ -220,9 +247,9 @@ def sample_rss(stack: Stack, samples: dict[str, dict[int, list[int]]], stop: thr
         for child in stack.children():
             if child.process is not None and child.process.poll() is None:
                 samples.setdefault(child.role, {}).setdefault(child.process.pid, []).append(child.rss())
-        samples.setdefault("prefect", {}).setdefault(stack.prefect.process.pid, []).append(
-            stack.prefect_rss()
-        )
+        prefect = stack.prefect_rss()
+        if prefect:  # 0: killed, not started again yet
+            samples.setdefault("prefect", {}).setdefault(stack.prefect.process.pid, []).append(prefect)
 
 
 def rss_growth(samples: dict[int, list[int]]) -> str:
@@ -285,9 +312,9 @@ def print_totals(ledger: Ledger, load: Load, since: dt.datetime) -> None:
     chains = {key: ledger.chain(ids[-1]) for key, ids in keys.items()}
     members = [run for chain in chains.values() for run in chain]
     lost = [key for key, chain in chains.items() if not chain or not chain[-1].state.is_final()]
-    entries = asyncio.run(running_entries([run.id for run in members]))
+    done = asyncio.run(work_done([run.id for run in members]))
     twice = [key for key, chain in chains.items() if sum(r.state_name == "Completed" for r in chain) > 1]
-    twice += [str(run_id) for run_id, count in entries.items() if count > 1]
+    twice += [str(run_id) for run_id, count in done.items() if count > 1]
     twice += [key for key, ids in keys.items() if len(set(ids)) > 1]
     answered = {ids[-1] for ids in load.answers.values()}
     strays = [
@@ -331,6 +358,11 @@ def print_faults(ledger: Ledger, faults: list[Fault]) -> None:
             f"{_count([m.state_name or '?' for m in members])}; a new run completed {back:5.1f}s after; "
             f"the runs in flight settled {settled:5.1f}s after"
         )
+        for member in members:
+            if member.state_name != "Completed":
+                ended = (member.end_time - fault.at).total_seconds() if member.end_time else float("nan")
+                message = (member.state.message or "").splitlines()[0][:160] if member.state else ""
+                print(f"      {member.id} {member.state_name} at +{ended:.1f}s: {message}")
     print(f"  worst recovery: {worst:.1f}s")
 
 
@@ -358,6 +390,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the soak (default 10)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the fault schedule (default 7)")
     parser.add_argument("--capacity-runs", type=int, default=40, help="runs in the capacity burst")
+    parser.add_argument("--keep", type=Path, help="keep the processes' logs in this folder")
     args = parser.parse_args()
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -365,8 +398,10 @@ def main() -> None:
     print(f"soak: {args.minutes:g} min, seed {args.seed}, heartbeats every {HEARTBEAT_SECONDS}s")
     with (
         running_throwaway_postgres() as postgres,
-        tempfile.TemporaryDirectory(prefix="trinity-soak-") as folder,
+        tempfile.TemporaryDirectory(prefix="trinity-soak-") as scratch,
     ):
+        folder = args.keep or scratch
+        Path(folder).mkdir(parents=True, exist_ok=True)
         stack = start_stack(Path(folder), postgres, pool="soak")
         try:
             with temporary_settings(updates={PREFECT_API_URL: stack.prefect.api_url}):

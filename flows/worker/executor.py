@@ -246,11 +246,11 @@ class Executor:
         if current is None or not current.is_pending():
             # Only a run a worker has moved to Pending is to be started.
             return current, "not pending"
+        self._heartbeats.add(flow_run)
         flow = await self._flows.get(flow_run, start.deployment_version_key)
         if self._stop_requested is not None and self._stop_requested.is_set():
             # The worker is stopping: a run that has not started goes back to the pool.
             return await hand_back(self._client, flow_run.id), "handed back"
-        self._heartbeats.add(flow_run)
         if flow.isasync:
             state = await run_async_flow(flow, flow_run, control)
         else:

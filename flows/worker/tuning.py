@@ -55,6 +55,14 @@ SERVER_SETTINGS: dict[str, tuple[str, str]] = {
 }
 
 
+# Status codes the worker and its executors retry like 503, beyond Prefect's own (429, 502, 503):
+# while its database restarts, Prefect's server answers some requests 500 (a connection refused
+# that it does not classify as retryable); not retried, that 500 strands a claimed run in Pending
+# or crashes a starting one. A retried state proposal is harmless: orchestration answers a repeat
+# with the state already set.
+RETRY_EXTRA_CODES = {500}
+
+
 def executor_environment(*, worker_name: str) -> dict[str, str]:
     """Environment variables for an executor: the current Prefect settings, then our defaults."""
     from prefect.settings import get_current_settings

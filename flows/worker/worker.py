@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun, WorkPool
     from prefect.client.schemas.responses import DeploymentResponse, WorkerFlowRunResponse
 
+    from flows.worker.heartbeat import HeartbeatSender
     from flows.worker.pool import ExecutorPool
 
 WORKER_TYPE = "trinity"
@@ -184,6 +185,7 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         self._run_once = False
         self._warned_env: set[UUID] = set()
         self._stopping = False
+        self._heartbeats: HeartbeatSender | None = None
 
     @property
     def pool(self) -> ExecutorPool:
@@ -199,7 +201,15 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         self._run_once = run_once
         await super().start(run_once=run_once, with_healthcheck=with_healthcheck, printer=printer)
 
+    @property
+    def heartbeats(self) -> HeartbeatSender:
+        """Heartbeats of the runs claimed and not yet taken by an executor."""
+        if self._heartbeats is None:
+            raise RuntimeError("The worker is not started; use it as an async context manager.")
+        return self._heartbeats
+
     async def __aenter__(self) -> TrinityWorker:
+        from flows.worker.heartbeat import HeartbeatSender
         from flows.worker.pool import ExecutorPool
         from flows.worker.tuning import executor_environment
 
@@ -211,9 +221,11 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
             on_slot_freed=self._poll_wanted.set,
         )
         await self._pool.start()
+        self._heartbeats = HeartbeatSender().start()
         try:
             await super().__aenter__()
         except BaseException:
+            self._heartbeats.stop()
             await self._pool.close(grace_seconds=0)
             raise
         self._services = [
@@ -232,6 +244,8 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         finally:
             if self._pool is not None:
                 await self._pool.close(grace_seconds=self.options.shutdown_grace_seconds)
+            if self._heartbeats is not None:
+                self._heartbeats.stop()
 
     async def stop_gracefully(self) -> None:
         """Stop claiming runs; give the runs in progress the grace period; hand back the rest.
@@ -282,6 +296,9 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
             if deployment
             else None,
         )
+        # Claimed: from now on, if this process dies the run is found by its missing heartbeats;
+        # the executor sends them once it has the run.
+        self.heartbeats.add(flow_run)
         try:
             assignment = await self.pool.submit(flow_run.id, start)
         except PoolUnavailableError:
@@ -292,6 +309,8 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
             if task_status is not None:
                 task_status.started("")
             return TrinityWorkerResult(status_code=0, identifier="")
+        finally:
+            self.heartbeats.discard(flow_run.id)
         if task_status is not None:
             task_status.started(assignment.infrastructure_pid)
         outcome = await assignment.finished

@@ -101,8 +101,17 @@ def worker(
     from flows.worker.delivery import STATUS_DIR_VARIABLE
 
     os.environ.setdefault(STATUS_DIR_VARIABLE, str(delivery_status_dir()))
+    from prefect.settings import PREFECT_CLIENT_RETRY_EXTRA_CODES, temporary_settings
+
+    from flows.worker.tuning import RETRY_EXTRA_CODES
+
+    retry_codes = {*PREFECT_CLIENT_RETRY_EXTRA_CODES.value(), *RETRY_EXTRA_CODES}
     try:
-        with using_prefect_api(api_url):
+        # Executors inherit these settings through their environment.
+        with (
+            using_prefect_api(api_url),
+            temporary_settings(updates={PREFECT_CLIENT_RETRY_EXTRA_CODES: retry_codes}),
+        ):
             asyncio.run(_serve(pool=pool, name=name, options=options))
     except KeyboardInterrupt:
         pass
