@@ -8,6 +8,7 @@ too), with every file they need served by the API itself (see :mod:`api.docs`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -33,6 +34,7 @@ from api.prefect import PrefectGateway
 from api.ratelimit import build_rate_limiter
 from api.routes import api_router
 from api.services.keys import ensure_bootstrap_key
+from api.services.runs import purge_idempotency_keys
 from specs import models as documents
 from trinity.core.config import load_settings
 from trinity.core.settings import LoggingSettings, Settings, parse_rate_limit
@@ -42,6 +44,7 @@ logger = logging.getLogger("trinity.api")
 API_PREFIX = "/api/v1"
 OPENAPI_URL = f"{API_PREFIX}/openapi.json"
 DOCS_URL = f"{API_PREFIX}/docs"
+PURGE_INTERVAL_SECONDS = 3600
 DESCRIPTION = """Trinity's REST contract: specifications, workflows, runs and analytics.
 
 Authenticate with `X-API-Key: <key>`, or exchange the key at `POST /api/v1/auth/token`
@@ -122,13 +125,29 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         jwt_secret=app.state.jwt_secret,
         rate_limiter=limiter,
     )
+    purger = asyncio.create_task(_purge_expired_keys(database, settings.server.idempotency_ttl_seconds))
     try:
         yield
     finally:
+        purger.cancel()
         if limiter is not None:
             await limiter.close()
         await prefect.close()
         await database.dispose()
+
+
+async def _purge_expired_keys(database: Database, ttl_seconds: int) -> None:
+    """Purge expired Idempotency-Keys at start and then periodically (each API process does it;
+    a key deleted twice is no harm)."""
+    while True:
+        try:
+            async with database.session() as session:
+                purged = await purge_idempotency_keys(session=session, ttl_seconds=ttl_seconds)
+            if purged:
+                logger.info("Purged %d Idempotency-Key(s) older than %ds", purged, ttl_seconds)
+        except Exception as exc:  # the database may be away: the next round tries again
+            logger.warning("Could not purge expired Idempotency-Keys (%s); trying again later", exc)
+        await asyncio.sleep(min(ttl_seconds, PURGE_INTERVAL_SECONDS))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -16,10 +16,12 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.client.schemas.sorting import TaskRunSort
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterTags
+from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+from flows.worker.reruns import rerun_of, rerun_tag
 
 TASK_RUN_PAGE = 200
 
@@ -78,6 +80,9 @@ class RunStatus:
     parameters: dict[str, Any]
     ui_url: str | None
     tasks: list[TaskRunStatus] = field(default_factory=list)
+    # The crashed flow run this one reruns (its ``rerun-of:`` tag), and the reruns of this one.
+    rerun_of: UUID | None = None
+    reruns: list[UUID] = field(default_factory=list)
 
 
 def _state(obj: Any) -> tuple[str, str]:
@@ -164,12 +169,22 @@ async def _task_runs(client: Any, flow_run_id: UUID) -> list[TaskRunStatus]:
         offset += TASK_RUN_PAGE
 
 
+async def _reruns(client: Any, flow_run_id: UUID) -> list[UUID]:
+    reruns = await client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[rerun_tag(flow_run_id)])),
+        sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+    )
+    return [run.id for run in reruns]
+
+
 async def read_run(*, flow_run_id: UUID) -> RunStatus:
-    """A flow run's state and the states of all its task runs (two concurrent Prefect calls)."""
+    """A flow run's state, the states of all its task runs and its reruns (concurrent calls)."""
     async with get_client() as client:
         try:
-            flow_run, tasks = await asyncio.gather(
-                client.read_flow_run(flow_run_id), _task_runs(client, flow_run_id)
+            flow_run, tasks, reruns = await asyncio.gather(
+                client.read_flow_run(flow_run_id),
+                _task_runs(client, flow_run_id),
+                _reruns(client, flow_run_id),
             )
         except ObjectNotFound as exc:
             raise FlowRunNotFoundError(f"Prefect has no flow run {flow_run_id}") from exc
@@ -186,7 +201,20 @@ async def read_run(*, flow_run_id: UUID) -> RunStatus:
         parameters=dict(flow_run.parameters or {}),
         ui_url=flow_run_ui_url(flow_run.id),
         tasks=tasks,
+        rerun_of=rerun_of(flow_run.tags),
+        reruns=reruns,
     )
+
+
+async def read_flow_run_origin(*, flow_run_id: UUID) -> tuple[UUID | None, dict[str, Any]]:
+    """For a flow run Trinity started on its own (a rerun): the crashed run it reruns, and its
+    parameters; ``(None, {})`` for any other run."""
+    async with get_client() as client:
+        try:
+            flow_run = await client.read_flow_run(flow_run_id)
+        except ObjectNotFound:
+            return None, {}
+    return rerun_of(flow_run.tags), dict(flow_run.parameters or {})
 
 
 async def read_run_states(*, flow_run_ids: Sequence[UUID]) -> dict[UUID, tuple[str, str]]:

@@ -27,6 +27,7 @@ from prefect.client.schemas.objects import ConcurrencyLimitStrategy, Concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from blocks.workflow_definition import definition_block_name, register_block_types, save_definition
+from deployments.automations import ensure_crash_automation
 from deployments.runs import DeploymentNotFoundError
 from deployments.schedules import deployment_schedules
 from flows.compiler import compile_workflow
@@ -160,6 +161,10 @@ async def deploy_workflow(
     spec = deployment_spec(workflow=workflow, specification=specification, work_pool=work_pool, paused=paused)
     build_flow(compile_workflow(workflow, specification))  # every action resolves before anything is stored
     await ensure_work_pool(name=work_pool)
+    try:
+        await ensure_crash_automation()
+    except ValueError as exc:  # TRINITY_HEARTBEAT_SECONDS is not usable
+        raise DeploymentError(str(exc)) from exc
     await register_block_types()
     await save_definition(workflow=workflow, specification=specification)
     async with get_client() as client:

@@ -25,6 +25,7 @@ from blocks.workflow_definition import DefinitionNotFoundError, load_definition
 from deployments.runs import DeploymentNotFoundError, RunStatus, flow_run_ui_url, read_run
 from flows.entry import block_name_from_entrypoint
 from flows.local_run import start_local_run
+from flows.worker.heartbeat import sending_heartbeats
 from specs.models import Specification, Workflow
 from specs.naming import deployment_full_name
 
@@ -80,16 +81,19 @@ async def run_here(
     """
     flow, flow_run = await start_local_run(workflow, specification, params)
     on_created(flow_run.name)
-    runner = asyncio.ensure_future(
-        run_flow_async(flow, flow_run=flow_run, parameters=params, return_type="state")
-    )
-    if on_status is not None:
+    # Heartbeats: if this process dies, Trinity's automation marks the run Crashed.
+    with sending_heartbeats(flow_run):
+        runner = asyncio.ensure_future(
+            run_flow_async(flow, flow_run=flow_run, parameters=params, return_type="state")
+        )
+        if on_status is not None:
 
-        async def flow_done() -> bool:
-            return runner.done()
+            async def flow_done() -> bool:
+                return runner.done()
 
-        await _follow(flow_run.id, finished=flow_done, on_status=on_status)
-    return _outcome(flow_run.id, await runner)
+            await _follow(flow_run.id, finished=flow_done, on_status=on_status)
+        state = await runner
+    return _outcome(flow_run.id, state)
 
 
 async def find_workflow_deployment(workflow_name: str) -> WorkflowDeployment:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun, WorkPool
     from prefect.client.schemas.responses import DeploymentResponse, WorkerFlowRunResponse
 
+    from flows.worker.heartbeat import HeartbeatSender
     from flows.worker.pool import ExecutorPool
 
 WORKER_TYPE = "trinity"
@@ -184,6 +185,8 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
         self._poll_wanted = asyncio.Event()
         self._run_once = False
         self._warned_env: set[UUID] = set()
+        self._stopping = False
+        self._heartbeats: HeartbeatSender | None = None
 
     @property
     def pool(self) -> ExecutorPool:
@@ -199,7 +202,15 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
         self._run_once = run_once
         await super().start(run_once=run_once, with_healthcheck=with_healthcheck, printer=printer)
 
+    @property
+    def heartbeats(self) -> HeartbeatSender:
+        """Heartbeats of the runs claimed and not yet taken by an executor."""
+        if self._heartbeats is None:
+            raise RuntimeError("The worker is not started; use it as an async context manager.")
+        return self._heartbeats
+
     async def __aenter__(self) -> TrinityWorker:
+        from flows.worker.heartbeat import HeartbeatSender
         from flows.worker.pool import ExecutorPool
         from flows.worker.tuning import executor_environment
 
@@ -211,12 +222,18 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
             on_slot_freed=self._poll_wanted.set,
         )
         await self._pool.start()
+        self._heartbeats = HeartbeatSender().start()
         try:
             await super().__aenter__()
         except BaseException:
+            self._heartbeats.stop()
             await self._pool.close(grace_seconds=0)
             raise
-        self._services = [asyncio.ensure_future(self._poll_when_free()), asyncio.ensure_future(self._watch())]
+        self._services = [
+            asyncio.ensure_future(self._poll_when_free()),
+            asyncio.ensure_future(self._watch()),
+            asyncio.ensure_future(self._rerun_crashed()),
+        ]
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -228,6 +245,36 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
         finally:
             if self._pool is not None:
                 await self._pool.close(grace_seconds=self.options.shutdown_grace_seconds)
+            if self._heartbeats is not None:
+                self._heartbeats.stop()
+
+    async def stop_gracefully(self) -> None:
+        """Stop claiming runs; give the runs in progress the grace period; hand back the rest.
+
+        Runs that were claimed but not started (waiting for an executor, or handed to one that
+        had not begun them) go back to the pool ``Scheduled``; runs still going when the grace
+        period ends are stopped and recorded ``Crashed`` (and rerun if their workflow says so).
+        """
+        if self._stopping:
+            return
+        self._stopping = True
+        grace = self.options.shutdown_grace_seconds
+        held = len(self.pool.assigned_flow_run_ids())
+        self._logger.warning(
+            "Worker %r stopping: claiming no new runs; the %d run(s) it holds get up to %gs to finish, "
+            "those not yet started go back to the pool",
+            self.name,
+            held,
+            grace,
+        )
+        await self.pool.close(grace_seconds=grace)
+        self._logger.warning("Worker %r stopped: every run it held has left it", self.name)
+
+    async def get_and_submit_flow_runs(self) -> list[FlowRun]:
+        """Claim and start scheduled runs, unless the worker is stopping."""
+        if self._stopping:
+            return []
+        return await super().get_and_submit_flow_runs()
 
     async def run(
         self,
@@ -236,6 +283,8 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
         task_status: anyio.abc.TaskStatus[Any] | None = None,
     ) -> TrinityWorkerResult:
         """Hand the claimed flow run to an executor and wait until it leaves it."""
+        from flows.worker.handback import hand_back
+        from flows.worker.pool import PoolUnavailableError
         from flows.worker.protocol import StartRun
 
         deployment = configuration.deployment
@@ -249,7 +298,21 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
             if deployment and deployment.updated
             else None,
         )
-        assignment = await self.pool.submit(flow_run.id, start)
+        # Claimed: from now on, if this process dies the run is found by its missing heartbeats;
+        # the executor sends them once it has the run.
+        self.heartbeats.add(flow_run)
+        try:
+            assignment = await self.pool.submit(flow_run.id, start)
+        except PoolUnavailableError:
+            if not self._stopping:
+                raise
+            # Claimed while the worker was stopping, never started: back to the pool.
+            await hand_back(self.client, flow_run.id, worker_name=self.name)
+            if task_status is not None:
+                task_status.started("")
+            return TrinityWorkerResult(status_code=0, identifier="")
+        finally:
+            self.heartbeats.discard(flow_run.id)
         if task_status is not None:
             task_status.started(assignment.infrastructure_pid)
         outcome = await assignment.finished
@@ -335,6 +398,11 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
             poll_seconds=get_current_settings().worker.cancellation_poll_seconds,
         )
         await watcher.run()
+
+    async def _rerun_crashed(self) -> None:
+        from flows.worker.reruns import CrashWatcher
+
+        await CrashWatcher(poll_seconds=get_current_settings().worker.cancellation_poll_seconds).run()
 
     def _warn_env_ignored(self, flow_run: FlowRun, configuration: TrinityJobConfiguration) -> None:
         deployment_id = flow_run.deployment_id

@@ -30,6 +30,7 @@ from deployments.watch import (
     run_here,
     wait_for_run,
 )
+from flows.worker.heartbeat import heartbeat_seconds
 from trinity.commands.common import fail
 from trinity.commands.documents import check_params, load_documents, parse_params
 from trinity.commands.prefect_calls import call_prefect, prefect_api_url
@@ -44,6 +45,10 @@ def run(
 ) -> None:
     """Run ``target`` (a workflow file, or a deployed workflow's name) and wait for it."""
     params = parse_params(param_texts)
+    try:
+        heartbeat_seconds()  # a bad TRINITY_HEARTBEAT_SECONDS is named before anything is sent
+    except ValueError as exc:
+        fail(f"error: {exc}")
     path = Path(target)
     if path.is_file() or target.endswith(WORKFLOW_FILE_SUFFIXES):
         outcome = _run_file(path, spec_files, params, watch)

@@ -43,9 +43,13 @@ def worker(
         float | None,
         typer.Option("--poll-seconds", help="How often an idle worker polls, in seconds (default 1)."),
     ] = None,
-    shutdown_grace: Annotated[
+    grace_seconds: Annotated[
         float | None,
-        typer.Option("--shutdown-grace", help="Seconds runs get to finish on shutdown (default 30)."),
+        typer.Option(
+            "--grace-seconds",
+            "--shutdown-grace",
+            help="On SIGTERM or Ctrl-C, seconds the runs in progress get to finish (default 30).",
+        ),
     ] = None,
     config: Annotated[
         Path | None,
@@ -68,7 +72,12 @@ def worker(
         ),
     ] = None,
 ) -> None:
-    """Run flow runs from a work pool in long-lived executor processes, until stopped (Ctrl-C)."""
+    """Run flow runs from a work pool in long-lived executor processes, until stopped.
+
+    SIGTERM or Ctrl-C stops it gracefully: no new runs are claimed, the runs in progress get
+    `--grace-seconds` to finish, runs claimed but not started go back to the pool. A second
+    signal stops it at once.
+    """
     try:
         from trinity.commands import worker_impl  # imports Prefect: see trinity.cli
     except ImportError as exc:  # e.g. an unsupported Prefect (flows/worker/prefect_compat.py)
@@ -81,7 +90,7 @@ def worker(
         processes=processes,
         concurrency=concurrency,
         poll_seconds=poll_seconds,
-        shutdown_grace=shutdown_grace,
+        grace_seconds=grace_seconds,
         config=config,
         database_url=database_url,
         prefect_api_url=prefect_api_url,

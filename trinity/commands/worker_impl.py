@@ -9,8 +9,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 import typer
+from prefect.settings import PREFECT_CLIENT_RETRY_EXTRA_CODES, temporary_settings
 
 from flows.analytics.database import first_line
+from flows.worker.delivery import STATUS_DIR_VARIABLE
+from flows.worker.heartbeat import heartbeat_seconds
+from flows.worker.tuning import RETRY_EXTRA_CODES
 from flows.worker.worker import TrinityWorker, WorkerOptions
 from trinity.commands.common import fail
 from trinity.commands.prefect_calls import prefect_api_url as resolved_prefect_api_url
@@ -28,7 +32,7 @@ def serve(
     processes: int | None,
     concurrency: int | None,
     poll_seconds: float | None,
-    shutdown_grace: float | None,
+    grace_seconds: float | None,
     config: Path | None,
     database_url: str | None,
     prefect_api_url: str | None,
@@ -39,8 +43,9 @@ def serve(
             processes=processes,
             concurrency=concurrency,
             poll_seconds=poll_seconds,
-            shutdown_grace_seconds=shutdown_grace,
+            shutdown_grace_seconds=grace_seconds,
         )
+        heartbeat_seconds()  # a bad TRINITY_HEARTBEAT_SECONDS is named before anything starts
     except ValueError as exc:
         fail(f"error: {exc}")
     if name is not None and ("/" in name or "%" in name):
@@ -64,9 +69,16 @@ def serve(
         )
     # Executor processes read the URL from their environment; this process from its settings.
     os.environ["PREFECT_API_URL"] = api_url
+    # Where this host's executors keep their delivery counts (`trinity status` reads them).
+    os.environ.setdefault(STATUS_DIR_VARIABLE, str(Path(settings.state_dir).resolve() / "delivery"))
     _report_database(inherited["TRINITY_DATABASE_URL"], connect_timeout=settings.database.connect_timeout)
+    retry_codes = {*PREFECT_CLIENT_RETRY_EXTRA_CODES.value(), *RETRY_EXTRA_CODES}
     try:
-        with using_prefect_api(api_url):
+        # Executors inherit these settings through their environment.
+        with (
+            using_prefect_api(api_url),
+            temporary_settings(updates={PREFECT_CLIENT_RETRY_EXTRA_CODES: retry_codes}),
+        ):
             asyncio.run(_serve(pool=settings.prefect.work_pool, name=name, options=options))
     except KeyboardInterrupt:
         pass
@@ -106,9 +118,21 @@ async def _serve(*, pool: str, name: str | None, options: WorkerOptions) -> None
     worker = TrinityWorker(work_pool_name=pool, name=name, options=options)
     task = asyncio.current_task()
     assert task is not None
-    # SIGTERM (from `trinity up`, systemd, Kubernetes) stops the worker like Ctrl-C does:
-    # runs in progress get the shutdown grace period.
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    stopping: list[asyncio.Future[None]] = []
+
+    def on_signal() -> None:
+        # SIGTERM (from `trinity up`, systemd, Kubernetes) or Ctrl-C: stop gracefully; a second
+        # signal stops at once.
+        if stopping or not worker.is_setup:
+            task.cancel()
+            return
+        graceful = asyncio.ensure_future(worker.stop_gracefully())
+        graceful.add_done_callback(lambda _: task.cancel())
+        stopping.append(graceful)
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
     try:
         await worker.start(printer=lambda message: typer.echo(message, err=True))
     except asyncio.CancelledError:

@@ -101,7 +101,7 @@ def trinity_worker_command(
     command = [
         str(VENV_BIN / "trinity"), "worker", "--pool", pool,
         "--processes", str(processes), "--concurrency", str(concurrency),
-        "--poll-seconds", "0.5", "--shutdown-grace", "5",
+        "--poll-seconds", "0.5", "--grace-seconds", "5",
     ]  # fmt: skip
     return [*command, "--name", name] if name else command
 
