@@ -35,7 +35,6 @@ from api.errors import (
     ServiceUnavailableError,
     UnprocessableError,
 )
-from trinity.core.types import utcnow
 from api.models.run import IdempotencyKey, Run, RunDetail, RunPublic, RunState, TaskRunPublic
 from api.models.specification import Specification
 from api.models.workflow import Workflow, WorkflowStatus
@@ -44,6 +43,7 @@ from api.services.paging import fetch_page
 from deployments import runs as prefect_runs
 from specs.errors import SpecError
 from specs.parameters import checked_run_parameters
+from trinity.core.types import utcnow
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 # Reruns are followed back at most this far to the run the API recorded (on_crash allows 100).
