@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from analytics.render._format import header, pct, recommendation_block, secs, table
 from analytics.report_model import Finding, Recommendation, Report
+from analytics.stats import trend_rate
 
 PERFORMANCE_KINDS = ("timeout", "cache", "parallelism")
 RELIABILITY_KINDS = ("retries", "no_retries", "jitter")
@@ -34,7 +35,8 @@ def _workflow_table(report: Report) -> str:
     for w in report.performance.workflows:
         trend = w.trend.direction
         if w.trend.significant and w.trend.slope_seconds_per_day is not None:
-            trend += f" ({w.trend.slope_seconds_per_day:+.3g} s/day)"
+            rate, _, unit = trend_rate(w.trend)
+            trend += f" ({rate:+.3g} s/{unit})"
         rows.append(
             (
                 w.workflow,
