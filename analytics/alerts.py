@@ -57,7 +57,9 @@ class AlertContext:
         return {name: epoch_to_timestamp(value).isoformat() for name, value in bounds.items()}
 
 
-def _due(models: LearnedModels, workflow: str, metric: str, event: str, ctx: AlertContext, config: AnalysisConfig) -> bool:
+def _due(
+    models: LearnedModels, workflow: str, metric: str, event: str, ctx: AlertContext, config: AnalysisConfig
+) -> bool:
     """True (and noted in the metric's state) when this SLO alert was not raised lately."""
     key = LearnedModels.slo_key(workflow, metric)
     state = models.slos.get(key)
@@ -71,7 +73,11 @@ def _due(models: LearnedModels, workflow: str, metric: str, event: str, ctx: Ale
 
 
 def _slo_alerts(
-    checks: list[SpecCheck], forecasts: list[Forecast], models: LearnedModels, ctx: AlertContext, config: AnalysisConfig
+    checks: list[SpecCheck],
+    forecasts: list[Forecast],
+    models: LearnedModels,
+    ctx: AlertContext,
+    config: AnalysisConfig,
 ) -> list[Alert]:
     out: list[Alert] = []
     if not ctx.recent(ctx.window_end, config):
@@ -85,7 +91,9 @@ def _slo_alerts(
             models, forecast.workflow, forecast.metric, SLO_FORECAST, ctx, config
         ):
             payload = {**jsonable(forecast), **ctx.window()}
-            out.append(Alert(SLO_FORECAST, forecast.workflow, f"{forecast.workflow}/{forecast.metric}", payload))
+            out.append(
+                Alert(SLO_FORECAST, forecast.workflow, f"{forecast.workflow}/{forecast.metric}", payload)
+            )
     return out
 
 
@@ -102,7 +110,9 @@ def _family_alerts(families: list[FailureFamily], ctx: AlertContext, config: Ana
     return out
 
 
-def _anomaly_alerts(anomalies: list[MultivariateAnomaly], ctx: AlertContext, config: AnalysisConfig) -> list[Alert]:
+def _anomaly_alerts(
+    anomalies: list[MultivariateAnomaly], ctx: AlertContext, config: AnalysisConfig
+) -> list[Alert]:
     out: list[Alert] = []
     for anomaly in anomalies:
         start = anomaly.start_time.timestamp() if anomaly.start_time is not None else None

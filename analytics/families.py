@@ -24,9 +24,10 @@ same from report to report.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,7 +88,8 @@ class _Embedding:
 
     @property
     def words(self) -> npt.NDArray[np.object_]:
-        return self.word.get_feature_names_out().astype(object)
+        names: npt.NDArray[np.object_] = self.word.get_feature_names_out().astype(object)
+        return names
 
 
 def _centroids(vectors: sp.csr_matrix, members: list[list[int]]) -> sp.csr_matrix:
@@ -107,9 +109,7 @@ def _terms(centroid: sp.csr_matrix, words: npt.NDArray[np.object_]) -> list[str]
     return picked[:_TERMS]
 
 
-def _cluster(
-    vectors: sp.csr_matrix, types: list[str | None], threshold: float
-) -> npt.NDArray[np.int64]:
+def _cluster(vectors: sp.csr_matrix, types: list[str | None], threshold: float) -> npt.NDArray[np.int64]:
     n = vectors.shape[0]
     if n == 1:
         return np.zeros(1, dtype=np.int64)
@@ -120,10 +120,11 @@ def _cluster(
     model = AgglomerativeClustering(
         n_clusters=None, metric="precomputed", linkage="average", distance_threshold=threshold
     )
-    return model.fit(distance).labels_.astype(np.int64)
+    labels: npt.NDArray[np.int64] = model.fit(distance).labels_.astype(np.int64)
+    return labels
 
 
-def _family_id(signature: str, taken: Mapping[str, object]) -> str:
+def _family_id(signature: str, taken: Collection[str]) -> str:
     digest = hashlib.sha1(signature.encode()).hexdigest()
     for width in range(10, 41):
         candidate = f"fam-{digest[:width]}"
@@ -205,7 +206,7 @@ def _cluster_unknown(
     centroids = _centroids(vectors, members)
     known_vectors = embedding.vectors(exemplars)
     spans = np.cumsum([0, *(len(f.exemplars) for f in families)])
-    spans_of = [list(range(a, b)) for a, b in zip(spans[:-1], spans[1:], strict=True)]
+    spans_of = [list(range(a, b)) for a, b in itertools.pairwise(spans)]
     known_centroids = _centroids(known_vectors, spans_of)
     joins = _nearest(centroids, types, known_centroids, [f.exception_type for f in families], threshold)
     words = embedding.words

@@ -273,6 +273,7 @@ def multivariate_findings(section: MultivariateSection) -> list[Finding]:
     out: list[Finding] = []
     for (workflow, task), found in sorted(by_task.items()):
         worst = max(found, key=lambda a: a.score)
+        runs = checked.get((workflow, task), len(found))
         features = ", ".join(
             f"{v.name} {v.value:.4g} vs {v.baseline:.4g}"
             for v in worst.features
@@ -285,7 +286,7 @@ def multivariate_findings(section: MultivariateSection) -> list[Finding]:
                 task_id=task,
                 kind="multivariate_anomaly",
                 title=(
-                    f"{workflow}/{task}: {len(found)} of {checked.get((workflow, task), len(found))} task runs "
+                    f"{workflow}/{task}: {len(found)} of {runs} task runs "
                     f"unlike the others; worst {worst.flow_run_id} (score {worst.score:.2f}): {features}"
                 ),
                 evidence={
@@ -293,7 +294,11 @@ def multivariate_findings(section: MultivariateSection) -> list[Finding]:
                     "worst_flow_run_id": worst.flow_run_id,
                     "worst_score": num(worst.score, 4),
                     "features": [f.name for f in worst.features],
-                    "model": {"kind": worst.model.kind, "key": worst.model.key, "revision": worst.model.revision},
+                    "model": {
+                        "kind": worst.model.kind,
+                        "key": worst.model.key,
+                        "revision": worst.model.revision,
+                    },
                 },
                 severity="medium",
             )

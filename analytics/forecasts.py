@@ -63,7 +63,9 @@ def _values(runs: pd.DataFrame, metric: str, width: float, min_runs: int) -> tup
     return (keep.to_numpy(dtype=np.float64) + 0.5) * width, value.loc[keep].to_numpy(dtype=np.float64)
 
 
-def _series(runs: pd.DataFrame, metric: str, config: AnalysisConfig) -> tuple[FloatArray, FloatArray, float | None]:
+def _series(
+    runs: pd.DataFrame, metric: str, config: AnalysisConfig
+) -> tuple[FloatArray, FloatArray, float | None]:
     for width in PERIODS:
         x, y = _values(runs, metric, width, config.forecast_min_runs_per_point)
         if x.size >= config.forecast_min_points:
@@ -97,7 +99,9 @@ def _drifts(days: FloatArray, y: FloatArray, bad_sign: float, alpha: float) -> b
     if np.ptp(y) <= 0:
         return False
     result = sps.kendalltau(days, y)
-    return bool(math.isfinite(result.pvalue) and result.pvalue < alpha and np.sign(result.statistic) == bad_sign)
+    return bool(
+        math.isfinite(result.pvalue) and result.pvalue < alpha and np.sign(result.statistic) == bad_sign
+    )
 
 
 def _forecast(

@@ -44,7 +44,9 @@ def nothing_learnt(config: AnalysisConfig, models: LearnedModels | None) -> Lear
     """The empty result, for reports made without learning."""
     return Learning(
         families=FamilySection([], config.family_distance_threshold, 0, 0, 0),
-        multivariate=MultivariateSection([], [], config.mv_min_score, config.mv_feature_z, list(UNAVAILABLE_FEATURES)),
+        multivariate=MultivariateSection(
+            [], [], config.mv_min_score, config.mv_feature_z, list(UNAVAILABLE_FEATURES)
+        ),
         forecasts=[],
         alerts=[],
         models=models.copy() if models is not None else LearnedModels(),

@@ -259,7 +259,7 @@ class LearnedModels:
                         "workflow": getattr(model, "workflow", None),
                         "task_id": getattr(model, "task_id", None),
                         "revision": self.revisions.get((kind, key), 1),
-                        "state": dataclasses.asdict(model),
+                        "state": dataclasses.asdict(model),  # type: ignore[call-overload]
                     }
                 )
         return out

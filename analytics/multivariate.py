@@ -64,11 +64,14 @@ def queue_waits(tasks: pd.DataFrame, run_queue_wait: FloatArray, roots: set[str]
     when the DAG is unknown."""
     run_wait = run_queue_wait[tasks["run_code"].to_numpy(dtype=np.int64)]
     if roots is None or "ready_wait" not in tasks:
-        return np.maximum(run_wait, 0.0)
+        fallback: FloatArray = np.maximum(run_wait, 0.0)
+        return fallback
     ready = tasks["ready_wait"].to_numpy(dtype=np.float64)
     root = tasks["task_id"].isin(roots).to_numpy()
     # A root's ready wait runs from its run's start; its run's own wait comes before that.
-    wait = np.where(root, np.where(np.isnan(run_wait), np.nan, np.nan_to_num(run_wait) + ready), ready)
+    wait: FloatArray = np.where(
+        root, np.where(np.isnan(run_wait), np.nan, np.nan_to_num(run_wait) + ready), ready
+    )
     return np.maximum(wait, 0.0)
 
 
@@ -88,14 +91,17 @@ def feature_frame(tasks: pd.DataFrame, run_queue_wait: FloatArray, roots: set[st
     )
 
 
-def priorities(flow_run_ids: npt.NDArray[np.object_], codes: npt.NDArray[np.int64], names: pd.Series) -> FloatArray:
+def priorities(
+    flow_run_ids: npt.NDArray[np.object_], codes: npt.NDArray[np.int64], names: pd.Series
+) -> FloatArray:
     """A fixed pseudo-random number in [0, 1) per task run, from its flow run id and name: the
     same task run gets the same number in every report."""
     runs = pd.util.hash_array(flow_run_ids.astype(str).astype(object))
     name_codes, name_values = pd.factorize(names.astype(str))
     name_hash = pd.util.hash_array(np.asarray(name_values, dtype=object))
     mixed = pd.util.hash_array(runs[codes] ^ (name_hash[name_codes] * np.uint64(0x9E3779B97F4A7C15)))
-    return (mixed >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    uniform: FloatArray = (mixed >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return uniform
 
 
 def _logs(values: FloatArray) -> FloatArray:
@@ -176,7 +182,11 @@ def _explain(
         if name in _SECONDS:
             far = far and abs(value - b) >= config.anomaly_min_abs_seconds
         if abs(score) >= config.mv_feature_z and far:
-            out.append(FeatureValue(name, float(value), float(b), float(score), float(ratio) if math.isfinite(ratio) else None))
+            out.append(
+                FeatureValue(
+                    name, float(value), float(b), float(score), float(ratio) if math.isfinite(ratio) else None
+                )
+            )
     out.sort(key=lambda f: -abs(f.robust_z or 0.0))
     return out
 

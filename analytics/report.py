@@ -161,7 +161,17 @@ def build_report(
     )
     generated = as_utc(now) or as_utc(pd.Timestamp.now(tz="UTC"))
     learnt = (
-        learn(prepared, runs_by_wf, tasks_by_wf, docs, context, spec_checks, models, now=generated, config=config)
+        learn(
+            prepared,
+            runs_by_wf,
+            tasks_by_wf,
+            docs,
+            context,
+            spec_checks,
+            models,
+            now=generated,
+            config=config,
+        )
         if config.learn
         else nothing_learnt(config, models)
     )

@@ -349,4 +349,6 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON types (str, int, float, bool, None, list, dict), without the
         learnt models."""
-        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "models"}
+        return {
+            f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "models"
+        }

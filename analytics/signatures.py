@@ -38,7 +38,10 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         "<host>",
     ),
-    (re.compile(r"\b(?:localhost|[a-z][a-z0-9]*(?:-[a-z0-9]+)+)(?::\d{2,5})\b|\blocalhost\b", re.I), "<host>"),
+    (
+        re.compile(r"\b(?:localhost|[a-z][a-z0-9]*(?:-[a-z0-9]+)+)(?::\d{2,5})\b|\blocalhost\b", re.I),
+        "<host>",
+    ),
     (re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|`[^`\n]*`"), "<str>"),
     (re.compile(r"(?:\b[A-Za-z]:)?(?:[\\/][\w.<>~-]+){2,}[\\/]?"), "<path>"),
     (re.compile(r"\b0x[0-9a-f]+\b", re.I), "<hex>"),
