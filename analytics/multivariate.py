@@ -109,10 +109,11 @@ def _logs(values: FloatArray) -> FloatArray:
 
 
 def _baseline(sample: FloatArray) -> tuple[FloatArray, FloatArray]:
-    logs = _logs(sample)
-    median = np.nanmedian(logs, axis=0)
-    mad = np.nanmedian(np.abs(logs - median), axis=0)
-    return median, np.maximum(np.nan_to_num(mad), MAD_FLOOR)
+    """Median and MAD of log1p of each feature (a feature the sample lacks: 0 and the floor)."""
+    logs = pd.DataFrame(_logs(sample))
+    median = logs.median().fillna(0.0).to_numpy(dtype=np.float64)
+    mad = (logs - median).abs().median().fillna(0.0).to_numpy(dtype=np.float64)
+    return median, np.maximum(mad, MAD_FLOOR)
 
 
 def _update(

@@ -100,6 +100,7 @@ async def _build(
 ) -> tuple[Any, str | None]:
     import anyio
 
+    from flows.analytics.alerts import emit_report_alerts
     from flows.analytics.context import load_context_source
     from flows.analytics.database import migrated_tables, open_engine
     from flows.analytics.harvest import harvest_history
@@ -115,6 +116,7 @@ async def _build(
         )
     finally:
         engine.dispose()
+    await emit_report_alerts(report)
     return report, summary
 
 
