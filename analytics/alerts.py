@@ -31,12 +31,9 @@ from analytics.learning_model import (
     MultivariateAnomaly,
 )
 from analytics.report_model import SpecCheck, jsonable
+from trinity.core.alerts import ALERT_EVENTS, ANOMALY, NEW_FAILURE_FAMILY, SLO_BREACHED, SLO_FORECAST
 
-SLO_BREACHED = "trinity.slo.breached"
-SLO_FORECAST = "trinity.slo.forecast"
-NEW_FAILURE_FAMILY = "trinity.failure.new_family"
-ANOMALY = "trinity.anomaly"
-ALERT_EVENTS = (SLO_BREACHED, SLO_FORECAST, NEW_FAILURE_FAMILY, ANOMALY)
+__all__ = ["ALERT_EVENTS", "ANOMALY", "NEW_FAILURE_FAMILY", "SLO_BREACHED", "SLO_FORECAST", "select_alerts"]
 # Flow run ids an alert about a family carries (the full list is in the report).
 _RUNS_IN_ALERT = 20
 

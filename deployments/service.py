@@ -22,6 +22,7 @@ from prefect.client.schemas.objects import ConcurrencyLimitStrategy, Concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from blocks.workflow_definition import definition_block_name, register_block_types, save_definition
+from deployments.alerts import ensure_alert_automations
 from deployments.schedules import deployment_schedules
 from flows.compiler import compile_workflow
 from flows.entry import entrypoint_for
@@ -168,6 +169,9 @@ async def deploy_workflow(
                 else None
             ),
         )
+    await ensure_alert_automations(
+        workflow=workflow, specification=specification, deployment_id=deployment_id
+    )
     return DeploymentRef(id=deployment_id, full_name=spec.full_name)
 
 

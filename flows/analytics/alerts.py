@@ -2,7 +2,8 @@
 
 Each :class:`~analytics.learning_model.Alert` becomes one event: its name is the alert's
 (``trinity.slo.breached``, ``trinity.slo.forecast``, ``trinity.failure.new_family``,
-``trinity.anomaly``), its resource the workflow (``trinity.workflow.<name>``), its related
+``trinity.anomaly``, see :mod:`trinity.core.alerts`), its resource the workflow
+(``trinity.workflow.<name>``), its related
 resource the workflow's deployment when there is one (role ``deployment``), its payload the
 finding. :mod:`deployments.alerts` installs the automations that react to them.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect.client.orchestration import get_client
 from prefect.events import emit_event
@@ -19,19 +20,13 @@ from prefect.events.worker import EventsWorker
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
-from analytics.alerts import ALERT_EVENTS
-from analytics.learning_model import Alert
 from flows.workflow_flow import FLOW_NAME
+from trinity.core.alerts import workflow_resource_id
 
-__all__ = ["ALERT_EVENTS", "emit_alerts", "emit_report_alerts", "workflow_resource", "workflow_resource_id"]
+if TYPE_CHECKING:
+    from analytics.learning_model import Alert
 
 logger = logging.getLogger("trinity.analytics.alerts")
-WORKFLOW_RESOURCE_PREFIX = "trinity.workflow."
-
-
-def workflow_resource_id(workflow: str) -> str:
-    """The id of the resource a workflow's events are about."""
-    return f"{WORKFLOW_RESOURCE_PREFIX}{workflow}"
 
 
 def workflow_resource(workflow: str) -> dict[str, str]:
