@@ -64,6 +64,46 @@ class AnalysisConfig:
     cache_min_saved_seconds: float = 60.0
     cache_min_runs: int = 10
 
+    # Failure families (analytics.families): normalised messages embedded with TF-IDF (word 1-2
+    # grams and character 3-5 grams), clustered by average linkage on cosine distance; clusters
+    # closer than the threshold merge. At most ``family_max_messages`` distinct messages (the most
+    # frequent) are clustered per report; the rest join their nearest cluster or stand alone.
+    family_distance_threshold: float = 0.5
+    family_max_messages: int = 2000
+    family_max_known: int = 1000
+    family_max_exemplars: int = 8
+    family_max_listed_runs: int = 500
+
+    # Multivariate anomalies (analytics.multivariate): an isolation forest per task, trained on a
+    # bounded uniform sample of its recent task runs. A task run is reported when its anomaly score
+    # reaches ``mv_min_score`` and at least one feature is ``mv_feature_z`` robust z and
+    # ``mv_min_ratio`` times away from the task's median.
+    mv_sample_size: int = 256
+    mv_trees: int = 100
+    mv_min_history: int = 30
+    mv_min_score: float = 0.6
+    mv_feature_z: float = 4.0
+    mv_min_ratio: float = 2.0
+    mv_max_listed: int = 200
+
+    # SLO forecasts (analytics.forecasts): a robust (Huber) line through per-period values of each
+    # success metric; a breach counts when the line crosses the target within the horizon and
+    # Kendall's test finds the drift at ``forecast_alpha``.
+    forecast_horizon_days: float = 14.0
+    forecast_min_points: int = 6
+    forecast_min_runs_per_point: int = 3
+    forecast_alpha: float = 0.05
+    forecast_band_z: float = 1.645
+
+    # Alerts (analytics.alerts): only about runs that ended this recently, at most this many per
+    # report, and the same SLO alert at most once per ``alert_repeat_hours``.
+    alert_max_age_hours: float = 24.0
+    alert_repeat_hours: float = 24.0
+    alert_max_events: int = 50
+
+    # False: the report without families, multivariate anomalies, forecasts and alerts.
+    learn: bool = True
+
     # Seed for any sampling, so a report is reproducible.
     seed: int = 0
 

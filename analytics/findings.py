@@ -1,9 +1,12 @@
 """Findings: observations that deserve attention but are not document changes -- spec breaches,
-slowdowns, dominant critical-path tasks, anomaly clusters and failing tasks."""
+slowdowns, dominant critical-path tasks, anomaly clusters, failing tasks, breaches the trend
+forecasts and task runs unlike their task's others."""
 
 from __future__ import annotations
 
 from analytics.config import AnalysisConfig
+from analytics.forecasts import FALLING_IS_BAD
+from analytics.learning_model import Forecast, MultivariateAnomaly, MultivariateSection
 from analytics.proposals import num, pct, secs
 from analytics.report_model import (
     AnomalySection,
@@ -14,7 +17,7 @@ from analytics.report_model import (
     SpecCheck,
     WorkflowBottlenecks,
 )
-from analytics.stats import Trend
+from analytics.stats import Trend, trend_rate
 
 
 def _fid(kind: str, workflow: str, task_id: str | None, extra: str = "") -> str:
@@ -49,7 +52,10 @@ def spec_findings(checks: list[SpecCheck]) -> list[Finding]:
 
 
 def _trend_evidence(t: Trend) -> dict[str, object]:
+    rate, _, unit = trend_rate(t)
     return {
+        "slope_seconds": num(rate, 5),
+        "slope_unit": unit,
         "slope_seconds_per_day": num(t.slope_seconds_per_day),
         "slope_95ci": [num(t.slope_low), num(t.slope_high)],
         "slope_seconds_per_run": num(t.slope_seconds_per_run, 5),
@@ -62,10 +68,10 @@ def _trend_evidence(t: Trend) -> dict[str, object]:
 
 
 def _trend_title(what: str, t: Trend) -> str:
-    slope = t.slope_seconds_per_day or 0.0
+    rate, relative, unit = trend_rate(t)
     return (
-        f"{what} is getting {t.direction}: {slope:+.3g} s per day "
-        f"({pct(t.relative_change_per_day)} of its median per day), "
+        f"{what} is getting {t.direction}: {rate:+.3g} s per {unit} "
+        f"({pct(relative)} of its median per {unit}), "
         f"{secs(t.change_over_window_seconds)} over the window, p={t.p_value:.2g}"
     )
 
@@ -209,6 +215,92 @@ def failure_findings(section: FailureSection) -> list[Finding]:
                     "succeeded_on_retry": p.succeeded_on_retry,
                 },
                 severity="high" if p.failure_rate >= 0.05 else "medium" if p.failure_rate >= 0.01 else "low",
+            )
+        )
+    return out
+
+
+def _days(later: object, earlier: object) -> str:
+    seconds = (later - earlier).total_seconds()  # type: ignore[operator]
+    return f"~{seconds / 86_400:.1f} days" if seconds >= 86_400 else f"~{seconds / 3600:.1f} hours"
+
+
+def forecast_findings(forecasts: list[Forecast], as_of: object) -> list[Finding]:
+    """One finding per success metric whose trend breaches it within the horizon."""
+    out: list[Finding] = []
+    for f in forecasts:
+        if f.status != "breach_expected" or f.breach_expected_at is None:
+            continue
+        verb = "falls below" if f.metric in FALLING_IS_BAD else "passes"
+        between = f"between {f.low:%Y-%m-%d %H:%M} and " + (
+            f"{f.high:%Y-%m-%d %H:%M} UTC" if f.high is not None else "later"
+        )
+        out.append(
+            Finding(
+                id=_fid("forecast", f.workflow, None, f.metric),
+                workflow=f.workflow,
+                task_id=None,
+                kind="forecast",
+                title=(
+                    f"At this rate {f.workflow} {f.metric} {verb} {f.target:g} in "
+                    f"{_days(f.breach_expected_at, as_of)} ({f.breach_expected_at:%Y-%m-%d %H:%M} UTC, "
+                    f"{between}); now {f.current:.4g}"
+                ),
+                evidence={
+                    "metric": f.metric,
+                    "target": f.target,
+                    "current": num(f.current, 5),
+                    "slope_per_day": num(f.slope_per_day, 5),
+                    "breach_expected_at": f.breach_expected_at.isoformat(),
+                    "low": None if f.low is None else f.low.isoformat(),
+                    "high": None if f.high is None else f.high.isoformat(),
+                    "points": f.points,
+                    "method": f.method,
+                    "model": {"kind": f.model.kind, "key": f.model.key, "revision": f.model.revision},
+                },
+                severity="high",
+            )
+        )
+    return out
+
+
+def multivariate_findings(section: MultivariateSection) -> list[Finding]:
+    """One finding per task with multivariate anomalies, naming the worst and its features."""
+    by_task: dict[tuple[str, str], list[MultivariateAnomaly]] = {}
+    for a in section.anomalies:
+        by_task.setdefault((a.workflow, a.task), []).append(a)
+    checked = {(c.workflow, c.task): c.task_runs for c in section.checks}
+    out: list[Finding] = []
+    for (workflow, task), found in sorted(by_task.items()):
+        worst = max(found, key=lambda a: a.score)
+        runs = checked.get((workflow, task), len(found))
+        features = ", ".join(
+            f"{v.name} {v.value:.4g} vs {v.baseline:.4g}"
+            for v in worst.features
+            if v.value is not None and v.baseline is not None
+        )
+        out.append(
+            Finding(
+                id=_fid("multivariate_anomaly", workflow, task),
+                workflow=workflow,
+                task_id=task,
+                kind="multivariate_anomaly",
+                title=(
+                    f"{workflow}/{task}: {len(found)} of {runs} task runs "
+                    f"unlike the others; worst {worst.flow_run_id} (score {worst.score:.2f}): {features}"
+                ),
+                evidence={
+                    "flagged": len(found),
+                    "worst_flow_run_id": worst.flow_run_id,
+                    "worst_score": num(worst.score, 4),
+                    "features": [f.name for f in worst.features],
+                    "model": {
+                        "kind": worst.model.kind,
+                        "key": worst.model.key,
+                        "revision": worst.model.revision,
+                    },
+                },
+                severity="medium",
             )
         )
     return out

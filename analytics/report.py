@@ -20,10 +20,14 @@ from analytics.findings import (
     anomaly_findings,
     bottleneck_findings,
     failure_findings,
+    forecast_findings,
+    multivariate_findings,
     spec_findings,
     trend_findings,
 )
 from analytics.frames import PreparedFrames, WorkflowContext, as_utc, prepare_frames
+from analytics.learning import learn, nothing_learnt
+from analytics.learning_model import LearnedModels
 from analytics.parallelism import analyse_parallelism, row_times
 from analytics.performance import analyse_performance
 from analytics.proposals import SEVERITY_ORDER
@@ -112,13 +116,16 @@ def build_report(
     window_end: datetime | None = None,
     now: datetime | None = None,
     config: AnalysisConfig | None = None,
+    models: LearnedModels | None = None,
 ) -> Report:
     """Analyse the runs (and their task runs) whose expected start lies in the window.
 
     ``context`` maps workflow name -> :class:`WorkflowContext` (document and specification); a
     workflow without one still gets performance, anomalies and failures, but no critical path,
-    spec checks or recommendations. Raises :class:`~analytics.frames.FrameError` for frames that
-    break the contract.
+    spec checks or recommendations. ``models`` is what earlier reports learnt (failure families,
+    task baselines, SLO states; None: nothing yet); the report carries the updated models in
+    ``report.models``. Raises :class:`~analytics.frames.FrameError` for frames that break the
+    contract.
     """
     config = config or AnalysisConfig()
     prepared = prepare_frames(runs, tasks, window_start=window_start, window_end=window_end)
@@ -153,8 +160,24 @@ def build_report(
         + trend_findings(performance)
         + anomaly_findings(anomalies)
     )
-    findings.sort(key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.kind, f.workflow, f.task_id or ""))
     generated = as_utc(now) or as_utc(pd.Timestamp.now(tz="UTC"))
+    learnt = (
+        learn(
+            prepared,
+            runs_by_wf,
+            tasks_by_wf,
+            docs,
+            context,
+            spec_checks,
+            models,
+            now=generated,
+            config=config,
+        )
+        if config.learn
+        else nothing_learnt(config, models)
+    )
+    findings += forecast_findings(learnt.forecasts, generated) + multivariate_findings(learnt.multivariate)
+    findings.sort(key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.kind, f.workflow, f.task_id or ""))
     return Report(
         window_start=prepared.window_start,
         window_end=prepared.window_end,
@@ -176,4 +199,9 @@ def build_report(
         combined_diffs=combined,
         config=config.to_dict(),
         notes=prepared.notes,
+        families=learnt.families,
+        multivariate=learnt.multivariate,
+        forecasts=learnt.forecasts,
+        alerts=learnt.alerts,
+        models=learnt.models,
     )

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analytics.learning_model import Alert, FamilySection, Forecast, LearnedModels, MultivariateSection
 from analytics.stats import Summary, Trend
 
 
@@ -338,9 +339,16 @@ class Report:
     combined_diffs: dict[str, str]
     config: dict[str, Any]
     notes: list[str]
+    families: FamilySection
+    multivariate: MultivariateSection
+    forecasts: list[Forecast]
+    alerts: list[Alert]
+    # The learnt state after this report (stored by the caller), not part of the report itself.
+    models: LearnedModels = dataclasses.field(repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """The report as plain JSON types (str, int, float, bool, None, list, dict)."""
-        out = jsonable(self)
-        assert isinstance(out, dict)
-        return out
+        """The report as plain JSON types (str, int, float, bool, None, list, dict), without the
+        learnt models."""
+        return {
+            f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "models"
+        }

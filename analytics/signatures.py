@@ -2,11 +2,14 @@
 
 ``"ValueError: column 'amount' missing in /data/2025-01-03/b_4411.csv (row 1832)"`` becomes
 ``"ValueError: column <str> missing in <path> (row <n>)"``, so failures of the same cause group
-together however their ids, paths and numbers differ.
+together however their ids, hosts, paths and numbers differ. Host names are masked when they end
+in a common domain suffix (``db-7.prod.example.com``) or carry a port (``worker-3:8080``,
+``localhost:5432``): a bare dotted word is as likely a module or a file name.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -15,6 +18,11 @@ import pandas as pd
 
 NO_MESSAGE = "<no error message>"
 MAX_SIGNATURE_LENGTH = 240
+# Last labels that make a dotted name a host rather than a module path or a file name.
+_HOST_SUFFIXES = (
+    "com", "net", "org", "io", "dev", "app", "cloud", "internal", "local", "localdomain", "lan",
+    "corp", "svc", "cluster", "example", "test", "invalid", "co", "ai",
+)  # fmt: skip
 
 # Order matters: whole tokens (uuids, timestamps, urls) go before their parts (numbers, paths).
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -23,11 +31,24 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b\d{4}-\d{2}-\d{2}\b"), "<date>"),
     (re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.I), "<url>"),
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
+    (
+        re.compile(
+            r"\b(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:" + "|".join(_HOST_SUFFIXES) + r")(?::\d+)?\b",
+            re.I,
+        ),
+        "<host>",
+    ),
+    (
+        re.compile(r"\b(?:localhost|[a-z][a-z0-9]*(?:-[a-z0-9]+)+)(?::\d{2,5})\b|\blocalhost\b", re.I),
+        "<host>",
+    ),
     (re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|`[^`\n]*`"), "<str>"),
     (re.compile(r"(?:\b[A-Za-z]:)?(?:[\\/][\w.<>~-]+){2,}[\\/]?"), "<path>"),
     (re.compile(r"\b0x[0-9a-f]+\b", re.I), "<hex>"),
     (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b", re.I), "<hex>"),
-    (re.compile(r"(?<![A-Za-z<])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"), "<n>"),
+    # Numbered names (node17, p22, worker12): the number goes, the name stays.
+    (re.compile(r"(?<=[A-Za-z])\d+\b"), "<n>"),
+    (re.compile(r"(?<![A-Za-z<\d])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"), "<n>"),
 )
 _SPACES = re.compile(r"\s+")
 
@@ -40,8 +61,10 @@ def _headline(message: str) -> str:
     return lines[-1] if lines[0].startswith("Traceback") else lines[0]
 
 
+@functools.lru_cache(maxsize=65536)
 def error_signature(message: str | None) -> str:
-    """Normalise one error message into its signature."""
+    """Normalise one error message into its signature (cached: failure groups and families both
+    normalise the window's messages)."""
     if message is None or not str(message).strip():
         return NO_MESSAGE
     text = _headline(str(message))

@@ -74,6 +74,30 @@ class Trend:
     significant: bool
     direction: str  # "slower", "faster", "not significant", "insufficient data"
     thinned_to: int | None
+    span_seconds: float | None = None  # time from the first point to the last
+
+
+SECONDS_PER_HOUR = 3_600.0
+# A trend is stated per day when its points span at least two days, per hour when they span at
+# least two hours, and per run otherwise: "+601 s per day" from one minute of runs says nothing.
+_PER_DAY_FROM, _PER_HOUR_FROM = 2 * SECONDS_PER_DAY, 2 * SECONDS_PER_HOUR
+
+
+def trend_rate(t: Trend) -> tuple[float, float | None, str]:
+    """The trend on the scale of its data: (seconds per unit, relative change per unit, unit),
+    the unit being ``"day"``, ``"hour"`` or ``"run"``."""
+    per_day = t.slope_seconds_per_day or 0.0
+    relative = t.relative_change_per_day
+    span = t.span_seconds or 0.0
+    if span >= _PER_DAY_FROM:
+        rate, unit = per_day, "day"
+    elif span >= _PER_HOUR_FROM:
+        rate, unit = per_day * SECONDS_PER_HOUR / SECONDS_PER_DAY, "hour"
+    else:
+        rate, unit = t.slope_seconds_per_run or 0.0, "run"
+    if relative is None or per_day == 0:
+        return rate, relative, unit
+    return rate, relative * rate / per_day, unit
 
 
 def _insufficient(n: int) -> Trend:
@@ -106,7 +130,7 @@ def trend(times: FloatArray, values: FloatArray, *, config: AnalysisConfig) -> T
     span_days = float(np.ptp(t)) / SECONDS_PER_DAY
     per_run_days = span_days / max(n - 1, 1)
     if np.ptp(y) <= 0:
-        return Trend(n, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, False, "not significant", None)
+        return Trend(n, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, False, "not significant", None, float(np.ptp(t)))
 
     test_idx = _thin(order, config.trend_max_points_test)
     p_value = float(sps.kendalltau(t[test_idx], y[test_idx]).pvalue)
@@ -132,6 +156,7 @@ def trend(times: FloatArray, values: FloatArray, *, config: AnalysisConfig) -> T
         significant=significant,
         direction=direction,
         thinned_to=thinned,
+        span_seconds=float(np.ptp(t)),
     )
 
 

@@ -27,6 +27,7 @@ from prefect.client.schemas.objects import ConcurrencyLimitStrategy, Concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from blocks.workflow_definition import definition_block_name, register_block_types, save_definition
+from deployments.alerts import ensure_alert_automations
 from deployments.automations import ensure_crash_automation
 from deployments.runs import DeploymentNotFoundError
 from deployments.schedules import deployment_schedules
@@ -191,6 +192,9 @@ async def deploy_workflow(
             ),
         )
         await _delete_legacy_deployment(client, workflow.name, replaced_by=spec.full_name)
+    await ensure_alert_automations(
+        workflow=workflow, specification=specification, deployment_id=deployment_id
+    )
     return DeploymentRef(id=deployment_id, full_name=spec.full_name)
 
 

@@ -14,12 +14,15 @@ LOGS_TREE_PATHS: tuple[str, ...] = (
     "performance/execution_times.json",
     "performance/resource_usage.json",
     "performance/bottleneck_analysis.json",
+    "performance/anomalies.json",
+    "performance/forecasts.json",
     "optimization/suggestions.md",
     "optimization/performance_improvements.md",
     "optimization/architecture_recommendations.md",
     "patterns/workflow_usage.json",
     "patterns/integration_patterns.json",
     "patterns/user_behavior.json",
+    "patterns/failure_families.json",
     "insights/business_impact.md",
     "insights/technical_learnings.md",
     "insights/future_opportunities.md",
@@ -142,6 +145,34 @@ def user_behavior(report: Report) -> dict[str, Any]:
     }
 
 
+def failure_families(report: Report) -> dict[str, Any]:
+    """``{"families": [...]}``: the window's failure families, largest first."""
+    section = report.families
+    return {
+        "families": section.families,
+        "distance_threshold": section.distance_threshold,
+        "distinct_messages": section.messages,
+        "ungrouped_failures": section.ungrouped_failures,
+    }
+
+
+def anomalies(report: Report) -> dict[str, Any]:
+    """``{"anomalies": [...]}``: multivariate anomalies, highest score first, with the tasks checked."""
+    section = report.multivariate
+    return {
+        "anomalies": section.anomalies,
+        "min_score": section.min_score,
+        "feature_z": section.feature_z,
+        "unavailable_features": section.unavailable_features,
+        "tasks": section.checks,
+    }
+
+
+def forecasts(report: Report) -> dict[str, Any]:
+    """``{"forecasts": [...]}``: one per success metric."""
+    return {"forecasts": report.forecasts}
+
+
 def render_logs_tree(report: Report) -> dict[str, str | bytes]:
     """Relative path -> content for every file of the LOGS tree (text as str, charts as SVG bytes)."""
     bottleneck_findings = [f for f in report.findings if f.kind == "bottleneck"]
@@ -151,12 +182,15 @@ def render_logs_tree(report: Report) -> dict[str, str | bytes]:
         "performance/bottleneck_analysis.json": _json(
             report, {"workflows": report.bottlenecks, "findings": bottleneck_findings}
         ),
+        "performance/anomalies.json": _json(report, anomalies(report)),
+        "performance/forecasts.json": _json(report, forecasts(report)),
         "optimization/suggestions.md": md.suggestions_md(report),
         "optimization/performance_improvements.md": md.performance_improvements_md(report),
         "optimization/architecture_recommendations.md": md.architecture_md(report),
         "patterns/workflow_usage.json": _json(report, workflow_usage(report)),
         "patterns/integration_patterns.json": _json(report, integration_patterns(report)),
         "patterns/user_behavior.json": _json(report, user_behavior(report)),
+        "patterns/failure_families.json": _json(report, failure_families(report)),
         "insights/business_impact.md": md.business_impact_md(report),
         "insights/technical_learnings.md": md.technical_learnings_md(report),
         "insights/future_opportunities.md": md.future_opportunities_md(report),

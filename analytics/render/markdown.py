@@ -4,7 +4,9 @@ optimization/ and insights/ documents. Every sentence is built from the report's
 from __future__ import annotations
 
 from analytics.render._format import header, pct, recommendation_block, secs, table
+from analytics.render.learning_md import families_md, forecasts_md, multivariate_md, summary_md
 from analytics.report_model import Finding, Recommendation, Report
+from analytics.stats import trend_rate
 
 PERFORMANCE_KINDS = ("timeout", "cache", "parallelism")
 RELIABILITY_KINDS = ("retries", "no_retries", "jitter")
@@ -34,7 +36,8 @@ def _workflow_table(report: Report) -> str:
     for w in report.performance.workflows:
         trend = w.trend.direction
         if w.trend.significant and w.trend.slope_seconds_per_day is not None:
-            trend += f" ({w.trend.slope_seconds_per_day:+.3g} s/day)"
+            rate, _, unit = trend_rate(w.trend)
+            trend += f" ({rate:+.3g} s/{unit})"
         rows.append(
             (
                 w.workflow,
@@ -62,6 +65,7 @@ def render_markdown_summary(report: Report) -> str:
             )
         )
         parts.append("\n")
+    parts.append(summary_md(report))
     parts.append(f"## Recommendations ({len(report.recommendations)})\n\n")
     parts.append(
         _recs_table(report.recommendations[:MAX_LISTED])
@@ -232,6 +236,7 @@ def business_impact_md(report: Report) -> str:
             ),
         )
     )
+    parts.append("\n" + forecasts_md(report))
     saved = _recoverable(report)
     parts.append("\n## Recoverable time\n\n")
     parts.append(
@@ -254,8 +259,8 @@ def _recoverable(report: Report) -> list[tuple[str, str]]:
 
 
 def technical_learnings_md(report: Report) -> str:
-    """insights/technical_learnings.md: error signatures, retry odds, anomalies."""
-    parts = [header(report, "Technical learnings"), "## Error signatures\n\n"]
+    """insights/technical_learnings.md: failure families, error signatures, retry odds, anomalies."""
+    parts = [header(report, "Technical learnings"), families_md(report), "\n## Error signatures\n\n"]
     groups = report.failures.groups[:MAX_LISTED]
     parts.append(
         table(
@@ -298,6 +303,7 @@ def technical_learnings_md(report: Report) -> str:
     parts.append(
         _findings_table(anomalies) if anomalies else "No run or task run was far outside its history.\n"
     )
+    parts.append("\n" + multivariate_md(report))
     return "".join(parts)
 
 
@@ -324,7 +330,9 @@ def future_opportunities_md(report: Report) -> str:
         if gains
         else "No task shortens the critical path in this window.\n"
     )
-    open_findings = [f for f in report.findings if f.kind in ("bottleneck", "trend", "spec_breach")]
+    open_findings = [
+        f for f in report.findings if f.kind in ("bottleneck", "trend", "spec_breach", "forecast")
+    ]
     parts.append("\n## Open findings\n\n")
     parts.append(
         _findings_table(open_findings) if open_findings else "No bottleneck, trend or breach findings.\n"

@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from pydantic import AliasChoices, BaseModel
+from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
 from api.models.common import column_field, created_at_field, id_field, json_field
@@ -14,6 +16,7 @@ from trinity.core import tables
 
 _PERFORMANCE = tables.analytics_performance
 _INSIGHTS = tables.analytics_insights
+_FAMILIES = tables.analytics_failure_families
 
 
 class AnalyticsWindow(SQLModel):
@@ -51,6 +54,60 @@ class AnalyticsInsight(SQLModel, table=True):
     created_at: datetime = created_at_field(_INSIGHTS)
 
 
+class AnalyticsFailureFamily(SQLModel, table=True):
+    __table__ = _FAMILIES
+
+    id: uuid.UUID = id_field(_FAMILIES)
+    family_id: str = column_field(_FAMILIES, "family_id")
+    window_start: datetime = column_field(_FAMILIES, "window_start")
+    window_end: datetime = column_field(_FAMILIES, "window_end")
+    signature: str = column_field(_FAMILIES, "signature")
+    exception_type: str | None = column_field(_FAMILIES, "exception_type", default=None)
+    count: int = column_field(_FAMILIES, "count")
+    flow_runs: int = column_field(_FAMILIES, "flow_runs")
+    example: str = column_field(_FAMILIES, "example")
+    workflows: list[str] = column_field(_FAMILIES, "workflows", default_factory=list)
+    tasks: list[str] = column_field(_FAMILIES, "tasks", default_factory=list)
+    first_seen: datetime | None = column_field(_FAMILIES, "first_seen", default=None)
+    last_seen: datetime | None = column_field(_FAMILIES, "last_seen", default=None)
+    flow_run_ids: list[str] = column_field(_FAMILIES, "flow_run_ids", default_factory=list)
+    trend: str = column_field(_FAMILIES, "trend")
+    is_new: bool = column_field(_FAMILIES, "is_new", default=False)
+    details: dict[str, Any] = json_field(_FAMILIES, "details")
+    created_at: datetime = created_at_field(_FAMILIES)
+
+
+class FailureFamilyPublic(BaseModel):
+    """One failure family of one report window (the fields of ``patterns/failure_families.json``)."""
+
+    signature: str = PydanticField(description="The family's most common normalised error message.")
+    count: int = PydanticField(description="Failed task runs in the window.")
+    example: str = PydanticField(description="The most recent error message, as it was.")
+    workflows: list[str]
+    tasks: list[str] = PydanticField(description="'workflow/task' of every task that failed this way.")
+    first_seen: datetime | None = PydanticField(description="The family's first failure ever seen.")
+    last_seen: datetime | None
+    flow_run_ids: list[str] = PydanticField(
+        description="The flow runs in it, most recent first (at most 500)."
+    )
+    id: uuid.UUID
+    family_id: str = PydanticField(description="Stable from window to window.")
+    window_start: datetime
+    window_end: datetime
+    exception_type: str | None
+    flow_runs: int
+    trend: str = PydanticField(
+        description="rising, falling, steady or new (first half of the window vs second)."
+    )
+    new: bool = PydanticField(
+        validation_alias=AliasChoices("is_new", "new"), description="First seen by this report."
+    )
+    details: dict[str, Any] = PydanticField(
+        description="Centroid terms, variants, the model revision behind it."
+    )
+    created_at: datetime
+
+
 class PerformancePublic(AnalyticsWindow):
     id: uuid.UUID
     metrics: dict[str, Any]
@@ -72,4 +129,8 @@ class PerformancePage(Page[PerformancePublic]):
 
 
 class InsightsPage(Page[InsightPublic]):
+    pass
+
+
+class FailuresPage(Page[FailureFamilyPublic]):
     pass

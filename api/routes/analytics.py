@@ -1,4 +1,5 @@
-"""/analytics: performance windows and optimisation insights written by the analytics flows."""
+"""/analytics: performance windows, optimisation insights and failure families written by the
+analytics flows."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from api.deps import SessionDep, Viewer
-from api.models.analytics import InsightPublic, InsightsPage, PerformancePage, PerformancePublic
+from api.models.analytics import (
+    FailureFamilyPublic,
+    FailuresPage,
+    InsightPublic,
+    InsightsPage,
+    PerformancePage,
+    PerformancePublic,
+)
 from api.routes.common import PROTECTED, DateTimeQuery, Limit, NameFilter, Offset, TextFilter, as_utc
 from api.services import analytics as service
 
@@ -67,3 +75,27 @@ async def insights(
     )
     items = [InsightPublic.model_validate(row, from_attributes=True) for row in rows]
     return InsightsPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/failures", response_model=FailuresPage, summary="Failure families per window")
+async def failures(
+    session: SessionDep,
+    _: Viewer,
+    workflow: Annotated[NameFilter, Query(description="Families with failures in this workflow.")] = None,
+    task_id: Annotated[TextFilter, Query(description="Families with failures of this task.")] = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> FailuresPage:
+    rows, total = await service.list_failures(
+        session=session,
+        workflow=workflow,
+        task_id=task_id,
+        since=as_utc(since, name="since"),
+        until=as_utc(until, name="until"),
+        limit=limit,
+        offset=offset,
+    )
+    items = [FailureFamilyPublic.model_validate(row, from_attributes=True) for row in rows]
+    return FailuresPage(items=items, total=total, limit=limit, offset=offset)

@@ -9,10 +9,10 @@ import sqlalchemy as sa
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.models.analytics import AnalyticsInsight, AnalyticsPerformance
+from api.models.analytics import AnalyticsFailureFamily, AnalyticsInsight, AnalyticsPerformance
 from api.services.paging import fetch_page
 
-Row = TypeVar("Row", AnalyticsPerformance, AnalyticsInsight)
+Row = TypeVar("Row", AnalyticsPerformance, AnalyticsInsight, AnalyticsFailureFamily)
 
 
 def _window_filters(
@@ -32,12 +32,17 @@ def _window_filters(
 
 
 async def _page(
-    session: AsyncSession, model: type[Row], conditions: list[sa.ColumnElement[bool]], limit: int, offset: int
+    session: AsyncSession,
+    model: type[Row],
+    conditions: list[sa.ColumnElement[bool]],
+    limit: int,
+    offset: int,
+    order: tuple[sa.ColumnElement[Any], ...] | None = None,
 ) -> tuple[list[Row], int]:
+    """One page, newest window first; then ``order`` (default: newest row first)."""
+    then = order if order is not None else (col(model.created_at).desc(),)
     statement = (
-        sa.select(model)
-        .where(*conditions)
-        .order_by(col(model.window_start).desc(), col(model.created_at).desc(), col(model.id))
+        sa.select(model).where(*conditions).order_by(col(model.window_start).desc(), *then, col(model.id))
     )
     rows, total = await fetch_page(session, statement, limit=limit, offset=offset)
     return [row[0] for row in rows], total
@@ -81,3 +86,30 @@ async def list_insights(
     if kind is not None:
         conditions.append(col(AnalyticsInsight.kind) == kind)
     return await _page(session, AnalyticsInsight, conditions, limit, offset)
+
+
+def _json_text(column: Any) -> sa.ColumnElement[str]:
+    """A JSON column as its text (``["a", "b"]``), on SQLite and PostgreSQL alike."""
+    return sa.cast(column, sa.Text)
+
+
+async def list_failures(
+    *,
+    session: AsyncSession,
+    workflow: str | None,
+    task_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[AnalyticsFailureFamily], int]:
+    """Failure families, newest window first, largest family first within a window."""
+    model = AnalyticsFailureFamily
+    conditions = _window_filters(model, workflow=None, task_id=None, since=since, until=until)
+    # Names never hold quotes, so '"name"' matches exactly one element of the JSON list.
+    if workflow is not None:
+        conditions.append(_json_text(col(model.workflows)).contains(f'"{workflow}"', autoescape=True))
+    if task_id is not None:
+        pattern = f'"{workflow}/{task_id}"' if workflow is not None else f'/{task_id}"'
+        conditions.append(_json_text(col(model.tasks)).contains(pattern, autoescape=True))
+    return await _page(session, model, conditions, limit, offset, order=(col(model.count).desc(),))

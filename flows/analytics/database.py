@@ -26,6 +26,8 @@ REQUIRED_TABLES = (
     core.analytics_watermarks,
     core.analytics_performance,
     core.analytics_insights,
+    core.analytics_failure_families,
+    core.analytics_models,
     core.workflows,
     core.specifications,
 )
@@ -72,6 +74,8 @@ class Tables:
     watermarks: sa.Table = core.analytics_watermarks
     performance: sa.Table = core.analytics_performance
     insights: sa.Table = core.analytics_insights
+    families: sa.Table = core.analytics_failure_families
+    models: sa.Table = core.analytics_models
     workflows: sa.Table = core.workflows
     specifications: sa.Table = core.specifications
 

@@ -5,11 +5,16 @@
 * ``trinity-performance-report`` (hourly by default): harvest, then rebuild the performance rows
   of the periods that received runs (see :mod:`flows.analytics.reports`), write the most recent
   period's ``performance/`` and ``patterns/`` files of the LOGS tree, and its artifacts
-  (``trinity-performance-report``, ``-workflows``, ``-recommendations``). Every run, also one that
-  rebuilt nothing, publishes a ``trinity-performance-refresh`` summary.
+  (``trinity-performance-report``, ``-workflows``, ``-recommendations``, ``-failure-families``,
+  ``-anomalies``, ``-forecasts``). Every run, also one that rebuilt nothing, publishes a
+  ``trinity-performance-refresh`` summary.
 * ``trinity-insights-report`` (daily by default): harvest, then analyse the ``window_days`` UTC
-  days ending with today; write its performance and insight rows (replacing those of the same window), the
-  ``optimization/``, ``insights/`` and ``charts/`` files, and the ``trinity-insights-*`` artifacts.
+  days ending with today; write its performance, insight and failure-family rows (replacing those
+  of the same window), the ``optimization/``, ``insights/`` and ``charts/`` files, and the
+  ``trinity-insights-*`` artifacts.
+
+Both emit the alerts their reports raise as Prefect events (:mod:`flows.analytics.alerts`) and
+store what the reports learnt (:mod:`flows.analytics.models`).
 
 Deployments point at these functions by module path (``flows.analytics.flows.<name>``); the
 database and the LOGS tree are the configured ones (``database.url``, ``analytics.logs_dir``, as
@@ -24,6 +29,7 @@ from typing import Any
 import anyio
 from prefect import flow, get_run_logger
 
+from flows.analytics.alerts import emit_alerts
 from flows.analytics.context import load_context_source
 from flows.analytics.database import Tables, migrated_tables, open_engine
 from flows.analytics.harvest import HarvestResult, harvest_history
@@ -114,8 +120,10 @@ async def performance_report(
         )
         written = [str(path) for path in paths]
         await publish_artifacts(latest, prefix=PERFORMANCE_ARTIFACTS, title="Trinity performance")
+    alerts = await emit_alerts(result.alerts)
     lines = [
         result.summary(),
+        f"sent {alerts} alert(s) as Prefect events",
         harvested.summary() if harvested else "harvest skipped (harvest_first is false)",
         f"wrote {len(written)} file(s) to {root}" if written else f"left the files in {root} as they were",
     ]
@@ -127,6 +135,7 @@ async def performance_report(
         "periods": [start.isoformat() for start in result.periods],
         "rows": result.rows,
         "files": written,
+        "alerts": alerts,
     }
 
 
@@ -158,20 +167,26 @@ async def insights_report(
     root = logs_dir(logs_dir_path)
     paths = await anyio.to_thread.run_sync(lambda: write_logs_tree(report, root, sections=INSIGHTS_SECTIONS))
     await publish_artifacts(report, prefix=INSIGHTS_ARTIFACTS, title="Trinity insights")
+    alerts = await emit_alerts(report.alerts)
     logger.info(
-        "analysed %s to %s: %d runs, %d recommendations, %d findings; wrote %d rows and %d files",
+        "analysed %s to %s: %d runs, %d recommendations, %d findings, %d failure families; "
+        "wrote %d rows and %d files; sent %d alert(s)",
         window.start,
         window.end,
         report.totals["runs"],
         len(report.recommendations),
         len(report.findings),
-        counts.performance + counts.insights,
+        len(report.families.families),
+        counts.performance + counts.insights + counts.families,
         len(paths),
+        alerts,
     )
     return {
         "window_start": report.window_start.isoformat(),
         "window_end": report.window_end.isoformat(),
         "recommendations": len(report.recommendations),
         "findings": len(report.findings),
+        "families": len(report.families.families),
+        "alerts": alerts,
         "files": [str(path) for path in paths],
     }

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from analytics import Report, insight_rows, performance_rows, render_logs_tree, render_markdown_summary
+from analytics.report_model import jsonable
 from flows.analytics.database import Tables
 from trinity.core.config import load_settings
 
@@ -21,6 +22,7 @@ from trinity.core.config import load_settings
 SEVERITY = {"high": "critical", "medium": "warning", "low": "info"}
 _INSIGHT_FIELDS = ("workflow", "task_id", "kind", "title", "window_start", "window_end", "yaml_diff")
 _PERFORMANCE_KEYS = ("workflow", "task_id", "window_start", "window_end")
+_FAMILY_DETAILS = ("centroid_terms", "variants", "earlier", "recent", "model")
 
 
 def logs_dir(override: str | os.PathLike[str] | None = None) -> Path:
@@ -70,6 +72,7 @@ class RowCounts:
 
     performance: int = 0
     insights: int = 0
+    families: int = 0
 
 
 def performance_records(report: Report) -> list[dict[str, Any]]:
@@ -112,6 +115,35 @@ def insight_records(report: Report) -> list[dict[str, Any]]:
     return records
 
 
+def family_records(report: Report) -> list[dict[str, Any]]:
+    """``analytics_failure_families`` rows: one per family of the window."""
+    records = []
+    for family in report.families.families:
+        data = jsonable(family)
+        records.append(
+            {
+                "id": uuid.uuid4(),
+                "family_id": family.id,
+                "window_start": report.window_start.to_pydatetime(),
+                "window_end": report.window_end.to_pydatetime(),
+                "signature": family.signature,
+                "exception_type": None if family.exception_type is None else family.exception_type[:255],
+                "count": family.count,
+                "flow_runs": family.flow_runs,
+                "example": family.example,
+                "workflows": family.workflows,
+                "tasks": family.tasks,
+                "first_seen": None if family.first_seen is None else family.first_seen.to_pydatetime(),
+                "last_seen": None if family.last_seen is None else family.last_seen.to_pydatetime(),
+                "flow_run_ids": family.flow_run_ids,
+                "trend": family.trend,
+                "is_new": family.new,
+                "details": {key: data[key] for key in _FAMILY_DETAILS},
+            }
+        )
+    return records
+
+
 def replace_window_rows(
     connection: sa.Connection,
     tables: Tables,
@@ -121,15 +153,18 @@ def replace_window_rows(
     insights: bool = True,
     workflow: str | None = None,
 ) -> RowCounts:
-    """Replace the rows of the report's window (same start and end) by the report's rows.
+    """Replace the rows of the report's window (same start and end) by the report's rows (failure
+    families always; performance and insights when asked).
 
-    ``workflow``: the report covers only that workflow, so only its rows are replaced.
+    ``workflow``: the report covers only that workflow, so only its rows are replaced; failure
+    families span workflows, so such a report leaves the window's families as they are.
     """
     start, end = report.window_start.to_pydatetime(), report.window_end.to_pydatetime()
-    counts = {"performance": 0, "insights": 0}
+    counts = {"performance": 0, "insights": 0, "families": 0}
     for kind, table, wanted, build in (
         ("performance", tables.performance, performance, performance_records),
         ("insights", tables.insights, insights, insight_records),
+        ("families", tables.families, workflow is None, family_records),
     ):
         if not wanted:
             continue
@@ -178,13 +213,63 @@ def recommendations_table(report: Report) -> list[dict[str, Any]]:
     ]
 
 
+def families_table(report: Report) -> list[dict[str, Any]]:
+    """One row per failure family, for a table artifact."""
+    return [
+        {
+            "family": f.id,
+            "signature": f.signature,
+            "failures": f.count,
+            "flow runs": f.flow_runs,
+            "tasks": ", ".join(f.tasks),
+            "first seen": None if f.first_seen is None else f"{f.first_seen:%Y-%m-%d %H:%M}",
+            "last seen": None if f.last_seen is None else f"{f.last_seen:%Y-%m-%d %H:%M}",
+            "trend": f.trend,
+            "new": f.new,
+        }
+        for f in report.families.families
+    ]
+
+
+def anomalies_table(report: Report) -> list[dict[str, Any]]:
+    """One row per multivariate anomaly, for a table artifact."""
+    return [
+        {
+            "workflow": a.workflow,
+            "task": a.task,
+            "flow run": a.flow_run_id,
+            "score": _round(a.score, 3),
+            "features": "; ".join(f"{v.name} {v.value:.4g} (baseline {v.baseline:.4g})" for v in a.features),
+        }
+        for a in report.multivariate.anomalies
+    ]
+
+
+def forecasts_table(report: Report) -> list[dict[str, Any]]:
+    """One row per SLO forecast, for a table artifact."""
+    return [
+        {
+            "workflow": f.workflow,
+            "metric": f.metric,
+            "target": f.target,
+            "current": _round(f.current, 4),
+            "status": f.status,
+            "breach expected at": None if f.breach_expected_at is None else f.breach_expected_at.isoformat(),
+            "low": None if f.low is None else f.low.isoformat(),
+            "high": None if f.high is None else f.high.isoformat(),
+        }
+        for f in report.forecasts
+    ]
+
+
 def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
 async def publish_artifacts(report: Report, *, prefix: str, title: str) -> dict[str, uuid.UUID]:
     """Create the report's artifacts on the current flow run (keys ``<prefix>-report``,
-    ``<prefix>-workflows`` and ``<prefix>-recommendations``); returns key -> artifact id."""
+    ``<prefix>-workflows``, ``<prefix>-recommendations``, ``<prefix>-failure-families``,
+    ``<prefix>-anomalies`` and ``<prefix>-forecasts``); returns key -> artifact id."""
     from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
     window = f"{report.window_start:%Y-%m-%d %H:%M} to {report.window_end:%Y-%m-%d %H:%M} UTC"
@@ -205,6 +290,13 @@ async def publish_artifacts(report: Report, *, prefix: str, title: str) -> dict[
             description=f"Recommended workflow changes, {window}",
         ),
     }
+    for suffix, rows, what in (
+        ("failure-families", families_table(report), "Failure families"),
+        ("anomalies", anomalies_table(report), "Task runs unlike their task's others"),
+        ("forecasts", forecasts_table(report), "When each success metric will be breached at this rate"),
+    ):
+        key = f"{prefix}-{suffix}"
+        created[key] = await acreate_table_artifact(table=rows, key=key, description=f"{what}, {window}")
     return created
 
 

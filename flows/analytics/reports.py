@@ -4,7 +4,10 @@ Performance rows are kept per aligned period (a UTC day by default), so an hourl
 re-analyse the whole history: it finds the runs harvested (or recorded by the executor) since its
 previous pass, maps them to their periods, and rebuilds only those periods -- usually just today.
 The insights report analyses the whole look-back window (trends, retries, caching need the long
-view) once a day. Everything here is synchronous and Prefect-free; the flows run it in a thread.
+view) once a day. Every report learns on from the models the previous ones stored
+(``analytics_models``: failure families, task baselines, SLO states) and stores what it changed,
+so nothing is relearnt from scratch. Everything here is synchronous and Prefect-free; the flows
+run it in a thread.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ import pandas as pd
 import sqlalchemy as sa
 
 from analytics import AnalysisConfig, Report, WorkflowContext, build_report
+from analytics.learning_model import Alert, LearnedModels
 from flows.analytics.database import Tables, database_now, read_watermark, write_watermark
 from flows.analytics.history import History, Window, read_history
+from flows.analytics.models import load_models, store_models
 from flows.analytics.outputs import RowCounts, replace_window_rows
+from trinity.core.config import load_settings
 from trinity.core.types import as_utc
 
 PERFORMANCE_WATERMARK = "performance-refresh"
@@ -37,6 +43,12 @@ def floor_time(moment: dt.datetime, period: dt.timedelta) -> dt.datetime:
     return _EPOCH + ((as_utc(moment) - _EPOCH) // period) * period
 
 
+def analysis_config() -> AnalysisConfig:
+    """The analysis thresholds, with what the configuration changes (``alerts.forecast_horizon_days``)."""
+    horizon = load_settings().alerts.forecast_horizon_days
+    return AnalysisConfig() if horizon is None else AnalysisConfig(forecast_horizon_days=float(horizon))
+
+
 def build_window_report(
     engine: sa.Engine,
     tables: Tables,
@@ -45,9 +57,14 @@ def build_window_report(
     *,
     now: dt.datetime,
     config: AnalysisConfig | None = None,
+    models: LearnedModels | None = None,
 ) -> tuple[Report, History]:
-    """Read one window of history and analyse it."""
+    """Read one window of history and analyse it, learning on from ``models`` (default: the stored
+    ones); the models the report changed are stored."""
     history = read_history(engine, tables, window)
+    if models is None:
+        with engine.connect() as connection:
+            models = load_models(connection, tables)
     report = build_report(
         runs=history.runs,
         tasks=history.tasks,
@@ -55,8 +72,11 @@ def build_window_report(
         window_start=window.start,
         window_end=window.end,
         now=now,
-        config=config,
+        config=config or analysis_config(),
+        models=models,
     )
+    with engine.begin() as connection:
+        store_models(connection, tables, report)
     return report, history
 
 
@@ -104,6 +124,7 @@ class RefreshResult:
     task_runs: int = 0
     latest: Report | None = None
     since: dt.datetime | None = None  # the watermark this pass started from (None: first pass)
+    alerts: list[Alert] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for logs and the run's artifact."""
@@ -140,14 +161,19 @@ def refresh_performance(
             connection, tables, since=since, period=period, earliest=moment - lookback, now=moment
         )
     result = RefreshResult(periods=periods, since=since)
+    models: LearnedModels | None = None
     for start in periods:
         window = Window(start=start, end=start + period)
-        report, history = build_window_report(engine, tables, window, context_for, now=moment, config=config)
+        report, history = build_window_report(
+            engine, tables, window, context_for, now=moment, config=config, models=models
+        )
+        models = report.models  # each period learns on from the one before
         with engine.begin() as connection:
             counts = replace_window_rows(connection, tables, report, insights=False)
         result.rows += counts.performance
         result.runs += len(history.runs)
         result.task_runs += len(history.tasks)
+        result.alerts += report.alerts
         result.latest = report
     with engine.begin() as connection:
         write_watermark(connection, tables, PERFORMANCE_WATERMARK, started)

@@ -1,4 +1,5 @@
-"""A healthy history is not flagged: no recommendations, no trends, no breaches, almost no anomalies."""
+"""A healthy history is not flagged: no recommendations, trends, breaches, forecast breaches or
+failure families, almost no anomalies."""
 
 from __future__ import annotations
 
@@ -20,13 +21,19 @@ def test_clean_history_yields_no_recommendations(seed: int, n_runs: int, n_tasks
     assert report.combined_diffs == {}
     assert not [c for c in report.spec_checks if c.breached]
     kinds = {f.kind for f in report.findings}
-    assert kinds <= {"anomaly"}, [f.title for f in report.findings]
+    assert kinds <= {"anomaly", "multivariate_anomaly"}, [f.title for f in report.findings]
     assert report.failures.groups == []
     assert report.failures.retry_profiles == []
 
     checked = sum(c.checked for c in report.anomalies.counts)
     flagged = len(report.anomalies.runs) + len(report.anomalies.tasks)
     assert flagged <= ANOMALY_BUDGET * checked
+    # Nothing is drifting towards a target, and no failure makes a family.
+    assert all(f.status == "no_breach" for f in report.forecasts)
+    assert report.families.families == []
+    # The isolation forest only confirms chance outliers of one feature, as rarely.
+    task_runs = sum(c.task_runs for c in report.multivariate.checks)
+    assert len(report.multivariate.anomalies) <= ANOMALY_BUDGET * task_runs
     assert all(not w.trend.significant for w in report.performance.workflows)
     assert all(not t.trend.significant for t in report.performance.tasks)
     assert all(b.parallelism is None or b.parallelism.delayed_task_runs == 0 for b in report.bottlenecks)

@@ -111,7 +111,7 @@ def test_findings_name_only_planted_tasks(report: Report, history: SyntheticHist
     every_task = set(history.tasks[["workflow", "task_id"]].itertuples(index=False, name=None))
     clean = every_task - PLANTED_TASKS
     assert {task for _, task in clean} >= {"extract", "finalize", "list_parts", "merge"}
-    kinds = {"trend", "bottleneck", "spec_breach", "failures", "anomaly"}
+    kinds = {"trend", "bottleneck", "spec_breach", "failures", "anomaly", "multivariate_anomaly"}
     assert {f.kind for f in report.findings} == kinds
     for kind in kinds:
         on_tasks = {pair for pair in _flagged(report, kind) if pair[1] is not None}

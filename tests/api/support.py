@@ -29,6 +29,7 @@ DATA_TABLES = (
     "specifications",
     "analytics_performance",
     "analytics_insights",
+    "analytics_failure_families",
 )
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from api.models.analytics import AnalyticsInsight, AnalyticsPerformance
+from api.models.analytics import AnalyticsFailureFamily, AnalyticsInsight, AnalyticsPerformance
 from tests.api.support import ApiServer
 from trinity.core.urls import normalise_url
 
@@ -164,3 +164,88 @@ def test_insights_until_and_pages(api: ApiServer) -> None:
     beyond = client.get("/analytics/insights", params={"limit": 4, "offset": 8}).json()
     assert (beyond["total"], beyond["items"]) == (8, [])
     assert client.get("/analytics/insights", params={"limit": 0}).status_code == 422
+
+
+def seed_families(api: ApiServer) -> None:
+    """Two daily windows of families, as the analytics flows write them."""
+    engine = sa.create_engine(normalise_url(api.settings.database_url))
+    families = [
+        (
+            "fam-a",
+            "ConnectionError: could not connect to <host>",
+            40,
+            ["billing", "orders"],
+            ["billing/load", "orders/load"],
+        ),
+        ("fam-b", "KeyError: order <uuid> not found", 25, ["orders"], ["orders/extract"]),
+        ("fam-c", "OSError: [Errno <n>] No space left on device", 15, ["billing_v2"], ["billing_v2/load"]),
+    ]
+    with Session(engine) as session:
+        for day in range(2):
+            start = DAY + timedelta(days=day)
+            for family_id, signature, count, workflows, tasks in families:
+                session.add(
+                    AnalyticsFailureFamily(
+                        family_id=family_id,
+                        window_start=start,
+                        window_end=start + timedelta(days=1),
+                        signature=signature,
+                        exception_type=signature.split(":")[0],
+                        count=count + day,
+                        flow_runs=count + day,
+                        example=signature.replace("<host>", "db-1.example.com"),
+                        workflows=workflows,
+                        tasks=tasks,
+                        first_seen=DAY,
+                        last_seen=start + timedelta(hours=12),
+                        flow_run_ids=[str(uuid.uuid4()) for _ in range(3)],
+                        trend="steady",
+                        is_new=day == 0,
+                        details={"centroid_terms": ["connect"], "model": {"revision": day + 1}},
+                    )
+                )
+        session.commit()
+    engine.dispose()
+
+
+def test_failures_are_served_in_pages_newest_window_and_largest_first(api: ApiServer) -> None:
+    seed_families(api)
+    client = api.client()
+    body = client.get("/analytics/failures").json()
+    assert body["total"] == 6
+    first = body["items"][0]
+    assert list(first)[:8] == [
+        "signature",
+        "count",
+        "example",
+        "workflows",
+        "tasks",
+        "first_seen",
+        "last_seen",
+        "flow_run_ids",
+    ]
+    assert (first["family_id"], first["count"], first["new"]) == ("fam-a", 41, False)
+    assert first["window_start"] == "2024-03-02T00:00:00Z"
+    assert [item["count"] for item in body["items"]] == [41, 26, 16, 40, 25, 15]
+    assert first["details"]["model"] == {"revision": 2}
+    page = client.get("/analytics/failures", params={"limit": 2, "offset": 4}).json()
+    assert (page["total"], [item["family_id"] for item in page["items"]]) == (6, ["fam-b", "fam-c"])
+    assert page["items"][0]["new"] is True
+
+
+def test_failures_filter_by_workflow_task_and_window(api: ApiServer) -> None:
+    seed_families(api)
+    client = api.client()
+    orders = client.get("/analytics/failures", params={"workflow": "orders"}).json()
+    assert {item["family_id"] for item in orders["items"]} == {"fam-a", "fam-b"}
+    # "billing" matches billing, not billing_v2 (the '_' is no wildcard).
+    billing = client.get("/analytics/failures", params={"workflow": "billing"}).json()
+    assert {item["family_id"] for item in billing["items"]} == {"fam-a"}
+    loads = client.get("/analytics/failures", params={"task_id": "load"}).json()
+    assert {item["family_id"] for item in loads["items"]} == {"fam-a", "fam-c"}
+    extract = client.get("/analytics/failures", params={"workflow": "orders", "task_id": "extract"}).json()
+    assert [item["family_id"] for item in extract["items"]] == ["fam-b", "fam-b"]
+    day_one = client.get("/analytics/failures", params={"until": "2024-03-02T00:00:00Z"}).json()
+    assert day_one["total"] == 3
+    assert client.get("/analytics/failures", params={"since": "yesterday"}).status_code == 422
+    assert client.get("/analytics/failures", params={"limit": 501}).status_code == 422

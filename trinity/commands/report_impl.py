@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from analytics import Report, render_markdown_summary
 from api.db import migrate
+from flows.analytics.alerts import emit_report_alerts
 from flows.analytics.context import load_context_source
 from flows.analytics.database import HistoryStoreError, first_line, migrated_tables, open_engine
 from flows.analytics.harvest import harvest_history
@@ -159,4 +160,5 @@ async def _build(
         )
     finally:
         engine.dispose()
+    await emit_report_alerts(report)
     return report, summary, rows

@@ -1,8 +1,9 @@
 """The settings model: every key of ``trinity.config.yml``, with its default and its limits.
 
 The file has the seed's shape (``server``, ``database``, ``redis``, ``logging``, ``security``) plus
-``prefect``, ``analytics`` and ``state_dir``. Values come from :func:`trinity.core.config.load_settings`,
-the one resolver (flags > environment > file > these defaults).
+``prefect``, ``analytics``, ``alerts`` and ``state_dir``. Values come from
+:func:`trinity.core.config.load_settings`, the one resolver (flags > environment > file > these
+defaults).
 """
 
 from __future__ import annotations
@@ -123,6 +124,26 @@ class AnalyticsSettings(BaseModel):
         return value
 
 
+class AlertsSettings(_Section):
+    """What Trinity alerts on through Prefect (events from the analytics, automations from the specs)."""
+
+    # A Prefect notification block: "<block type slug>/<block name>" (e.g. "slack-webhook/ops")
+    # or a block document id. Unset: the automations fire without a notification action.
+    notify_block: str | None = None
+    # The proactive automation fires when a run stays Running longer than this multiple of the
+    # spec's duration_p95_seconds.
+    running_multiple: Annotated[float, Field(gt=0, le=1000)] = 1.0
+    # How far ahead SLO forecasts look (days); unset: the analysis default (14).
+    forecast_horizon_days: Annotated[float | None, Field(gt=0, le=3650)] = None
+
+    @field_validator("notify_block", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+
 class Settings(_Section):
     """Everything Trinity's commands and processes read from configuration."""
 
@@ -133,6 +154,7 @@ class Settings(_Section):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     state_dir: str = DEFAULT_STATE_DIR
     _source: str | None = PrivateAttr(default=None)
 

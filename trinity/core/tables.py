@@ -13,7 +13,11 @@ read and write the rest, all with these very objects.
 * ``harvested_runs``: what the harvest learnt about each flow run beyond ``execution_logs`` (how
   it was triggered, its deployment and parent) and when it last changed;
 * ``analytics_watermarks``: named high-water marks of the incremental analytics jobs;
-* ``analytics_performance``, ``analytics_insights``: report rows served by ``/analytics/*``.
+* ``analytics_performance``, ``analytics_insights``, ``analytics_failure_families``: report rows
+  served by ``/analytics/*``, replaced per report window;
+* ``analytics_models``: what the analytics learnt (failure families, per-task baselines and
+  training samples, SLO states), one row per model, updated by every report (see
+  :mod:`analytics.learning_model`).
 
 A Core insert without ``created_at`` gets the database's clock (a server default), whichever host
 writes it; the API's models fill ids and timestamps in Python for the rows they build.
@@ -227,4 +231,50 @@ analytics_watermarks = sa.Table(
     sa.Column("name", sa.String(100), primary_key=True),
     _time("value", nullable=False),
     _time("updated_at", nullable=False),
+)
+
+analytics_failure_families = sa.Table(
+    "analytics_failure_families",
+    METADATA,
+    _id(),
+    # The family's id in analytics_models (stable from report to report).
+    sa.Column("family_id", sa.String(64), nullable=False),
+    _time("window_start", nullable=False),
+    _time("window_end", nullable=False),
+    sa.Column("signature", sa.Text(), nullable=False),
+    sa.Column("exception_type", sa.String(255), nullable=True),
+    sa.Column("count", sa.Integer(), nullable=False),
+    sa.Column("flow_runs", sa.Integer(), nullable=False),
+    sa.Column("example", sa.Text(), nullable=False),
+    sa.Column("workflows", JSONVariant, nullable=False),
+    sa.Column("tasks", JSONVariant, nullable=False),
+    _time("first_seen"),
+    _time("last_seen"),
+    sa.Column("flow_run_ids", JSONVariant, nullable=False),
+    sa.Column("trend", sa.String(16), nullable=False),
+    sa.Column("is_new", sa.Boolean(), nullable=False),
+    # The rest of the family as the report has it: centroid terms, variants, halves, model.
+    sa.Column("details", JSONVariant, nullable=False),
+    _created_at(),
+    sa.Index("ix_analytics_failure_families_window", "window_start", "window_end"),
+)
+
+analytics_models = sa.Table(
+    "analytics_models",
+    METADATA,
+    _id(),
+    # failure_family, task_baseline or slo_forecast.
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("key", sa.String(600), nullable=False),
+    sa.Column("workflow", sa.String(255), nullable=True),
+    sa.Column("task_id", sa.String(255), nullable=True),
+    # Counts the reports that changed the model; findings name the revision they were made with.
+    sa.Column("revision", sa.Integer(), nullable=False),
+    # The window of the report that last changed it.
+    _time("window_start", nullable=False),
+    _time("window_end", nullable=False),
+    sa.Column("state", JSONVariant, nullable=False),
+    _created_at(),
+    _updated_at(),
+    sa.UniqueConstraint("kind", "key", name="uq_analytics_models_kind_key"),
 )

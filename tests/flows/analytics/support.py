@@ -25,6 +25,8 @@ DATA_TABLES = (
     "analytics_watermarks",
     "analytics_performance",
     "analytics_insights",
+    "analytics_failure_families",
+    "analytics_models",
     "execution_logs",
     "workflows",
     "specifications",
