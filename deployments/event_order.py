@@ -188,8 +188,8 @@ def from_prefect_event(event: Any) -> RunEvent | None:
     task_run_id = _resource_uuid(resource.id, "prefect.task-run.")
     if task_run_id is None:
         return None
-    task_inputs = (event.payload.get("task_run") or {}).get("task_inputs") or {}
-    if "__parents__" in task_inputs:
+    task_run = event.payload.get("task_run") or {}
+    if "__parents__" in (task_run.get("task_inputs") or {}):
         return None  # Prefect's tracking task run of a child flow run, not a spec task
     parent = next(
         (r.id for r in event.related if r.get("prefect.resource.role") == "flow-run"),
@@ -199,11 +199,14 @@ def from_prefect_event(event: Any) -> RunEvent | None:
     if flow_run is None:
         return None
     name = resource.get("prefect.resource.name") or None
+    # Until it runs, a task run has Prefect's default name: the task's name, "-", a key prefix.
+    default_suffix = f"-{str(task_run.get('dynamic_key', ''))[:3]}"
+    task = name.removesuffix(default_suffix) if name and name.endswith(default_suffix) else name
     return RunEvent(
         kind=EventKind.TASK_RUN_STATE,
         flow_run_id=flow_run,
         task_run_id=task_run_id,
-        task=spec_task_id(name),
+        task=spec_task_id(task),
         task_run=name,
         **common,
     )
