@@ -65,6 +65,7 @@ from deployments.event_order import (
     micros,
     spec_task_id,
 )
+from flows.analytics.records import WORKFLOW_TAG_PREFIX
 from flows.worker.tuning import SERVER_SETTINGS
 
 logger = logging.getLogger("trinity.events")
@@ -106,6 +107,11 @@ class StreamScope:
     flow_run_id: UUID | None = None
     tag: str | None = None
     members: dict[UUID, bool] = field(default_factory=dict)
+
+    @classmethod
+    def for_workflow(cls, name: str) -> StreamScope:
+        """Every run of a workflow: Trinity tags them ``workflow:<name>``."""
+        return cls(tag=f"{WORKFLOW_TAG_PREFIX}{name}")
 
     def __post_init__(self) -> None:
         if (self.flow_run_id is None) == (self.tag is None):

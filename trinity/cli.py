@@ -37,6 +37,9 @@ def _register() -> None:
     from trinity.commands import worker_commands
 
     worker_commands.register(app)
+    from trinity.commands import graphql_commands
+
+    graphql_commands.register(app)
 
 
 _register()
