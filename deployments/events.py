@@ -157,6 +157,9 @@ class _Stream:
     def offer(self, event: RunEvent | None) -> None:
         if event is None:
             return
+        if event.is_final and event.flow_run_id == self.scope.flow_run_id:
+            # Noted even when the client had it already: a resumed stream ends as well.
+            self.final_at = max(self.final_at or 0, event.position.at)
         if event.kind is EventKind.LOG:
             if event.flow_run_id not in self.scope.members:
                 self.pending_logs.append(event)
@@ -319,14 +322,12 @@ async def run_events(scope: StreamScope, *, after: Cursor | None = None) -> Asyn
                     second_read_at = None
                 cap = connected - lag if second_read_at is not None else None
                 for event in await stream.named(stream.buffer.release(now, state_cap=cap)):
-                    if event.is_final and event.flow_run_id == scope.flow_run_id:
-                        stream.final_at = event.position.at
                     yield event
                 if stream.final_at is not None and now >= stream.final_at + tail and second_read_at is None:
                     break
                 await _wait_for_items(stream, now, second_read_at, cap)
         # The run is over: one last read brings back anything the live feeds dropped.
-        await stream.replay(from_micros(stream.final_at - tail), from_micros(stream.final_at - tail))
+        await stream.replay(since, log_after)
         for event in await stream.named(stream.buffer.release(None)):
             yield event
 
