@@ -11,6 +11,8 @@ default when absent, the maximum when it is a variable) times what one item sele
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -114,13 +116,13 @@ class CostLimit(ValidationRule):
                     )
 
 
-def limit_extensions() -> list[SchemaExtension | type[SchemaExtension]]:
-    """The schema extensions that enforce the limits."""
+def limit_extensions() -> list[Callable[[], SchemaExtension]]:
+    """Factories of the schema extensions that enforce the limits (fresh ones per operation)."""
     return [
-        MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        QueryDepthLimiter(max_depth=MAX_DEPTH),
-        MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-        AddValidationRules([CostLimit]),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: AddValidationRules([CostLimit]),
     ]
 
 
