@@ -344,9 +344,11 @@ async def _watch(
     from rich.console import Console
     from rich.live import Live
 
+    from deployments.events import LiveChanges
     from deployments.runs import read_run
 
     console = Console(file=sys.stdout)
+    changes = await LiveChanges(flow_run_id, lambda note: typer.echo(note, err=True)).start()
     with Live(console=console, refresh_per_second=4, transient=False) as live:
         while True:
             if before_refresh is not None:
@@ -356,10 +358,11 @@ async def _watch(
             live.update(_progress_table(status, task_ids))
             if finished:
                 break
-            await asyncio.sleep(POLL_SECONDS)
+            await changes.wait(POLL_SECONDS)  # the next live event; polls when the stream is down
         # Task-run states reach the server as events, a moment after the flow run ends.
         await asyncio.sleep(POLL_SECONDS * 2)
         live.update(_progress_table(await read_run(flow_run_id=flow_run_id), task_ids))
+    await changes.close()
     if not console.is_terminal:
         console.line()  # without a terminal, Live leaves its last frame unterminated
 
