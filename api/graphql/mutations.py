@@ -1,3 +1,4 @@
+# mypy: disallow-untyped-decorators=False
 """Mutations: the same operations, roles and rules as the REST writes, through the same services."""
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from api.documents import content_hash, dump_document, parse_document
 from api.graphql.args import UNSET, given
 from api.graphql.errors import bad_input
 from api.graphql.permissions import IsAdmin, IsOperator
-from api.graphql.types import Run, Specification, Workflow, WorkflowStatus, parse_id
+from api.graphql.types import Run, Specification, Workflow, parse_id
 from api.models.specification import SpecificationCreate, SpecificationUpdate
-from api.models.workflow import WorkflowCreate
-from api.models.workflow import WorkflowStatus as StatusValue
+from api.models.workflow import WorkflowCreate, WorkflowStatus
 from api.routes.workflows import _checked_workflow
 from api.services import runs as run_service
 from api.services import specs as spec_service
@@ -47,9 +47,9 @@ def _spec_in(document: Any) -> SpecificationCreate:
     )
 
 
-def _status(status: Any) -> StatusValue | None:
-    status = given(status)
-    return StatusValue(status.value) if status is not None else None
+def _status(status: Any) -> WorkflowStatus | None:
+    value: WorkflowStatus | None = given(status)
+    return value
 
 
 @strawberry.type
@@ -84,7 +84,7 @@ class Mutation:
         self,
         info: Info[Any, Any],
         document: Document,
-        status: WorkflowStatus | None = UNSET,  # type: ignore[valid-type]
+        status: WorkflowStatus | None = UNSET,
     ) -> Workflow:
         text, content_type = _text(document)
         async with info.context.session(read_only=False) as session:
@@ -92,7 +92,7 @@ class Mutation:
             workflow_in = WorkflowCreate(
                 name=parsed.name,
                 version=parsed.version,
-                status=_status(status) or StatusValue.DRAFT,
+                status=_status(status) or WorkflowStatus.DRAFT,
                 document=dump_document(parsed),
                 spec_name=parsed.spec.name,
                 spec_range=parsed.spec.version,
@@ -116,7 +116,7 @@ class Mutation:
         info: Info[Any, Any],
         id: strawberry.ID,
         document: Document | None = UNSET,
-        status: WorkflowStatus | None = UNSET,  # type: ignore[valid-type]
+        status: WorkflowStatus | None = UNSET,
     ) -> Workflow:
         document = given(document)
         if document is None and given(status) is None:

@@ -1,3 +1,4 @@
+# mypy: disallow-untyped-decorators=False
 """Query fields: specifications, workflows (with their runs and findings), runs, analytics."""
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from api.graphql.types import (
     Run,
     Specification,
     Workflow,
-    WorkflowStatus,
     parse_id,
 )
-from api.models.workflow import WorkflowStatus as StatusValue
+from api.models.workflow import WorkflowStatus
 from api.routes.common import as_utc
 from api.services import analytics as analytics_service
 from api.services import runs as run_service
@@ -78,14 +78,14 @@ class Query:
         first: int | None = UNSET,
         after: str | None = UNSET,
         name: str | None = UNSET,
-        status: WorkflowStatus | None = UNSET,  # type: ignore[valid-type]
+        status: WorkflowStatus | None = UNSET,
     ) -> Connection[Workflow]:
         limit, offset = window(first, after)
         async with info.context.session() as session:
             rows, total = await workflow_service.list_workflows(
                 session=session,
                 name=_text(name, "name"),
-                status=StatusValue(status.value) if given(status) is not None else None,
+                status=given(status),
                 spec_id=None,
                 limit=limit,
                 offset=offset,

@@ -1,3 +1,4 @@
+# mypy: disallow-untyped-decorators=False
 """``runEvents``: a run's (or a workflow's) state changes and log lines, live, over WebSocket."""
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
+# mypy: disallow-untyped-decorators=False
 """The GraphQL object types, each a view of a stored row (kept private) plus batched fields."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -19,15 +19,15 @@ from api.models.run import Run as RunRow
 from api.models.run import RunDetail, RunPublic
 from api.models.specification import Specification as SpecificationRow
 from api.models.workflow import Workflow as WorkflowRow
-from api.models.workflow import WorkflowPublic
-from api.models.workflow import WorkflowStatus as StatusValue
+from api.models.workflow import WorkflowPublic, WorkflowStatus
 from api.services import runs as run_service
 from deployments.event_order import RunEvent as RunEventValue
 from deployments.events import read_run_logs
 
-WorkflowStatus = strawberry.enum(
-    Enum("WorkflowStatus", {s.name: s.value for s in StatusValue}),  # type: ignore[misc]
-    description="A workflow's lifecycle: draft -> active <-> paused, any -> archived.",
+# The GraphQL enum is the model's own enum, registered with strawberry.
+LIFECYCLE = "A workflow's lifecycle: draft -> active <-> paused; any -> archived."
+strawberry.enum(
+    WorkflowStatus, description="A workflow's lifecycle: draft -> active <-> paused, any -> archived."
 )
 
 RUNS_PER_WORKFLOW = 10
@@ -59,7 +59,7 @@ class Specification:
             name=row.name,
             version=row.version,
             description=str(row.document.get("description", "")),
-            document=row.document,
+            document=cast(JSON, row.document),
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
@@ -148,7 +148,7 @@ class Run:
             workflow_name=row.workflow_name,
             workflow_version=row.workflow_version,
             flow_run_id=strawberry.ID(str(row.flow_run_id)),
-            parameters=row.parameters,
+            parameters=cast(JSON, row.parameters),
             created_at=row.created_at,
             row=row,
             known_state=state,
@@ -257,7 +257,7 @@ class Performance:
             task_id=row.task_id,
             window_start=row.window_start,
             window_end=row.window_end,
-            metrics=row.metrics,
+            metrics=cast(JSON, row.metrics),
             created_at=row.created_at,
         )
 
@@ -287,7 +287,7 @@ class Insight:
             kind=row.kind,
             title=row.title,
             severity=row.severity,
-            evidence=row.evidence,
+            evidence=cast(JSON, row.evidence),
             yaml_diff=row.yaml_diff,
             created_at=row.created_at,
         )
@@ -297,7 +297,7 @@ class Insight:
 class WorkflowVersion:
     id: strawberry.ID
     version: str
-    status: WorkflowStatus  # type: ignore[valid-type]
+    status: WorkflowStatus
     created_at: datetime
 
 
@@ -306,7 +306,7 @@ class Workflow:
     id: strawberry.ID
     name: str
     version: str
-    status: WorkflowStatus  # type: ignore[valid-type]
+    status: WorkflowStatus
     definition: JSON = strawberry.field(description="The workflow document as stored.")
     spec_name: str
     spec_range: str = strawberry.field(description="The version range the workflow asks for.")
@@ -320,8 +320,8 @@ class Workflow:
             id=strawberry.ID(str(row.id)),
             name=row.name,
             version=row.version,
-            status=WorkflowStatus(StatusValue(row.status).value),
-            definition=row.definition,
+            status=WorkflowStatus(row.status),
+            definition=cast(JSON, row.definition),
             spec_name=row.spec_name,
             spec_range=row.spec_range,
             created_at=row.created_at,
@@ -343,7 +343,7 @@ class Workflow:
             WorkflowVersion(
                 id=strawberry.ID(str(r.id)),
                 version=r.version,
-                status=WorkflowStatus(StatusValue(r.status).value),
+                status=WorkflowStatus(r.status),
                 created_at=r.created_at,
             )
             for r in rows
