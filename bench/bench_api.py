@@ -37,7 +37,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import bench_live  # noqa: E402
-from deployments.events import LOG_STREAM_SERVER_ENV  # noqa: E402
 from flows.worker.tuning import server_environment  # noqa: E402
 from tests.support.servers import (  # noqa: E402
     create_database,
@@ -320,7 +319,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="trinity-bench-"))
     api_db = create_database("trinity_bench")
     prefect_db = create_database("prefect_bench")
-    os.environ.update(LOG_STREAM_SERVER_ENV | server_environment())  # the server as `trinity up` runs it
+    os.environ.update(server_environment())  # the Prefect server as `trinity up` runs it
     prefect = start_prefect_server(workdir / "prefect", database_url=prefect_db)
     os.environ["PREFECT_API_URL"] = prefect.api_url
     api_process = None

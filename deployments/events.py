@@ -16,8 +16,9 @@ as they happen: it subscribes to Prefect's events websocket (``/api/events/out``
 * the end: a run's stream stops once the run is in a final state and the lines its process
   sends last (logs come in batches) have arrived.
 
-Prefect streams logs only when its server runs with :data:`LOG_STREAM_SERVER_ENV` (``trinity up``
-sets it); without it, log lines arrive with the catch-up reads only.
+Prefect streams logs only when its server runs with ``PREFECT_SERVER_LOGS_STREAM_*`` on (they are in
+:data:`flows.worker.tuning.SERVER_SETTINGS`, which ``trinity up`` applies); without them, log lines
+arrive with the catch-up reads only.
 """
 
 from __future__ import annotations
@@ -69,12 +70,6 @@ from flows.analytics.records import WORKFLOW_TAG_PREFIX
 from flows.worker.tuning import SERVER_SETTINGS
 
 logger = logging.getLogger("trinity.events")
-
-LOG_STREAM_SERVER_ENV = {
-    "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": "true",
-    "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": "true",
-}
-"""Prefect server settings that make it publish log lines on its logs websocket."""
 
 STATE_HOLD_SECONDS = 0.5
 """How long a state change waits for earlier ones still on their way (the ordering window)."""

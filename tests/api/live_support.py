@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 
-from deployments.events import LOG_STREAM_SERVER_ENV
 from flows.worker.tuning import server_environment
 from tests.api.support import ApiServer, make_settings, start_api_server
 from tests.support.servers import PrefectServer, create_database, drop_database, start_prefect_server
@@ -42,7 +41,7 @@ def _environ(extra: dict[str, str]) -> Iterator[None]:
 
 def start_live_prefect(home: Path) -> PrefectServer:
     """A Prefect server as ``trinity up`` starts it: streaming logs, with the tuned flush intervals."""
-    with _environ({**LOG_STREAM_SERVER_ENV, **server_environment({})}):
+    with _environ(server_environment({})):
         return start_prefect_server(home)
 
 
