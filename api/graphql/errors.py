@@ -28,6 +28,7 @@ from api.errors import (
     UnauthorizedError,
     is_database_outage,
 )
+from api.services.events import SlowConsumerError
 
 logger = logging.getLogger("trinity.api")
 
@@ -36,6 +37,7 @@ _CODES: tuple[tuple[type[ApiError], str], ...] = (
     (ForbiddenError, "FORBIDDEN"),
     (NotFoundError, "NOT_FOUND"),
     (ConflictError, "CONFLICT"),
+    (SlowConsumerError, "SLOW_CONSUMER"),
     (RateLimitedError, "RATE_LIMITED"),
     (ServiceUnavailableError, "SERVICE_UNAVAILABLE"),
 )

@@ -165,6 +165,10 @@ class EventSubscription:
         except ApiError as exc:
             self._deliver(exc)
             return
+        except Exception as exc:  # a stream must end with a reason, never hang its client
+            logger.error("event stream %s failed: %s: %s; closed", self.description, type(exc).__name__, exc)
+            self._deliver(ApiError("the live event stream failed; reconnect with the last event id"))
+            return
         self._deliver(_END)
 
 

@@ -159,12 +159,16 @@ def recorded(prefect: PrefectServer, flow_run_id: str) -> tuple[list[dict[str, A
         if not page.get("next_page"):
             break
         page = httpx.get(page["next_page"], timeout=30).json()
-    logs = httpx.post(
-        f"{prefect.api_url}/logs/filter",
-        json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200},
-        timeout=30,
-    ).json()
-    return events, logs
+    logs: list[dict[str, Any]] = []
+    while True:
+        page = httpx.post(
+            f"{prefect.api_url}/logs/filter",
+            json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200, "offset": len(logs)},
+            timeout=30,
+        ).json()
+        logs += page
+        if len(page) < 200:
+            return events, logs
 
 
 def _at(text: str) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,10 +19,12 @@ from tests.api.live_support import (
     assert_complete_stream,
     assert_fanout_story,
     execute,
+    fanout_spec,
     live_api,
     run_parameters,
     start_flow_run,
     start_live_prefect,
+    task_states,
 )
 from tests.api.support import ADMIN_KEY, ApiServer
 from tests.support.servers import PrefectServer
@@ -149,3 +152,78 @@ def test_streams_per_key_are_limited(api: ApiServer, monkeypatch: pytest.MonkeyP
                     break
             time.sleep(0.2)
         assert again.status_code == 200
+
+
+def test_a_workflow_stream_follows_its_runs(
+    api: ApiServer, live_prefect: PrefectServer, tmp_path: Path
+) -> None:
+    workflow = active_fanout(api, "sse-workflow", nap=0.5)
+    other = active_fanout(api, "sse-other", nap=0.5)
+    headers = {"X-API-Key": ADMIN_KEY}
+    received: list[dict[str, Any]] = []
+    with (
+        httpx.Client(base_url=api.api, timeout=60) as client,
+        connect_sse(client, "GET", f"/workflows/{workflow['id']}/events", headers=headers) as source,
+    ):
+        source.response.raise_for_status()
+        run = execute(api, workflow["id"], run_parameters(tmp_path))
+        unrelated = execute(api, other["id"], run_parameters(tmp_path))
+        processes = [start_flow_run(live_prefect, api, r["flow_run_id"]) for r in (unrelated, run)]
+        try:
+            for message in source.iter_sse():
+                event = json.loads(message.data)
+                received.append(event)
+                if event["type"] == "flow_run.state" and event["state"] == "FAILED":
+                    break
+        finally:
+            assert [p.wait(timeout=120) for p in processes] == [0, 0]
+    assert {e["flow_run_id"] for e in received} == {run["flow_run_id"]}
+    assert task_states(received, "flaky") == ["Pending", "Running", "AwaitingRetry", "Retrying", "Completed"]
+    assert [e["state"] for e in received if e["type"] == "flow_run.state"][-1] == "FAILED"
+
+
+def test_a_slow_client_is_dropped_without_slowing_the_others(
+    api: ApiServer, live_prefect: PrefectServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(event_service, "QUEUE_SIZE", 8)
+    spec = {**fanout_spec("chatty"), "parameters": {"type": "object"}}
+    assert api.client().post("/specs", json=spec).status_code in (201, 409)
+    chatty = {
+        "kind": "Workflow",
+        "name": "sse-chatty",
+        "version": "1.0.0",
+        "spec": {"name": "chatty", "version": "^1.0.0"},
+        "tasks": [{"id": "talk", "uses": "shell", "with": {"argv": ["sh", "-c", TALK]}}],
+    }
+    created = api.client().post("/workflows", params={"status": "active"}, json=chatty)
+    assert created.status_code == 201, created.text
+    run = execute(api, created.json()["id"], {})
+    path = f"/api/v1/runs/{run['id']}/events"
+    # The slow client: a tiny receive window, and it reads nothing until the run is over.
+    slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    host, port = api.url.removeprefix("http://").split(":")
+    slow.connect((host, int(port)))
+    slow.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nX-API-Key: {ADMIN_KEY}\r\n\r\n".encode())
+    process = start_flow_run(live_prefect, api, run["flow_run_id"])
+    try:
+        received, closing = read_stream(api, f"/runs/{run['id']}/events")
+    finally:
+        assert process.wait(timeout=180) == 0
+    assert closing == "end"
+    assert len([e for e in received if e["type"] == "log"]) >= TALK_LINES
+    assert_complete_stream(received, live_prefect, run["flow_run_id"])
+    slow.settimeout(60)
+    data = b""
+    with slow:
+        while b"event: error" not in data and b"event: end" not in data:
+            chunk = slow.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    assert b"event: error" in data
+    assert b'"code":"slow_consumer"' in data
+
+
+TALK_LINES = 400
+TALK = f"for i in $(seq {TALK_LINES}); do printf 'line %s %0900d\\n' $i 0; done"
