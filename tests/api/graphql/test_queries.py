@@ -171,3 +171,33 @@ def test_errors_carry_codes_and_located_details(api: ApiServer) -> None:
         with pytest.raises(TransportQueryError) as bad_document:
             run(session, CREATE_WORKFLOW, d={**fanout_workflow("x"), "tasks": []})
         assert bad_document.value.errors[0]["extensions"]["code"] == "BAD_USER_INPUT"  # type: ignore[index]
+
+
+def test_a_page_of_workflows_costs_the_same_queries_whatever_its_size(api: ApiServer) -> None:
+    prefix = f"batch-{uuid.uuid4().hex[:6]}"
+    with graphql(api) as session:
+        _spec(session, prefix)
+        for i in range(12):
+            run(session, CREATE_WORKFLOW, d=workflow_document(f"{prefix}-{i:02d}", spec_name=prefix))
+    engine = api.server.config.app.state.trinity.db.engine.sync_engine
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    query = """
+    query($n: Int) {
+      workflows(first: $n) { edges { node { name spec { name } versions { version }
+        runs { totalCount edges { node { id state } } } findings { title } } } }
+    }"""
+    sizes = {}
+    with graphql(api) as session:
+        for size in (2, 12):
+            statements.clear()
+            sa.event.listen(engine, "before_cursor_execute", count)
+            try:
+                assert len(run(session, query, n=size)["workflows"]["edges"]) == size
+            finally:
+                sa.event.remove(engine, "before_cursor_execute", count)
+            sizes[size] = len([s for s in statements if "api_keys" not in s])
+    assert sizes[2] == sizes[12], sizes
