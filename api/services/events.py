@@ -1,9 +1,10 @@
 """Live run events for API clients (SSE and GraphQL subscriptions).
 
 Each stream reads :func:`deployments.events.run_events` in a task of its own and hands the events
-to the client through a bounded queue: a client that falls :data:`QUEUE_SIZE` events behind is
-dropped with a clear reason, and the reader never waits for it, so a slow client slows nothing
-else. An API key may hold :data:`MAX_STREAMS_PER_KEY` streams at once in one API process (429
+to the client through a bounded queue: a client that leaves :data:`QUEUE_SIZE` events unread for
+:data:`SLOW_CONSUMER_SECONDS` is dropped with a clear reason. Prefect's feeds are read on
+meanwhile (into the stream's own buffer), so a slow client slows neither Prefect nor other
+clients. An API key may hold :data:`MAX_STREAMS_PER_KEY` streams at once in one API process (429
 beyond that).
 """
 
@@ -35,6 +36,7 @@ logger = logging.getLogger("trinity.api")
 
 MAX_STREAMS_PER_KEY = 5
 QUEUE_SIZE = 1000
+SLOW_CONSUMER_SECONDS = 10.0
 RETRY_STREAM_SECONDS = 5.0
 
 
@@ -122,8 +124,8 @@ class EventSubscription:
     async def __anext__(self) -> RunEvent:
         if self.dropped:
             raise SlowConsumerError(
-                f"dropped: the client fell {self.queue.maxsize} events behind the stream; "
-                "reconnect with the last event id to resume"
+                f"dropped: the client left {self.queue.maxsize} events unread for "
+                f"{SLOW_CONSUMER_SECONDS:g}s; reconnect with the last event id to resume"
             )
         item = await self.queue.get()
         if item is _END:
@@ -134,15 +136,23 @@ class EventSubscription:
         event: RunEvent = item
         return event
 
-    def _deliver(self, item: Any) -> bool:
+    async def _deliver(self, item: Any) -> bool:
+        """Queue one item; drop the client when its queue stays full for SLOW_CONSUMER_SECONDS."""
         try:
             self.queue.put_nowait(item)
+            return True
         except asyncio.QueueFull:
+            pass
+        try:
+            # Prefect's feeds are read on regardless (deployments.events never waits on us).
+            await asyncio.wait_for(self.queue.put(item), SLOW_CONSUMER_SECONDS)
+        except TimeoutError:
             self.dropped = True
             logger.warning(
-                "event stream %s dropped: its client fell %d events behind",
+                "event stream %s dropped: its client left %d events unread for %gs",
                 self.description,
                 self.queue.maxsize,
+                SLOW_CONSUMER_SECONDS,
             )
             return False
         return True
@@ -153,23 +163,23 @@ class EventSubscription:
         try:
             async with prefect.scope():
                 async for event in prefect_events.run_events(scope, after=after):
-                    if not self._deliver(event):
+                    if not await self._deliver(event):
                         return
         except prefect_events.RunNotFoundError as exc:
-            self._deliver(NotFoundError(str(exc), code="flow_run_not_found"))
+            await self._deliver(NotFoundError(str(exc), code="flow_run_not_found"))
             return
         except prefect_events.EventStreamUnavailableError as exc:
             logger.warning("event stream %s stopped: %s", self.description, exc)
-            self._deliver(PrefectUnavailableError(f"the live event stream stopped: {exc}"))
+            await self._deliver(PrefectUnavailableError(f"the live event stream stopped: {exc}"))
             return
         except ApiError as exc:
-            self._deliver(exc)
+            await self._deliver(exc)
             return
         except Exception as exc:  # a stream must end with a reason, never hang its client
             logger.error("event stream %s failed: %s: %s; closed", self.description, type(exc).__name__, exc)
-            self._deliver(ApiError("the live event stream failed; reconnect with the last event id"))
+            await self._deliver(ApiError("the live event stream failed; reconnect with the last event id"))
             return
-        self._deliver(_END)
+        await self._deliver(_END)
 
 
 @contextlib.asynccontextmanager

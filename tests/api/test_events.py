@@ -65,6 +65,8 @@ def read_stream(
         for message in source.iter_sse():
             if message.event in ("end", "error"):
                 return received, message.event
+            if not message.data:
+                continue  # a keep-alive comment
             event = json.loads(message.data)
             assert event["id"] == message.id
             received.append(event)
@@ -171,6 +173,8 @@ def test_a_workflow_stream_follows_its_runs(
         processes = [start_flow_run(live_prefect, api, r["flow_run_id"]) for r in (unrelated, run)]
         try:
             for message in source.iter_sse():
+                if not message.data:
+                    continue  # a keep-alive comment
                 event = json.loads(message.data)
                 received.append(event)
                 if event["type"] == "flow_run.state" and event["state"] == "FAILED":
@@ -185,7 +189,8 @@ def test_a_workflow_stream_follows_its_runs(
 def test_a_slow_client_is_dropped_without_slowing_the_others(
     api: ApiServer, live_prefect: PrefectServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(event_service, "QUEUE_SIZE", 8)
+    monkeypatch.setattr(event_service, "QUEUE_SIZE", 16)
+    monkeypatch.setattr(event_service, "SLOW_CONSUMER_SECONDS", 2.0)
     spec = {**fanout_spec("chatty"), "parameters": {"type": "object"}}
     assert api.client().post("/specs", json=spec).status_code in (201, 409)
     chatty = {
