@@ -344,7 +344,7 @@ async def _watch(
     from rich.console import Console
     from rich.live import Live
 
-    from deployments.events import LiveChanges
+    from deployments.live_watch import LiveChanges
     from deployments.runs import read_run
 
     console = Console(file=sys.stdout)
