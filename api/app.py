@@ -28,11 +28,12 @@ from api.db import Database, create_engine, migrate
 from api.deps import AppState
 from api.docs import install_docs
 from api.errors import install_exception_handlers
+from api.graphql.router import graphql_router
 from api.middleware import BodySizeLimitMiddleware
 from api.models.workflow import WorkflowUpdate
 from api.prefect import PrefectGateway
 from api.ratelimit import build_rate_limiter
-from api.routes import api_router
+from api.routes import api_router, events
 from api.services.keys import ensure_bootstrap_key
 from api.services.runs import purge_idempotency_keys
 from specs import models as documents
@@ -168,6 +169,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_exception_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.server.max_body_bytes)
     app.include_router(api_router, prefix=API_PREFIX)
+    app.include_router(events.router, prefix=API_PREFIX)
+    app.include_router(graphql_router(dev_mode=settings.security.dev_mode), prefix=API_PREFIX)
     install_docs(app, docs_url=DOCS_URL, openapi_url=OPENAPI_URL)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

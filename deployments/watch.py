@@ -22,6 +22,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow_async
 
 from blocks.workflow_definition import DefinitionNotFoundError, load_definition
+from deployments.live_watch import LiveChanges
 from deployments.runs import DeploymentNotFoundError, RunStatus, flow_run_ui_url, read_run
 from flows.entry import block_name_from_entrypoint
 from flows.local_run import start_local_run
@@ -73,6 +74,7 @@ async def run_here(
     *,
     on_created: Callable[[str], None],
     on_status: StatusCallback | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> RunOutcome:
     """Run ``workflow`` in this process as a flow run of the configured Prefect API; wait for it.
 
@@ -91,7 +93,7 @@ async def run_here(
             async def flow_done() -> bool:
                 return runner.done()
 
-            await _follow(flow_run.id, finished=flow_done, on_status=on_status)
+            await _follow(flow_run.id, finished=flow_done, on_status=on_status, on_note=on_note)
         state = await runner
     return _outcome(flow_run.id, state)
 
@@ -131,6 +133,7 @@ async def wait_for_run(
     timeout: float | None = None,
     on_status: StatusCallback | None = None,
     on_no_worker: Callable[[], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> RunOutcome:
     """Poll a flow run until it ends or ``timeout`` seconds pass (the run itself goes on).
 
@@ -153,7 +156,7 @@ async def wait_for_run(
         return state_type in FINAL_STATES or (deadline is not None and time.monotonic() > deadline)
 
     if on_status is not None:
-        await _follow(flow_run_id, finished=finished, on_status=on_status)
+        await _follow(flow_run_id, finished=finished, on_status=on_status, on_note=on_note)
     else:
         while not await finished():
             await asyncio.sleep(POLL_SECONDS)
@@ -161,15 +164,27 @@ async def wait_for_run(
 
 
 async def _follow(
-    flow_run_id: UUID, *, finished: Callable[[], Awaitable[bool]], on_status: StatusCallback
+    flow_run_id: UUID,
+    *,
+    finished: Callable[[], Awaitable[bool]],
+    on_status: StatusCallback,
+    on_note: Callable[[str], None] | None = None,
 ) -> None:
-    """Report the run's status until ``finished()``, then once more when its task runs settled."""
-    while True:
-        done = await finished()
-        on_status(await read_run(flow_run_id=flow_run_id))
-        if done:
-            break
-        await asyncio.sleep(POLL_SECONDS)
+    """Report the run's status until ``finished()``, then once more when its task runs settled.
+
+    The status is read again at each change the live event stream announces (polling every
+    :data:`POLL_SECONDS` only when the stream cannot be had; ``on_note`` is told why, once).
+    """
+    changes = await LiveChanges(flow_run_id, on_note or (lambda _note: None)).start()
+    try:
+        while True:
+            done = await finished()
+            on_status(await read_run(flow_run_id=flow_run_id))
+            if done:
+                break
+            await changes.wait(POLL_SECONDS)
+    finally:
+        await changes.close()
     await asyncio.sleep(SETTLE_SECONDS)
     on_status(await read_run(flow_run_id=flow_run_id))
 

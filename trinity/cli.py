@@ -14,6 +14,7 @@ import typer
 
 from trinity.commands import (
     api_commands,
+    graphql_commands,
     report_commands,
     run_commands,
     specs_commands,
@@ -29,7 +30,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _commands in (specs_commands, up_commands, run_commands, api_commands, report_commands, worker_commands):
+for _commands in (
+    specs_commands,
+    up_commands,
+    run_commands,
+    api_commands,
+    report_commands,
+    worker_commands,
+    graphql_commands,
+):
     _commands.register(app)
 
 if __name__ == "__main__":

@@ -52,6 +52,15 @@ SERVER_SETTINGS: dict[str, tuple[str, str]] = {
         "1",
         "Flush a partial event batch every second (default 5).",
     ),
+    # Live run events (SSE, GraphQL subscriptions, `trinity run --watch`) read the logs websocket.
+    "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": (
+        "true",
+        "Publish each stored log line to the server's message stream. Cost: one message per line.",
+    ),
+    "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": (
+        "true",
+        "Serve that stream on /api/logs/out, so live run events include log lines as they arrive.",
+    ),
 }
 
 

@@ -79,7 +79,9 @@ def _run_file(path: Path, spec_files: Sequence[Path], params: dict[str, Any], wa
 
     async def run_and_wait() -> RunOutcome:
         with _progress([task.id for task in workflow.tasks], watch) as show:
-            return await run_here(workflow, specification, params, on_created=created, on_status=show)
+            return await run_here(
+                workflow, specification, params, on_created=created, on_status=show, on_note=_note
+            )
 
     return call_prefect(prefect_api_url(), run_and_wait)
 
@@ -114,7 +116,13 @@ async def _through_deployment(
 
     task_ids = await deployed_task_ids(deployment) if watch else []
     with _progress(task_ids, watch) as show:
-        return await wait_for_run(ref.flow_run_id, timeout=timeout, on_status=show, on_no_worker=no_worker)
+        return await wait_for_run(
+            ref.flow_run_id, timeout=timeout, on_status=show, on_no_worker=no_worker, on_note=_note
+        )
+
+
+def _note(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 @contextlib.contextmanager
