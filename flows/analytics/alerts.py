@@ -20,7 +20,7 @@ from prefect.events.worker import EventsWorker
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
-from flows.workflow_flow import FLOW_NAME
+from specs.naming import deployment_full_name
 from trinity.core.alerts import workflow_resource_id
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ async def _deployments(workflows: Iterable[str]) -> dict[str, list[dict[str, str
     async with get_client() as client:
         for workflow in sorted(set(workflows)):
             try:
-                deployment = await client.read_deployment_by_name(f"{FLOW_NAME}/{workflow}")
+                deployment = await client.read_deployment_by_name(deployment_full_name(workflow))
             except ObjectNotFound:
                 continue
             related[workflow] = [

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.support import HEARTBEAT_SECONDS, chaos_prefect_server
-from tests.conftest import _require_postgres
+from tests.conftest import require_postgres
 from tests.support.servers import PrefectServer, create_database, drop_database
 
 
@@ -29,7 +29,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def chaos_prefect(session_home: Path) -> Iterator[PrefectServer]:
     """A Prefect server on its own PostgreSQL database, for the fault suite only."""
-    _require_postgres()
+    require_postgres()
     url = create_database("prefect_chaos")
     server = chaos_prefect_server(session_home / "prefect-chaos", database_url=url)
     yield server
