@@ -12,7 +12,7 @@ import asyncio
 from prefect.deployments import arun_deployment
 
 from deployments.analytics import DEPLOYMENT_NAME
-from flows.analytics.flows import PERFORMANCE_FLOW
+from specs.naming import PERFORMANCE_FLOW
 
 # Below the 600 s that `trinity up` gives the whole step.
 TIMEOUT_SECONDS = 540

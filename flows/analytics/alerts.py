@@ -10,6 +10,7 @@ finding. :mod:`deployments.alerts` installs the automations that react to them.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -85,7 +86,10 @@ async def emit_report_alerts(report: Any) -> int:
         return 0
     try:
         sent = await emit_alerts(report.alerts)
-        await EventsWorker.drain_all(timeout=30, at_exit=False)
+        # Called from a running loop, Prefect hands back an awaitable to wait on.
+        drained = EventsWorker.drain_all(timeout=30, at_exit=False)
+        if inspect.isawaitable(drained):
+            await drained
     except Exception as exc:  # the report itself is written: alerts are best effort here
         logger.warning("could not send %d alert(s) to Prefect: %s", len(report.alerts), exc)
         return 0

@@ -30,8 +30,8 @@ from flows.analytics.context import load_context_source
 from flows.analytics.database import HistoryStoreError, first_line, migrated_tables, open_engine
 from flows.analytics.harvest import harvest_history
 from flows.analytics.history import Window
-from flows.analytics.outputs import write_logs_tree
-from flows.analytics.reports import RowCounts, build_window_report, insights_window, write_report_rows
+from flows.analytics.outputs import RowCounts, write_logs_tree
+from flows.analytics.reports import build_window_report, insights_window, write_report_rows
 from trinity.commands.common import fail
 from trinity.commands.prefect_calls import call_prefect, prefect_api_url
 from trinity.core.config import load_settings

@@ -25,12 +25,12 @@ from deployments.watch import (
     RunOutcome,
     StatusCallback,
     deployed_task_ids,
-    deployment_full_name,
     find_workflow_deployment,
     run_here,
     wait_for_run,
 )
 from flows.worker.heartbeat import heartbeat_seconds
+from specs.naming import deployment_full_name
 from trinity.commands.common import fail
 from trinity.commands.documents import check_params, load_documents, parse_params
 from trinity.commands.prefect_calls import call_prefect, prefect_api_url
