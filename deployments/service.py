@@ -25,6 +25,7 @@ from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
 from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.workers.base import BaseWorker
 
 from blocks.workflow_definition import definition_block_name, register_block_types, save_definition
 from deployments.alerts import ensure_alert_automations
@@ -145,8 +146,6 @@ async def ensure_work_pool(*, name: str, type: str = DEFAULT_POOL_TYPE) -> None:
 
 def _default_job_template(pool_type: str) -> dict[str, Any] | None:
     # Only worker types installed here; never the network lookup Prefect falls back to.
-    from prefect.workers.base import BaseWorker
-
     worker_class = BaseWorker.get_worker_class_from_type(pool_type)
     return worker_class.get_default_base_job_template() if worker_class is not None else None
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
 from analytics import Report, insight_rows, performance_rows, render_logs_tree, render_markdown_summary
 from analytics.report_model import jsonable
@@ -270,8 +271,6 @@ async def publish_artifacts(report: Report, *, prefix: str, title: str) -> dict[
     """Create the report's artifacts on the current flow run (keys ``<prefix>-report``,
     ``<prefix>-workflows``, ``<prefix>-recommendations``, ``<prefix>-failure-families``,
     ``<prefix>-anomalies`` and ``<prefix>-forecasts``); returns key -> artifact id."""
-    from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
-
     window = f"{report.window_start:%Y-%m-%d %H:%M} to {report.window_end:%Y-%m-%d %H:%M} UTC"
     created = {
         f"{prefix}-report": await acreate_markdown_artifact(
@@ -303,7 +302,5 @@ async def publish_artifacts(report: Report, *, prefix: str, title: str) -> dict[
 async def publish_run_summary(*, key: str, title: str, lines: Iterable[str]) -> uuid.UUID:
     """Create a short Markdown artifact on the current flow run, so every run of an analytics flow
     says what it did in the Prefect UI -- also the runs that found nothing new."""
-    from prefect.artifacts import acreate_markdown_artifact
-
     body = "\n".join(f"- {line}" for line in lines)
     return await acreate_markdown_artifact(markdown=f"# {title}\n\n{body}\n", key=key, description=title)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime
 import multiprocessing
+import signal
 import socket
 import threading
 import time
@@ -400,8 +401,6 @@ def describe_exit(code: int | None) -> str:
     if code is None:
         return "exit code unknown"
     if code < 0:
-        import signal
-
         try:
             return f"killed by {signal.Signals(-code).name}"
         except ValueError:
