@@ -65,7 +65,7 @@ def test_a_dashboard_reads_workflows_with_spec_runs_and_findings(api: ApiServer,
             "createWorkflow"
         ]
         assert workflow["status"] == "ACTIVE"
-        assert workflow["deployment"]["name"].endswith(name)
+        assert workflow["deployment"]["name"] == f"{name}/trinity"
     with graphql(api, keys.operator) as session:
         runs = [run(session, EXECUTE, id=workflow["id"], p=DAY)["executeWorkflow"] for _ in range(3)]
     assert {r["state"] for r in runs} == {"SCHEDULED"}
