@@ -64,6 +64,13 @@ class Position:
         return f"{self.at}.{self.id}"
 
 
+_UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# Positions are microseconds since the epoch (17 digits reach past the year 5000) and an id.
+_POSITION = rf"(?:-|[0-9]{{1,17}}\.{_UUID})"
+CURSOR_PATTERN = rf"^{_POSITION}~{_POSITION}$"
+"""What :meth:`Cursor.encode` makes, and so every ``Last-Event-ID`` a stream accepts."""
+
+
 class CursorError(ValueError):
     """A ``Last-Event-ID`` that no stream of ours produced."""
 

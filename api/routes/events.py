@@ -29,7 +29,7 @@ from api.security import Principal
 from api.services import events as service
 from api.services import runs as run_service
 from api.services import workflows as workflow_service
-from deployments.event_order import Cursor, RunEvent
+from deployments.event_order import CURSOR_PATTERN, Cursor, RunEvent
 from deployments.events import StreamScope
 
 router = APIRouter(tags=["events"], responses=PROTECTED)
@@ -37,9 +37,15 @@ router = APIRouter(tags=["events"], responses=PROTECTED)
 HEARTBEAT_SECONDS = 15.0
 RESUME_PEEK_SECONDS = 2.0
 
+# A plain string (absent: empty), so the published schema has no null a client could send.
 LastEventId = Annotated[
-    str | None,
-    Header(alias="Last-Event-ID", max_length=200, description="Resume after this event (its `id:`)."),
+    str,
+    Header(
+        alias="Last-Event-ID",
+        max_length=200,
+        pattern=CURSOR_PATTERN,
+        description="Resume after this event (its `id:`).",
+    ),
 ]
 
 _STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
@@ -145,7 +151,7 @@ async def run_events(
     request: Request,
     state: StateDep,
     principal: StreamPrincipal,
-    last_event_id: LastEventId = None,
+    last_event_id: LastEventId = "",
 ) -> Response:
     cursor = service.parse_cursor(last_event_id, loc="header.Last-Event-ID")
     async with state.db.session(read_only=True) as session:
@@ -165,7 +171,7 @@ async def workflow_events(
     request: Request,
     state: StateDep,
     principal: StreamPrincipal,
-    last_event_id: LastEventId = None,
+    last_event_id: LastEventId = "",
 ) -> Response:
     cursor = service.parse_cursor(last_event_id, loc="header.Last-Event-ID")
     async with state.db.session(read_only=True) as session:
