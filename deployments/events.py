@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -285,7 +285,7 @@ def _now() -> int:
     return micros(datetime.now().astimezone())
 
 
-async def run_events(scope: StreamScope, *, after: Cursor | None = None) -> AsyncIterator[RunEvent]:
+async def run_events(scope: StreamScope, *, after: Cursor | None = None) -> AsyncGenerator[RunEvent, None]:
     """Yield the scope's events in order, each with its cursor; resume with ``after=`` a cursor.
 
     A flow run's stream starts at the run's first event (or after the cursor) and ends once the
