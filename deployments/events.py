@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -156,12 +156,14 @@ class _Stream:
             # Noted even when the client had it already: a resumed stream ends as well.
             self.final_at = max(self.final_at or 0, event.position.at)
         if event.kind is EventKind.LOG:
-            if event.flow_run_id not in self.scope.members:
-                self.pending_logs.append(event)
+            member = self.scope.members.get(event.flow_run_id)
+            if member is None:
+                self.pending_logs.append(event)  # whose run this is gets asked once, in a batch
+            if not member:
                 return
         else:
             self.scope.learn(event)
-            if event.flow_run_id not in self.scope.members:
+            if not self.scope.members.get(event.flow_run_id):
                 return
             if event.task_run_id is not None and event.task_run:
                 self.task_names[event.task_run_id] = event.task_run
@@ -285,7 +287,7 @@ def _now() -> int:
     return micros(datetime.now().astimezone())
 
 
-async def run_events(scope: StreamScope, *, after: Cursor | None = None) -> AsyncIterator[RunEvent]:
+async def run_events(scope: StreamScope, *, after: Cursor | None = None) -> AsyncGenerator[RunEvent, None]:
     """Yield the scope's events in order, each with its cursor; resume with ``after=`` a cursor.
 
     A flow run's stream starts at the run's first event (or after the cursor) and ends once the

@@ -32,8 +32,9 @@ class LiveChanges:
 
     async def _follow(self) -> None:
         try:
-            async for _event in run_events(StreamScope(flow_run_id=self.flow_run_id)):
-                self._changed.set()
+            async with contextlib.aclosing(run_events(StreamScope(flow_run_id=self.flow_run_id))) as events:
+                async for _event in events:
+                    self._changed.set()
         except Exception as exc:  # any failure of the stream: fall back to polling, said once
             self.live = False
             self.on_fallback(f"live events unavailable ({exc}); polling the run instead")

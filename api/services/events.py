@@ -161,8 +161,12 @@ class EventSubscription:
         self, prefect: PrefectGateway, scope: prefect_events.StreamScope, after: Cursor | None
     ) -> None:
         try:
-            async with prefect.scope():
-                async for event in prefect_events.run_events(scope, after=after):
+            # aclosing: a dropped client closes Prefect's websockets now, not when the GC gets to it.
+            async with (
+                prefect.scope(),
+                contextlib.aclosing(prefect_events.run_events(scope, after=after)) as events,
+            ):
+                async for event in events:
                     if not await self._deliver(event):
                         return
         except prefect_events.RunNotFoundError as exc:

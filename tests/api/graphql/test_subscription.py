@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,17 @@ subscription($run: ID, $after: String) {
 def subscribe(api: ApiServer, key: str, run_id: str) -> list[dict[str, Any]]:
     """Every event of the run's subscription until the server completes it."""
     url = api.url.replace("http", "ws", 1) + "/api/v1/graphql"
-    transport = WebsocketsTransport(
-        url=url, init_payload={"X-API-Key": key}, subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL]
-    )
     request = GraphQLRequest(SUBSCRIPTION, variable_values={"run": run_id})
-    client = Client(transport=transport, execute_timeout=120)
-    return [result["runEvents"] for result in client.subscribe(request)]
+
+    async def collect() -> list[dict[str, Any]]:
+        # Made inside the loop: built outside one, the transport would open an event loop of its own.
+        transport = WebsocketsTransport(
+            url=url, init_payload={"X-API-Key": key}, subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL]
+        )
+        async with Client(transport=transport, execute_timeout=120) as session:
+            return [result["runEvents"] async for result in session.subscribe(request)]
+
+    return asyncio.run(collect())
 
 
 def test_a_viewer_subscribes_to_a_run_and_gets_every_event_once_in_order(
