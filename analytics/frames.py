@@ -70,6 +70,8 @@ RUN_COLUMNS: tuple[str, ...] = (
     "queue_wait_seconds",
 )
 RUN_OPTIONAL_COLUMNS: tuple[str, ...] = ("trigger",)
+# Derived from the run's times by the analysis; a reader may leave them NaN.
+RUN_DERIVED_COLUMNS: tuple[str, ...] = ("duration_seconds", "queue_wait_seconds")
 TASK_COLUMNS: tuple[str, ...] = (
     "flow_run_id",
     "workflow",
@@ -88,7 +90,6 @@ TASK_COLUMNS: tuple[str, ...] = (
     "output_hash",
 )
 RUN_TIME_COLUMNS: tuple[str, ...] = ("expected_start_time", "start_time", "end_time")
-TASK_TIME_COLUMNS: tuple[str, ...] = ("start_time", "end_time")
 FAILED_STATES: frozenset[str] = frozenset({"FAILED", "CRASHED"})
 TERMINAL_STATES: frozenset[str] = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 

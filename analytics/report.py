@@ -35,7 +35,8 @@ from analytics.recommendations import collect_proposals, to_recommendations
 from analytics.report_model import Report, WorkflowBottlenecks
 from analytics.spec_checks import check_specs
 from analytics.usage import usage_patterns
-from analytics.workflow_doc import CycleError, DocInfo, read_document
+from analytics.workflow_doc import DocInfo, read_document
+from specs.dag import CycleError
 
 
 def _read_docs(context: Mapping[str, WorkflowContext], notes: list[str]) -> dict[str, DocInfo]:

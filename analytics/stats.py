@@ -174,10 +174,3 @@ def nice_ceil(seconds: float) -> float:
 def plain(value: float) -> int | float:
     """A whole float as an int, so documents read ``timeout_seconds: 45`` rather than ``45.0``."""
     return int(value) if float(value).is_integer() else float(value)
-
-
-def rounded(value: float | None, digits: int = 3) -> float | None:
-    """Round for reports, keeping None and dropping NaN/inf to None."""
-    if value is None or not math.isfinite(value):
-        return None
-    return round(float(value), digits)

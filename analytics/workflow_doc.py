@@ -1,8 +1,8 @@
 """Read what the analysis needs from a workflow document dict (the DAG and per-task settings).
 
 The document is read leniently -- an older or partly invalid document still yields its DAG -- since
-history outlives the current document. Settings resolve like the executor does: the task's own
-value, else ``defaults``, else the built-in default.
+history outlives the current document. Settings resolve exactly as the executor's do, through
+:mod:`specs.task_settings`: the task's own value, else ``defaults``, else the built-in default.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from specs.dag import topological_order
-from specs.errors import SpecError
+from specs.dag import CycleError, topological_order
+from specs.models import DEFAULT_MAX_PARALLEL_TASKS
+from specs.task_settings import effective_settings, policy_from_mapping
 
-DEFAULT_MAX_PARALLEL_TASKS = 16
+__all__ = ["DEFAULT_MAX_PARALLEL_TASKS", "CycleError", "DocInfo", "TaskSettings", "read_document"]
 
 
 @dataclass(frozen=True)
@@ -49,63 +50,35 @@ class DocInfo:
         return {tid: list(ts.needs) for tid, ts in self.tasks.items()}
 
 
-class CycleError(ValueError):
-    """The document's ``needs`` form a cycle, so no critical path exists."""
-
-
-def _float_or_none(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _delay(value: Any) -> float | list[float] | None:
-    if isinstance(value, list):
-        return [float(v) for v in value if isinstance(v, int | float)]
-    return _float_or_none(value)
-
-
-def _pick(task: Mapping[str, Any], defaults: Mapping[str, Any], key: str) -> Any:
-    value = task.get(key)
-    return defaults.get(key) if value is None else value
-
-
 def read_document(document: Mapping[str, Any]) -> DocInfo:
-    """The DAG (topologically ordered) and effective task settings of a workflow document."""
+    """The DAG (topologically ordered) and effective task settings of a workflow document.
+
+    Raises :class:`specs.dag.CycleError` when the ``needs`` form a cycle (no critical path exists).
+    """
     raw_tasks = [t for t in document.get("tasks") or [] if isinstance(t, Mapping) and "id" in t]
-    defaults = document.get("defaults") or {}
-    if not isinstance(defaults, Mapping):
-        defaults = {}
+    defaults = policy_from_mapping(document.get("defaults"))
     ids = [str(t["id"]) for t in raw_tasks]
     known = set(ids)
     settings: dict[str, TaskSettings] = {}
     for task in raw_tasks:
         tid = str(task["id"])
         needs = tuple(str(n) for n in task.get("needs") or [] if str(n) in known and str(n) != tid)
-        retries = _pick(task, defaults, "retries")
-        backoff = task.get("retry_backoff")
-        delay = task.get("retry_delay_seconds")
-        if backoff is None and delay is None:
-            backoff, delay = defaults.get("retry_backoff"), defaults.get("retry_delay_seconds")
+        effective = effective_settings(policy_from_mapping(task), defaults)
+        backoff = effective.retry_backoff
         cache = task.get("cache")
         settings[tid] = TaskSettings(
             task_id=tid,
             uses=str(task["uses"]) if task.get("uses") is not None else None,
             needs=needs,
-            retries=int(retries) if isinstance(retries, int) and not isinstance(retries, bool) else 0,
-            retry_delay_seconds=_delay(delay),
-            retry_backoff=backoff if isinstance(backoff, Mapping) else None,
-            timeout_seconds=_float_or_none(_pick(task, defaults, "timeout_seconds")),
+            retries=effective.retries,
+            retry_delay_seconds=effective.retry_delay_seconds,
+            retry_backoff=backoff.model_dump(exclude_unset=True) if backoff is not None else None,
+            timeout_seconds=effective.timeout_seconds,
             cache_enabled=isinstance(cache, Mapping) and bool(cache.get("enabled", True)),
             fan_out=task.get("for_each") is not None,
             conditional=task.get("if") is not None,
         )
-    try:
-        order = topological_order({tid: list(ts.needs) for tid, ts in settings.items()})
-    except SpecError as exc:
-        cycle = getattr(exc, "cycle", None)
-        where = " -> ".join(cycle) if cycle else "unknown tasks"
-        raise CycleError(f"'needs' form a cycle: {where}") from exc
+    order = topological_order({tid: list(ts.needs) for tid, ts in settings.items()})
     concurrency = document.get("concurrency") or {}
     limit = concurrency.get("max_parallel_tasks") if isinstance(concurrency, Mapping) else None
     return DocInfo(

@@ -2,11 +2,13 @@
 
 On start it migrates the database (Alembic), seeds the bootstrap admin key when configured, and
 opens the database pool and the Prefect client; on stop it closes them. The OpenAPI document is
-at ``/api/v1/openapi.json`` and the interactive docs at ``/api/v1/docs``.
+at ``/api/v1/openapi.json`` and the interactive docs at ``/api/v1/docs`` (from ``/`` and ``/docs``
+too), with every file they need served by the API itself (see :mod:`api.docs`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -24,13 +26,16 @@ from pydantic.json_schema import models_json_schema
 
 from api.db import Database, create_engine, migrate
 from api.deps import AppState
+from api.docs import install_docs
 from api.errors import install_exception_handlers
+from api.graphql.router import graphql_router
 from api.middleware import BodySizeLimitMiddleware
 from api.models.workflow import WorkflowUpdate
 from api.prefect import PrefectGateway
 from api.ratelimit import build_rate_limiter
-from api.routes import api_router
+from api.routes import api_router, events
 from api.services.keys import ensure_bootstrap_key
+from api.services.runs import purge_idempotency_keys
 from specs import models as documents
 from trinity.core.config import load_settings
 from trinity.core.settings import LoggingSettings, Settings, parse_rate_limit
@@ -38,6 +43,9 @@ from trinity.core.settings import LoggingSettings, Settings, parse_rate_limit
 logger = logging.getLogger("trinity.api")
 
 API_PREFIX = "/api/v1"
+OPENAPI_URL = f"{API_PREFIX}/openapi.json"
+DOCS_URL = f"{API_PREFIX}/docs"
+PURGE_INTERVAL_SECONDS = 3600
 DESCRIPTION = """Trinity's REST contract: specifications, workflows, runs and analytics.
 
 Authenticate with `X-API-Key: <key>`, or exchange the key at `POST /api/v1/auth/token`
@@ -118,13 +126,29 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         jwt_secret=app.state.jwt_secret,
         rate_limiter=limiter,
     )
+    purger = asyncio.create_task(_purge_expired_keys(database, settings.server.idempotency_ttl_seconds))
     try:
         yield
     finally:
+        purger.cancel()
         if limiter is not None:
             await limiter.close()
         await prefect.close()
         await database.dispose()
+
+
+async def _purge_expired_keys(database: Database, ttl_seconds: int) -> None:
+    """Purge expired Idempotency-Keys at start and then periodically (each API process does it;
+    a key deleted twice is no harm)."""
+    while True:
+        try:
+            async with database.session() as session:
+                purged = await purge_idempotency_keys(session=session, ttl_seconds=ttl_seconds)
+            if purged:
+                logger.info("Purged %d Idempotency-Key(s) older than %ds", purged, ttl_seconds)
+        except Exception as exc:  # the database may be away: the next round tries again
+            logger.warning("Could not purge expired Idempotency-Keys (%s); trying again later", exc)
+        await asyncio.sleep(min(ttl_seconds, PURGE_INTERVAL_SECONDS))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -135,9 +159,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Trinity",
         version=_version(),
         description=DESCRIPTION,
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
-        swagger_ui_oauth2_redirect_url=f"{API_PREFIX}/docs/oauth2-redirect",
+        openapi_url=OPENAPI_URL,
+        docs_url=None,  # served from this installation by api.docs, not from a CDN
         redoc_url=None,
         lifespan=_lifespan,
     )
@@ -146,6 +169,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_exception_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.server.max_body_bytes)
     app.include_router(api_router, prefix=API_PREFIX)
+    app.include_router(events.router, prefix=API_PREFIX)
+    app.include_router(graphql_router(dev_mode=settings.security.dev_mode), prefix=API_PREFIX)
+    install_docs(app, docs_url=DOCS_URL, openapi_url=OPENAPI_URL)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -19,7 +19,9 @@ from pydantic import BaseModel
 
 from api.errors import Detail, UnprocessableError, UnsupportedMediaTypeError
 from specs.errors import Problem, SpecError, json_path
+from specs.loader import load_text
 from specs.models import Specification, Workflow
+from specs.parsing import read_text
 
 SOURCE = "request body"
 JSON_TYPES = frozenset({"application/json"})
@@ -116,8 +118,6 @@ def parse_document(
     ``specifications`` are stored ones a workflow may implement; with its own among them, the
     workflow's references to parameters are checked too.
     """
-    from specs.loader import load_text
-
     if "\x00" in text:
         raise UnprocessableError(
             "the request body contains NUL characters",
@@ -165,8 +165,6 @@ def _schema_problems(text: str, *, content_type: str | None, kind: type[BaseMode
     The API publishes the documents' JSON Schema in its OpenAPI document and holds bodies to it
     exactly, so a body is accepted only when it matches that schema.
     """
-    from specs.parsing import read_text
-
     raws, _ = read_text(text, source=SOURCE, content_type=content_type)
     validator = _validator(kind)
     problems: list[Problem] = []

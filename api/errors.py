@@ -43,6 +43,8 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
+from specs.errors import json_path
+
 logger = logging.getLogger("trinity.api")
 
 WWW_AUTHENTICATE = 'Bearer realm="trinity", ApiKey realm="trinity", header="X-API-Key"'
@@ -220,8 +222,6 @@ _HTTP_CODES = {
 
 def validation_loc(loc: Sequence[Any]) -> str:
     """FastAPI's ``("body", "a", 0)`` -> ``$.a[0]``; ``("query", "limit")`` -> ``query.limit``."""
-    from specs.errors import json_path
-
     parts = list(loc)
     if parts and parts[0] == "body":
         return json_path(p if isinstance(p, int) else str(p) for p in parts[1:])

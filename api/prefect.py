@@ -14,6 +14,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from prefect.client.orchestration import get_client
+from prefect.context import AsyncClientContext, SettingsContext, get_settings_context
+from prefect.exceptions import PrefectHTTPStatusError
+from prefect.settings import (
+    PREFECT_API_REQUEST_TIMEOUT,
+    PREFECT_API_URL,
+    PREFECT_CLIENT_MAX_RETRIES,
+    PREFECT_SERVER_ALLOW_EPHEMERAL_MODE,
+    PREFECT_UI_URL,
+)
 
 from api.errors import PrefectUnavailableError
 
@@ -43,16 +53,6 @@ class PrefectGateway:
 
     async def start(self) -> None:
         """Build the settings and the shared client (no network call yet)."""
-        from prefect.client.orchestration import get_client
-        from prefect.context import SettingsContext, get_settings_context
-        from prefect.settings import (
-            PREFECT_API_REQUEST_TIMEOUT,
-            PREFECT_API_URL,
-            PREFECT_CLIENT_MAX_RETRIES,
-            PREFECT_SERVER_ALLOW_EPHEMERAL_MODE,
-            PREFECT_UI_URL,
-        )
-
         context = get_settings_context()
         updates: dict[Any, Any] = {
             PREFECT_CLIENT_MAX_RETRIES: 1,
@@ -89,9 +89,6 @@ class PrefectGateway:
     @asynccontextmanager
     async def scope(self) -> AsyncIterator[None]:
         """Run Prefect calls against our API; transport failures become :class:`PrefectUnavailableError`."""
-        from prefect.context import AsyncClientContext, SettingsContext
-        from prefect.exceptions import PrefectHTTPStatusError
-
         if self._settings is None or self._client is None:
             raise PrefectUnavailableError("no Prefect API is configured (prefect.api_url or PREFECT_API_URL)")
         settings_context = SettingsContext.model_construct(profile=self._profile, settings=self._settings)

@@ -14,6 +14,9 @@ import uuid
 from collections import deque
 from typing import Any, Protocol
 
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
 logger = logging.getLogger("trinity.api")
 
 
@@ -78,8 +81,6 @@ class RedisRateLimiter:
     """The same sliding window, shared through Redis."""
 
     def __init__(self, *, url: str, db: int, limit: int, window: float, prefix: str = "trinity:rl:") -> None:
-        import redis.asyncio as redis
-
         self.limit = limit
         self.window = window
         self._prefix = prefix
@@ -87,8 +88,6 @@ class RedisRateLimiter:
         self._script: Any = self._redis.register_script(_SLIDING_WINDOW)
 
     async def hit(self, key: str) -> float | None:
-        from redis.exceptions import RedisError
-
         now_ms = int(time.time() * 1000)
         try:
             wait_ms = await self._script(

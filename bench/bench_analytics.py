@@ -3,7 +3,7 @@
 Usage: ``.venv/bin/python bench/bench_analytics.py [--task-rows N] [--new-runs N] [--keep]``
 (PostgreSQL at ``TRINITY_TEST_PG_ADMIN_URL``, default ``postgresql://postgres@127.0.0.1:5432/postgres``).
 
-1. load: a synthetic 30-day history (``analytics.synthetic``) bulk-loaded with ``COPY`` into
+1. load: a synthetic 30-day history (``tests.analytics.synthetic``) bulk-loaded with ``COPY`` into
    ``execution_logs``, ``task_runs`` and ``harvested_runs`` of a fresh database, with the workflow
    and specification documents in ``workflows``/``specifications``;
 2. full report: read the 31-day window from PostgreSQL, ``build_report``, render the LOGS tree and
@@ -178,9 +178,9 @@ def _documents(engine: Any, tables: Any, context: dict[str, Any]) -> None:
 
 
 def phase_load(url: str, task_rows: int, now: dt.datetime) -> dict[str, Any]:
-    from analytics.synthetic import generate_history
     from api.db import migrate
     from flows.analytics.database import migrated_tables, open_engine
+    from tests.analytics.synthetic import generate_history
 
     started = time.perf_counter()
     migrate(url)
@@ -313,9 +313,9 @@ def phase_first_refresh(url: str, now: dt.datetime) -> dict[str, Any]:
 
 def _store_new_runs(url: str, new_runs: int, now: dt.datetime) -> tuple[int, int, float]:
     """New runs written as the harvest writes them: upserts keyed by flow run / task run id."""
-    from analytics.synthetic import generate_history
     from flows.analytics.database import database_now, migrated_tables, open_engine, upsert
     from flows.analytics.harvest import _HARVEST_UPDATES, _RUN_UPDATES, _TASK_UPDATES
+    from tests.analytics.synthetic import generate_history
 
     history = generate_history(
         n_runs=new_runs, n_tasks=10, seed=99, days=4 / 24, start=now - dt.timedelta(hours=4, minutes=30)

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analytics import build_report, insight_rows, performance_rows, render_logs_tree
-from analytics.synthetic import generate_history
+from tests.analytics.synthetic import generate_history
 
 # Task rows per run of the default synthetic mix (etl-daily with 10 tasks, ingest-api, fanout-report).
 ROWS_PER_RUN = 7.1

@@ -7,6 +7,8 @@ queueing is not hidden). The bench starts its own PostgreSQL databases (on the s
 TRINITY_TEST_PG_ADMIN_URL), a Prefect server, and uvicorn serving the API in a separate process.
 
     .venv/bin/python bench/bench_api.py [--duration 10] [--concurrency 50] [--workers 1]
+
+Then GraphQL against REST for a dashboard and the live event stream (``bench/bench_live.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import bench_live  # noqa: E402
+from flows.worker.tuning import server_environment  # noqa: E402
 from tests.support.servers import (  # noqa: E402
     create_database,
     drop_database,
@@ -304,6 +308,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase and operation")
     parser.add_argument("--concurrency", type=int, default=50, help="clients in the closed loop")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--loads", type=int, default=20, help="dashboard loads per way (GraphQL, REST)")
+    parser.add_argument("--fanout", type=int, default=200, help="tasks of the streamed fan-out run")
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
@@ -313,6 +319,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="trinity-bench-"))
     api_db = create_database("trinity_bench")
     prefect_db = create_database("prefect_bench")
+    os.environ.update(server_environment())  # the Prefect server as `trinity up` runs it
     prefect = start_prefect_server(workdir / "prefect", database_url=prefect_db)
     os.environ["PREFECT_API_URL"] = prefect.api_url
     api_process = None
@@ -321,6 +328,8 @@ def main() -> None:
         ids = prepare(base)
         results = asyncio.run(run_all(base, prefect.api_url, ids, args))
         print_table(results)
+        live_env = dict(prefect.env, PREFECT_API_URL=prefect.api_url)
+        bench_live.report(base, ADMIN_KEY, live_env, loads=args.loads, items=args.fanout)
     finally:
         if api_process is not None:
             api_process.terminate()

@@ -1,9 +1,11 @@
-"""The ``TrinityWorkflow`` block: a deployed workflow's definition, stored in Prefect.
+"""The ``TrinityWorkflow`` block: a workflow's definition as it ran, stored in Prefect.
 
 A deployment's run needs the workflow document and its specification. Keeping them in a block
 document means a worker only talks to Prefect: the REST layer can be down and runs still start.
 One block document per workflow name and version (versions are immutable), named by
 :func:`definition_block_name`; the deployment's entrypoint carries that name (see ``flows.entry``).
+Runs started from a file in-process store their definition under the same name
+(``flows.local_run``), so the analytics find every run's document in one place.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ class TrinityWorkflow(Block):
     _block_type_name: ClassVar[str] = "Trinity Workflow"
     _block_type_slug: ClassVar[str] = BLOCK_TYPE_SLUG
     _description: ClassVar[str] = (
-        "A deployed Trinity workflow: its task DAG and the specification it implements. "
-        "Written by `trinity deploy`; read by the trinity-workflow flow when a run starts."
+        "A Trinity workflow version: its task DAG and the specification it implements. "
+        "Written by `trinity deploy` and `trinity run FILE`; read when a deployed run starts "
+        "and by the analytics."
     )
 
     workflow_name: str = Field(description="The workflow's name.")

@@ -22,12 +22,13 @@ from prefect.utilities.callables import parameter_schema
 from pydantic import BaseModel
 
 from deployments.service import PULL_STEPS, DeploymentError, DeploymentRef, ensure_work_pool
-from flows.analytics.flows import INSIGHTS_FLOW, PERFORMANCE_FLOW, insights_report, performance_report
+from flows.analytics.flows import insights_report, performance_report
+from specs.naming import ANALYTICS_TAG, INSIGHTS_FLOW, PERFORMANCE_FLOW, TRINITY_TAG
 
 DEPLOYMENT_NAME = "trinity"
 DEFAULT_PERFORMANCE_CRON = "0 * * * *"
 DEFAULT_INSIGHTS_CRON = "0 6 * * *"
-TAGS = ["trinity", "trinity-analytics"]
+TAGS = [TRINITY_TAG, ANALYTICS_TAG]
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def analytics_deployments(
 ) -> list[AnalyticsDeployment]:
     """Describe the two deployments without talking to Prefect."""
     common = {"logs_dir_path": logs_dir} if logs_dir else {}
-    insights_parameters = dict(common)
+    insights_parameters: dict[str, Any] = dict(common)
     if window_days is not None:
         insights_parameters["window_days"] = window_days
     return [

@@ -15,6 +15,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterTags
+from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+from flows.worker.reruns import rerun_of, rerun_tag
+
 TASK_RUN_PAGE = 200
 
 
@@ -23,7 +31,7 @@ class RunError(Exception):
 
 
 class DeploymentNotFoundError(RunError):
-    """Prefect has no deployment with this id (deleted outside Trinity?)."""
+    """Prefect has no such deployment (deleted outside Trinity, or never deployed)."""
 
 
 class FlowRunNotFoundError(RunError):
@@ -72,6 +80,9 @@ class RunStatus:
     parameters: dict[str, Any]
     ui_url: str | None
     tasks: list[TaskRunStatus] = field(default_factory=list)
+    # The crashed flow run this one reruns (its ``rerun-of:`` tag), and the reruns of this one.
+    rerun_of: UUID | None = None
+    reruns: list[UUID] = field(default_factory=list)
 
 
 def _state(obj: Any) -> tuple[str, str]:
@@ -83,8 +94,6 @@ def _state(obj: Any) -> tuple[str, str]:
 
 def flow_run_ui_url(flow_run_id: UUID) -> str | None:
     """The run's page in the Prefect UI (from PREFECT_UI_URL, or derived from PREFECT_API_URL)."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
-
     base = PREFECT_UI_URL.value()
     if not base:
         api = PREFECT_API_URL.value()
@@ -96,9 +105,6 @@ async def start_run(
     *, deployment_id: UUID, parameters: dict[str, Any], idempotency_key: str | None = None
 ) -> RunRef:
     """Create a flow run of a deployment (one call to Prefect); the same key returns the same run."""
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-
     async with get_client() as client:
         try:
             flow_run = await client.create_flow_run_from_deployment(
@@ -131,9 +137,6 @@ def _detail(response: Any) -> str:
 
 
 async def _task_runs(client: Any, flow_run_id: UUID) -> list[TaskRunStatus]:
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-    from prefect.client.schemas.sorting import TaskRunSort
-
     flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
     found: list[TaskRunStatus] = []
     offset = 0
@@ -166,15 +169,22 @@ async def _task_runs(client: Any, flow_run_id: UUID) -> list[TaskRunStatus]:
         offset += TASK_RUN_PAGE
 
 
-async def read_run(*, flow_run_id: UUID) -> RunStatus:
-    """A flow run's state and the states of all its task runs (two concurrent Prefect calls)."""
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
+async def _reruns(client: Any, flow_run_id: UUID) -> list[UUID]:
+    reruns = await client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[rerun_tag(flow_run_id)])),
+        sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+    )
+    return [run.id for run in reruns]
 
+
+async def read_run(*, flow_run_id: UUID) -> RunStatus:
+    """A flow run's state, the states of all its task runs and its reruns (concurrent calls)."""
     async with get_client() as client:
         try:
-            flow_run, tasks = await asyncio.gather(
-                client.read_flow_run(flow_run_id), _task_runs(client, flow_run_id)
+            flow_run, tasks, reruns = await asyncio.gather(
+                client.read_flow_run(flow_run_id),
+                _task_runs(client, flow_run_id),
+                _reruns(client, flow_run_id),
             )
         except ObjectNotFound as exc:
             raise FlowRunNotFoundError(f"Prefect has no flow run {flow_run_id}") from exc
@@ -191,14 +201,24 @@ async def read_run(*, flow_run_id: UUID) -> RunStatus:
         parameters=dict(flow_run.parameters or {}),
         ui_url=flow_run_ui_url(flow_run.id),
         tasks=tasks,
+        rerun_of=rerun_of(flow_run.tags),
+        reruns=reruns,
     )
+
+
+async def read_flow_run_origin(*, flow_run_id: UUID) -> tuple[UUID | None, dict[str, Any]]:
+    """For a flow run Trinity started on its own (a rerun): the crashed run it reruns, and its
+    parameters; ``(None, {})`` for any other run."""
+    async with get_client() as client:
+        try:
+            flow_run = await client.read_flow_run(flow_run_id)
+        except ObjectNotFound:
+            return None, {}
+    return rerun_of(flow_run.tags), dict(flow_run.parameters or {})
 
 
 async def read_run_states(*, flow_run_ids: Sequence[UUID]) -> dict[UUID, tuple[str, str]]:
     """Current (state type, state name) of many flow runs in one call; missing runs are left out."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
     ids = list(dict.fromkeys(flow_run_ids))
     states: dict[UUID, tuple[str, str]] = {}
     async with get_client() as client:

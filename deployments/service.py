@@ -1,33 +1,50 @@
 """Workflows as Prefect deployments: create or update, pause, delete, and the work pool they use.
 
-Each workflow is one deployment of the generic ``trinity-workflow`` flow, named after the workflow
-(full name ``trinity-workflow/<workflow>``). Deploying stores the definition in a
-``TrinityWorkflow`` block document and points the deployment's entrypoint at it
+Each workflow is its own Prefect flow, named after the workflow, with one deployment named
+``trinity`` (full name ``<workflow>/trinity``, see :mod:`specs.naming`). Deploying stores the
+definition in a ``TrinityWorkflow`` block document and points the deployment's entrypoint at it
 (``flows.entry.wf_<block>``). The deployment carries the spec's parameters as its
 ``parameter_openapi_schema`` with ``enforce_parameter_schema`` on, so the Prefect UI's run form
-shows them with types and defaults and the server refuses invalid values. Prefect upserts
+shows them with types and defaults and the server refuses invalid values and undeclared names
+(``additionalProperties: false``; a spec that accepts more gets them as one object parameter, see
+``specs.parameters.prefect_parameters_schema``). Prefect upserts
 deployments by (flow, name), so deploying again updates in place and replaces the schedules.
+Older versions deployed every workflow as ``trinity-workflow/<workflow>``; deploying the workflow
+deletes that deployment once the new one exists, so none is left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
 from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.workers.base import BaseWorker
 
 from blocks.workflow_definition import definition_block_name, register_block_types, save_definition
 from deployments.alerts import ensure_alert_automations
+from deployments.automations import ensure_crash_automation
+from deployments.runs import DeploymentNotFoundError
 from deployments.schedules import deployment_schedules
 from flows.compiler import compile_workflow
 from flows.entry import entrypoint_for
-from flows.workflow_flow import FLOW_NAME, build_flow
+from flows.workflow_flow import build_flow
 from specs.models import Specification, Workflow
+from specs.naming import (
+    DEPLOYMENT_NAME,
+    TRINITY_TAG,
+    flow_name_for,
+    legacy_deployment_full_name,
+    reserved_name_problem,
+    workflow_tag,
+)
+from specs.parameters import prefect_parameters_schema
 
 DEFAULT_WORK_POOL = "trinity"
 DEFAULT_POOL_TYPE = "process"
@@ -36,15 +53,12 @@ DEFAULT_POOL_TYPE = "process"
 # temporary workspace for every run; the code is installed and the definition is a block, so
 # there is nothing to copy.
 PULL_STEPS: list[dict[str, Any]] = [{"prefect.deployments.steps.set_working_directory": {"directory": "."}}]
+logger = logging.getLogger(__name__)
 _COLLISION = {"enqueue": ConcurrencyLimitStrategy.ENQUEUE, "cancel_new": ConcurrencyLimitStrategy.CANCEL_NEW}
 
 
 class DeploymentError(Exception):
     """A deployment could not be created, changed or found."""
-
-
-class DeploymentNotFoundError(DeploymentError):
-    """No deployment has this id."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,7 @@ class DeploymentRef:
 class DeploymentSpec:
     """Everything a workflow's deployment is made of (pure data; see :func:`deployment_spec`)."""
 
+    flow_name: str
     name: str
     version: str
     description: str
@@ -75,7 +90,7 @@ class DeploymentSpec:
 
     @property
     def full_name(self) -> str:
-        return f"{FLOW_NAME}/{self.name}"
+        return f"{self.flow_name}/{self.name}"
 
 
 def deployment_spec(
@@ -86,24 +101,28 @@ def deployment_spec(
     paused: bool = False,
 ) -> DeploymentSpec:
     """Describe the deployment of a workflow without talking to Prefect."""
+    reserved = reserved_name_problem(workflow.name)
+    if reserved is not None:
+        raise DeploymentError(reserved)
     block_name = definition_block_name(workflow.name, workflow.version)
     try:
         schedules = deployment_schedules(workflow.schedule)
     except (ValueError, KeyError) as exc:
         raise DeploymentError(f"workflow '{workflow.name}': invalid schedule: {exc}") from exc
     return DeploymentSpec(
-        name=workflow.name,
+        flow_name=flow_name_for(workflow.name),
+        name=DEPLOYMENT_NAME,
         version=workflow.version,
         description=workflow.description or specification.description,
         tags=list(
-            dict.fromkeys(["trinity", f"workflow:{workflow.name}", *specification.tags, *workflow.tags])
+            dict.fromkeys([TRINITY_TAG, workflow_tag(workflow.name), *specification.tags, *workflow.tags])
         ),
         entrypoint=entrypoint_for(block_name),
         block_name=block_name,
         work_pool=work_pool,
         paused=paused,
         schedules=schedules,
-        parameter_openapi_schema=dict(specification.parameters),
+        parameter_openapi_schema=prefect_parameters_schema(specification.parameters),
         concurrency_limit=workflow.concurrency.max_active_runs,
         collision_strategy=_COLLISION[workflow.concurrency.on_collision],
         workflow=workflow,
@@ -127,8 +146,6 @@ async def ensure_work_pool(*, name: str, type: str = DEFAULT_POOL_TYPE) -> None:
 
 def _default_job_template(pool_type: str) -> dict[str, Any] | None:
     # Only worker types installed here; never the network lookup Prefect falls back to.
-    from prefect.workers.base import BaseWorker
-
     worker_class = BaseWorker.get_worker_class_from_type(pool_type)
     return worker_class.get_default_base_job_template() if worker_class is not None else None
 
@@ -144,10 +161,14 @@ async def deploy_workflow(
     spec = deployment_spec(workflow=workflow, specification=specification, work_pool=work_pool, paused=paused)
     build_flow(compile_workflow(workflow, specification))  # every action resolves before anything is stored
     await ensure_work_pool(name=work_pool)
+    try:
+        await ensure_crash_automation()
+    except ValueError as exc:  # TRINITY_HEARTBEAT_SECONDS is not usable
+        raise DeploymentError(str(exc)) from exc
     await register_block_types()
     await save_definition(workflow=workflow, specification=specification)
     async with get_client() as client:
-        flow_id = await client.create_flow_from_name(FLOW_NAME)
+        flow_id = await client.create_flow_from_name(spec.flow_name)
         deployment_id = await client.create_deployment(
             flow_id=flow_id,
             name=spec.name,
@@ -169,10 +190,25 @@ async def deploy_workflow(
                 else None
             ),
         )
+        await _delete_legacy_deployment(client, workflow.name, replaced_by=spec.full_name)
     await ensure_alert_automations(
         workflow=workflow, specification=specification, deployment_id=deployment_id
     )
     return DeploymentRef(id=deployment_id, full_name=spec.full_name)
+
+
+async def _delete_legacy_deployment(client: PrefectClient, workflow_name: str, *, replaced_by: str) -> None:
+    """Delete the ``trinity-workflow/<name>`` deployment an older version made, if there is one.
+
+    Its past runs stay in Prefect (under the ``trinity-workflow`` flow) and in the analytics.
+    """
+    legacy = legacy_deployment_full_name(workflow_name)
+    try:
+        deployment = await client.read_deployment_by_name(legacy)
+        await client.delete_deployment(deployment.id)
+    except ObjectNotFound:
+        return
+    logger.info("deleted deployment %s, made by an older Trinity: %s replaces it", legacy, replaced_by)
 
 
 async def set_deployment_paused(*, deployment_id: UUID, paused: bool) -> None:

@@ -1,8 +1,9 @@
 """Compile a validated workflow into a run plan: per-task policies resolved, order fixed.
 
-Compilation is pure (no Prefect, no I/O). It turns the document's layered settings (workflow
-``defaults`` overridden by each task) into the concrete values the executor hands to Prefect:
-retry count, the list of retry delays (exponential backoff is expanded here), jitter and timeout.
+Compilation is pure (no Prefect, no I/O). Each task's settings are resolved against the workflow
+``defaults`` by :mod:`specs.task_settings` (the same resolution the analytics read) into the
+concrete values the executor hands to Prefect: retry count, the list of retry delays (exponential
+backoff expanded), jitter and timeout.
 """
 
 from __future__ import annotations
@@ -15,12 +16,9 @@ from types import MappingProxyType
 from typing import Any
 
 from specs.dag import topological_order, upstream_closure
-from specs.models import RetryBackoff, Specification, Task, Workflow
-from specs.parameters import optional_parameters
-
-# Prefect refuses more than 50 retry delays per task; it repeats the last delay for later attempts,
-# which is exactly where an exponential backoff has usually reached its cap anyway.
-MAX_RETRY_DELAYS = 50
+from specs.models import Specification, Task, Workflow
+from specs.parameters import EXTRA_PARAMETERS, accepts_undeclared_parameters, optional_parameters
+from specs.task_settings import effective_settings
 
 
 @dataclass(frozen=True)
@@ -61,47 +59,15 @@ class CompiledWorkflow:
         return self.specification.parameters
 
 
-def backoff_delays(backoff: RetryBackoff, retries: int) -> tuple[float, ...]:
-    """Expand ``delay = min(cap, base * factor ** (attempt - 1))`` for each retry."""
-    count = min(retries, MAX_RETRY_DELAYS)
-    return tuple(
-        float(min(backoff.cap_seconds, backoff.base_seconds * backoff.factor**attempt))
-        for attempt in range(count)
-    )
-
-
-def _delays(task: Task, workflow: Workflow, retries: int) -> tuple[tuple[float, ...], float | None]:
-    # A task that sets either delay kind replaces the workflow default entirely.
-    source = (
-        task
-        if (task.retry_delay_seconds is not None or task.retry_backoff is not None)
-        else workflow.defaults
-    )
-    if retries == 0:
-        return (), None
-    if source.retry_backoff is not None:
-        jitter = source.retry_backoff.jitter or None
-        return backoff_delays(source.retry_backoff, retries), jitter
-    delay = source.retry_delay_seconds
-    if delay is None:
-        return (), None
-    if isinstance(delay, list):
-        return tuple(float(d) for d in delay[:MAX_RETRY_DELAYS]), None
-    return (float(delay),), None
-
-
 def plan_task(task: Task, workflow: Workflow, needs: Mapping[str, list[str]]) -> TaskPlan:
     """Resolve one task's policies against the workflow defaults."""
-    defaults = workflow.defaults
-    retries = task.retries if task.retries is not None else (defaults.retries or 0)
-    delays, jitter = _delays(task, workflow, retries)
-    timeout = task.timeout_seconds if task.timeout_seconds is not None else defaults.timeout_seconds
+    settings = effective_settings(task, workflow.defaults)
     return TaskPlan(
         task=task,
-        retries=retries,
-        retry_delays=delays,
-        retry_jitter=jitter,
-        timeout_seconds=timeout,
+        retries=settings.retries,
+        retry_delays=settings.retry_delays,
+        retry_jitter=settings.retry_jitter,
+        timeout_seconds=settings.timeout_seconds,
         upstream=frozenset(upstream_closure(needs, task.id)),
     )
 
@@ -111,7 +77,9 @@ def parameters_signature(schema: Mapping[str, Any]) -> inspect.Signature:
 
     Prefect binds a flow run's parameters against the flow function's signature, so the generic
     flow gets one built per workflow. Annotations are ``Any``: the JSON Schema check happens in the
-    executor, with located messages, instead of a second, differently worded pydantic check.
+    executor, with located messages, instead of a second, differently worded pydantic check. A
+    schema that accepts undeclared parameters adds ``**extra_parameters`` (see
+    :func:`specs.parameters.prefect_parameters`).
     """
     properties = schema.get("properties", {})
     # Optional parameters without a default get None, or Prefect would demand them; the engine
@@ -124,6 +92,10 @@ def parameters_signature(schema: Mapping[str, Any]) -> inspect.Signature:
         else:
             default = None if name in optional else inspect.Parameter.empty
         params.append(_keyword_parameter(str(name), default))
+    if accepts_undeclared_parameters(schema):
+        # Prefect hands a run's undeclared parameters over as one object under this name
+        # (specs.parameters.prefect_parameters) and spreads it into keyword arguments.
+        params.append(inspect.Parameter(EXTRA_PARAMETERS, inspect.Parameter.VAR_KEYWORD))
     return inspect.Signature(params)
 
 

@@ -110,7 +110,8 @@ class WorkflowEngine:
 
     async def run(self, params: Mapping[str, Any]) -> Any:
         """The flow body: validate parameters, run the DAG, return outputs or a Failed state."""
-        flow_run = FlowRunContext.get().flow_run if FlowRunContext.get() else None
+        run_context = FlowRunContext.get()
+        flow_run = run_context.flow_run if run_context else None
         schema = self.compiled.parameters_schema
         params = drop_unset_optionals(schema, params)
         record = RunRecord(

@@ -20,7 +20,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
+
 from blocks.workflow_definition import block_name_from_attribute, entrypoint_attribute, load_definition_sync
+from specs.naming import deployment_full_name, legacy_deployment_full_name
 
 ENTRY_MODULE = "flows.entry"
 
@@ -35,6 +39,24 @@ def block_name_from_entrypoint(entrypoint: str | None) -> str | None:
     if not entrypoint or not entrypoint.startswith(ENTRY_MODULE + "."):
         return None
     return block_name_from_attribute(entrypoint[len(ENTRY_MODULE) + 1 :])
+
+
+async def deployed_definition(workflow_name: str) -> tuple[str, str] | None:
+    """(block name, version) of the definition a workflow's deployment runs, None when not deployed.
+
+    A deployment made by an older version (``trinity-workflow/<name>``) counts until it is replaced.
+    """
+    async with get_client() as client:
+        for full_name in (deployment_full_name(workflow_name), legacy_deployment_full_name(workflow_name)):
+            try:
+                deployment = await client.read_deployment_by_name(full_name)
+            except ObjectNotFound:
+                continue
+            block_name = block_name_from_entrypoint(deployment.entrypoint)
+            if block_name is None or deployment.version is None:
+                return None
+            return block_name, deployment.version
+    return None
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,7 @@
-"""The generic ``trinity-workflow`` flow, built per workflow around one shared engine.
+"""The generic workflow flow, built per workflow around one shared engine.
+
+Each workflow is its own Prefect flow, named after the workflow (:func:`specs.naming.flow_name_for`),
+so Prefect lists its runs, deployment, task runs and schedules under that name.
 
 The flow function takes ``**params``; its ``__signature__`` is the specification's parameters
 (keyword-only, schema defaults), because Prefect binds a run's parameters against the signature and
@@ -14,12 +17,11 @@ from prefect import Flow
 
 from flows.compiler import CompiledWorkflow, parameters_signature
 from flows.engine import WorkflowEngine
-
-FLOW_NAME = "trinity-workflow"
+from specs.naming import flow_name_for
 
 
 def build_flow(compiled: CompiledWorkflow, *, engine: WorkflowEngine | None = None) -> Flow[..., Any]:
-    """A Prefect flow that runs ``compiled`` (named ``trinity-workflow``, versioned as the workflow).
+    """A Prefect flow that runs ``compiled`` (named and versioned as the workflow).
 
     ``engine`` replaces the default :class:`WorkflowEngine` (e.g. an instrumented one in benchmarks).
     """
@@ -33,7 +35,7 @@ def build_flow(compiled: CompiledWorkflow, *, engine: WorkflowEngine | None = No
     hooks = [engine.on_final_state]
     return Flow(
         fn=trinity_workflow,
-        name=FLOW_NAME,
+        name=flow_name_for(compiled.name),
         version=compiled.version,
         description=compiled.workflow.description or None,
         timeout_seconds=compiled.workflow.timeout_seconds,

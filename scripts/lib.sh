@@ -12,7 +12,12 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 ensure_venv() {
   local python="${PYTHON:-python3}"
   command -v "$python" >/dev/null || die "python3 (3.11+) is required"
-  "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python 3.11+ is required"
+  local version minor
+  version="$("$python" -V 2>&1)"  # "Python 3.11.2"
+  version="${version#Python }"
+  minor="${version#*.}"
+  minor="${minor%%.*}"
+  { [ "${version%%.*}" = 3 ] && [ "$minor" -ge 11 ] 2>/dev/null; } || die "Python 3.11+ is required"
   if [ ! -x "$VENV/bin/python" ]; then
     say "creating $VENV"
     "$python" -m venv "$VENV"
@@ -28,11 +33,9 @@ ensure_venv() {
   fi
 }
 
-pg_ready() { "$VENV/bin/python" - "$1" <<'PY' >/dev/null 2>&1
-import sys, psycopg
-psycopg.connect(sys.argv[1], connect_timeout=3).close()
-PY
-}
+# Exit 0 when the server at a URL answers (tests/support/probe.py).
+probe() { (cd "$ROOT" && "$VENV/bin/python" -m tests.support.probe "$@" >/dev/null 2>&1); }
+pg_ready() { probe postgres "$1"; }
 
 # Make TRINITY_TEST_PG_ADMIN_URL point at a PostgreSQL server: the given one, the local one on 5432,
 # or a throwaway cluster started here (initdb/pg_ctl from Debian's postgresql package).
@@ -67,6 +70,30 @@ ensure_postgres() {
   export TRINITY_TEST_PG_ADMIN_URL="$url"
 }
 
+redis_ready() { probe redis "$1"; }
+
+# Redis on 127.0.0.1:6379 for the rate-limiter tests: the running one, else Debian's redis-server
+# (installed when missing) started here without persistence.
+ensure_redis() {
+  local url="redis://127.0.0.1:6379"
+  redis_ready "$url" && return 0
+  if ! command -v redis-server >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Debian's redis-server"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) || true
+  fi
+  if command -v redis-server >/dev/null; then
+    say "no Redis at $url: starting redis-server"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null || true
+    local tries
+    for tries in 1 2 3 4 5 6 7 8 9 10; do
+      redis_ready "$url" && return 0
+      sleep 0.5
+    done
+  fi
+  [ "${CI:-}" = "true" ] && die "Redis is not reachable at $url and redis-server could not be installed or started"
+  say "Redis unavailable: its tests will be skipped"
+}
+
 # Debian's Chromium for the browser test (Playwright drives it; no browser downloads).
 ensure_chromium() {
   command -v chromium >/dev/null && return 0
@@ -74,5 +101,7 @@ ensure_chromium() {
     say "installing Debian's chromium"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || true
   fi
-  command -v chromium >/dev/null || say "chromium unavailable: the browser test will be skipped"
+  command -v chromium >/dev/null && return 0
+  [ "${CI:-}" = "true" ] && die "chromium is not installed and could not be installed"
+  say "chromium unavailable: the browser test will be skipped"
 }

@@ -1,9 +1,11 @@
 """What each action accepts in ``with``: one pydantic model per action.
 
 Built-in actions are declared here; more come from the entry-point group ``trinity.actions``. Each
-entry point loads an object with ``.name: str`` and ``.inputs: type[BaseModel]`` (the flows package
-adds ``.run``). Entry points are loaded only when a workflow uses them, and a plugin that fails to
-load is reported against the task that uses it instead of breaking validation.
+entry point loads an object with ``.name: str``, ``.inputs: type[BaseModel]`` and ``.run`` (which
+the executor calls). This module is the one registry of those plugins, for validation and for the
+executor (``flows.actions``): entry points are loaded only when a workflow uses them, once per
+process, and a plugin that fails to load is reported against the task that uses it instead of
+breaking validation.
 
 Expression strings (``${{ ... }}``) may stand anywhere in ``with``; those values are type-checked
 after rendering, at run time, so validation skips them.
@@ -27,7 +29,6 @@ ENTRY_POINT_GROUP = "trinity.actions"
 CALLABLE_PATTERN = (
     r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 )
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 PathParts = tuple[str | int, ...]
 
 
@@ -132,6 +133,10 @@ BUILTIN_ACTIONS: dict[str, type[BaseModel]] = {
 }
 
 
+class UnknownActionError(LookupError):
+    """No built-in or installed action has this name, or its plugin cannot be loaded."""
+
+
 @dataclass(frozen=True)
 class _Plugins:
     names: tuple[str, ...]
@@ -149,8 +154,8 @@ def _plugins() -> _Plugins:
 
 
 @lru_cache(maxsize=256)
-def _load_plugin(name: str) -> type[BaseModel] | str:
-    """The plugin's inputs model, or a string saying why it could not be loaded."""
+def _load_plugin(name: str) -> Any:
+    """The object a plugin's entry point loads, or a string saying why it could not be loaded."""
     entry_point = _plugins().entry_points[name]
     try:
         action = entry_point.load()
@@ -159,7 +164,7 @@ def _load_plugin(name: str) -> type[BaseModel] | str:
     inputs = getattr(action, "inputs", None)
     if not (isinstance(inputs, type) and issubclass(inputs, BaseModel)):
         return f"action '{name}' ({entry_point.value}) has no 'inputs' pydantic model"
-    return inputs
+    return action
 
 
 def refresh_actions() -> None:
@@ -173,14 +178,29 @@ def action_names() -> list[str]:
     return [*BUILTIN_ACTIONS, *_plugins().names]
 
 
+def plugin_action(name: str) -> Any:
+    """The object the ``trinity.actions`` entry point ``name`` loads (it has an ``inputs`` model).
+
+    Loaded once per process (see :func:`refresh_actions`); raises :class:`UnknownActionError`
+    when no plugin has that name or it cannot be loaded.
+    """
+    if name in BUILTIN_ACTIONS or name not in _plugins().entry_points:
+        raise UnknownActionError(f"unknown action '{name}'")
+    loaded = _load_plugin(name)
+    if isinstance(loaded, str):
+        raise UnknownActionError(loaded)
+    return loaded
+
+
 def action_inputs_model(name: str) -> type[BaseModel] | None:
     """The inputs model of an action, or None when no action has that name or it fails to load."""
     if name in BUILTIN_ACTIONS:
         return BUILTIN_ACTIONS[name]
-    if name not in _plugins().entry_points:
+    try:
+        inputs: type[BaseModel] = plugin_action(name).inputs
+    except UnknownActionError:
         return None
-    loaded = _load_plugin(name)
-    return loaded if isinstance(loaded, type) else None
+    return inputs
 
 
 def action_load_error(name: str) -> str | None:

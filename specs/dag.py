@@ -7,7 +7,7 @@ here is linear in nodes + edges and iterative, so a 20,000-task chain neither re
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from specs.errors import SpecError
 
@@ -245,8 +245,3 @@ class Reachability:
                 if self._position.get(up, -1) > target and up not in seen:
                     todo.append(up)
         return False
-
-
-def nodes_of(needs: Needs) -> Iterable[str]:
-    """All nodes, including those named only as dependencies."""
-    return _nodes(needs)

@@ -37,11 +37,13 @@ SUFFIXES = (".yml", ".yaml", ".json")
 
 @dataclass
 class ValidationResult:
-    """Outcome of :func:`check_paths`: valid documents, all problems, how many files were read."""
+    """Outcome of :func:`check_paths`: valid documents, all problems, how many files and documents
+    were read (``read``: every non-empty document, valid or not)."""
 
     documents: list[Document]
     problems: list[Problem]
     files: int
+    read: int = 0
 
     @property
     def ok(self) -> bool:
@@ -309,7 +311,10 @@ def check_paths(paths: Sequence[str | Path]) -> ValidationResult:
         raws.extend(found_raws)
     documents, found = _check_all(raws, specifications=(), require_specs=True)
     problems.extend(found)
-    return ValidationResult(documents=documents, problems=sort_problems(problems), files=len(files))
+    read = sum(raw.data is not None for raw in raws)
+    return ValidationResult(
+        documents=documents, problems=sort_problems(problems), files=len(files), read=read
+    )
 
 
 def document_counts(documents: Iterable[Any]) -> dict[str, int]:

@@ -29,6 +29,7 @@ SemVer = Annotated[str, Field(pattern=SEMVER_PATTERN, description="Semantic vers
 TaskId = Annotated[str, Field(pattern=TASK_ID_PATTERN, description="Task id: a letter or '_' first.")]
 Seconds = Annotated[float, Field(gt=0, le=7 * 24 * 3600)]
 DelaySeconds = Annotated[float, Field(ge=0, le=24 * 3600)]
+DEFAULT_MAX_PARALLEL_TASKS = 16
 
 
 class _Strict(BaseModel):
@@ -140,7 +141,7 @@ class Defaults(RetryPolicy):
 class Concurrency(_Strict):
     """Limits on parallel work."""
 
-    max_parallel_tasks: Annotated[int, Field(ge=1, le=10_000)] = 16
+    max_parallel_tasks: Annotated[int, Field(ge=1, le=10_000)] = DEFAULT_MAX_PARALLEL_TASKS
     max_active_runs: Annotated[int, Field(ge=1, le=10_000)] | None = None
     on_collision: Literal["enqueue", "cancel_new"] = Field(
         default="enqueue",
@@ -189,6 +190,16 @@ class Task(RetryPolicy):
     description: Annotated[str, Field(max_length=4000)] = ""
 
 
+class OnCrash(_Strict):
+    """What Trinity does when a run of the workflow crashes (its process died or its heartbeats
+    stopped): start it again, with the same parameters, at most ``rerun`` times in a chain."""
+
+    rerun: Annotated[int, Field(ge=0, le=100)] = Field(
+        default=0,
+        description="How many times a crashed run is started again (a new flow run, same parameters).",
+    )
+
+
 class Workflow(_Strict):
     """The implementation of a specification: a DAG of tasks."""
 
@@ -201,6 +212,9 @@ class Workflow(_Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     concurrency: Concurrency = Field(default_factory=Concurrency)
     timeout_seconds: Seconds | None = Field(default=None, description="Limit on the whole run.")
+    on_crash: OnCrash | None = Field(
+        default=None, description="What happens when a run crashes, e.g. {rerun: 2} (default: no rerun)."
+    )
     tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
     tasks: Annotated[list[Task], Field(min_length=1)]
 

@@ -1,6 +1,13 @@
 """Workflow parameters: a JSON Schema (draft 2020-12) in the specification, values at run time.
 
 Schemas may only use local references (``#/...``): nothing is ever fetched over the network.
+
+A run may pass only the parameters its specification declares (``properties``), unless the schema
+explicitly accepts more (``additionalProperties`` other than ``false``, or ``patternProperties``):
+a misspelt name is refused before the run exists. Prefect binds a flow run's parameters by name to
+the flow function's signature, which cannot list names nobody knows in advance, so in Prefect the
+undeclared parameters of such a run travel as one object under :data:`EXTRA_PARAMETERS`;
+:func:`prefect_parameters_schema` and :func:`prefect_parameters` give that form.
 """
 
 from __future__ import annotations
@@ -25,6 +32,12 @@ _EMPTY_REGISTRY: Registry[Any] = Registry()
 _META_VALIDATOR = Draft202012Validator(Draft202012Validator.META_SCHEMA, registry=_EMPTY_REGISTRY)
 _FORMATS = FormatChecker()
 _CLI_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+EXTRA_PARAMETERS = "extra_parameters"
+"""The Prefect parameter holding a run's undeclared parameters (only when the spec accepts them)."""
+# Marks the EXTRA_PARAMETERS property of a deployment's schema, so a schema read back from Prefect
+# is recognised as that form (an annotation keyword: validators and Prefect's UI ignore it).
+_EXTRA_MARK = "x-trinity-extra-parameters"
 
 
 def _validator(schema: Mapping[str, Any]) -> Draft202012Validator:
@@ -58,6 +71,14 @@ def schema_problems(schema: Any) -> list[tuple[PathParts, str]]:
     if schema.get("type", "object") != "object":
         found.append((("type",), "parameters must be an object schema (type: object)"))
     properties = schema.get("properties", {})
+    if EXTRA_PARAMETERS in properties and accepts_undeclared_parameters(schema):
+        found.append(
+            (
+                ("properties", EXTRA_PARAMETERS),
+                f"'{EXTRA_PARAMETERS}' is reserved in a schema that accepts undeclared parameters "
+                "(Prefect receives them under that name)",
+            )
+        )
     for name, prop in properties.items():
         if isinstance(prop, Mapping) and "default" in prop:
             try:
@@ -85,39 +106,163 @@ def declared_parameters(schema: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(properties) if isinstance(properties, Mapping) else frozenset()
 
 
-def _located(error: ValidationError, schema: Mapping[str, Any]) -> tuple[PathParts, str]:
+def accepts_undeclared_parameters(schema: Mapping[str, Any]) -> bool:
+    """True when the schema explicitly lets a run pass names beyond its ``properties``.
+
+    That is ``additionalProperties`` present and not ``false``, or ``patternProperties``; a schema
+    that says nothing about undeclared names refuses them.
+    """
+    spec = _spec_form(schema)
+    return spec.get("additionalProperties", False) is not False or bool(spec.get("patternProperties"))
+
+
+def unknown_parameters(
+    schema: Mapping[str, Any], params: Mapping[str, Any], *, source: str = "<parameters>"
+) -> list[Problem]:
+    """One problem per parameter name the schema neither declares nor accepts, with a close match.
+
+    The message is ``unknown parameter 'nams'; did you mean 'names'?`` (without a close match just
+    ``unknown parameter 'nams'``), located at the name (``$.nams``). Without ``additionalProperties``
+    (or with ``false``), a name must be declared or match one of the ``patternProperties``.
+    """
+    spec = _spec_form(schema)
+    if spec.get("additionalProperties", False) is not False:
+        return []  # the schema judges undeclared names by its additionalProperties
+    known = sorted(declared_parameters(spec))
+    patterns = [re.compile(pattern) for pattern in spec.get("patternProperties", {})]
+    return [
+        Problem(
+            file=source,
+            line=None,
+            col=None,
+            message=_unknown_message(name, known),
+            json_path=json_path([name]),
+        )
+        for name in params
+        if name not in known and not any(pattern.search(name) for pattern in patterns)
+    ]
+
+
+def _unknown_message(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"unknown parameter '{name}'" + (f"; did you mean '{close[0]}'?" if close else "")
+
+
+def _located(error: ValidationError) -> tuple[PathParts, str] | None:
+    """Where a schema error is and what to say; None for what unknown_parameters reports."""
     path: PathParts = tuple(error.absolute_path)
     instance = error.instance
     if error.validator == "required" and isinstance(instance, Mapping):
         for name in error.validator_value:
             if name not in instance and repr(name) in error.message:
                 return (*path, name), f"missing required parameter '{name}'"
-    if error.validator == "additionalProperties" and isinstance(instance, Mapping) and not path:
-        known = sorted(declared_parameters(schema))
-        extras = [key for key in instance if key not in known]
-        if len(extras) == 1:
-            close = difflib.get_close_matches(extras[0], known, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            return (extras[0],), f"unknown parameter '{extras[0]}'{hint}"
+    if error.validator == "additionalProperties" and not path:
+        return None
     return path, error.message
 
 
 def validate_parameters(
     schema: Mapping[str, Any], params: Mapping[str, Any], *, source: str = "<parameters>"
 ) -> list[Problem]:
-    """Check parameter values against the specification's schema; every problem, JSON-path located."""
+    """Check parameter values against the specification's schema; every problem, JSON-path located.
+
+    Unknown names come first (:func:`unknown_parameters`). ``schema`` may also be a deployment's
+    schema as :func:`prefect_parameters_schema` made it; ``params`` are then still the run's
+    parameters as a user gives them, undeclared names at the top level.
+    """
+    schema = _spec_form(schema)
     broken = check_parameters_schema(schema, source=source)
     if broken:
         return broken
-    problems: list[Problem] = []
+    problems = unknown_parameters(schema, params, source=source)
     try:
         errors = sorted(_validator(schema).iter_errors(dict(params)), key=lambda e: list(e.absolute_path))
     except Unresolvable as exc:
         return [Problem(source, None, None, f"unresolvable reference in parameters schema: {exc}", "$")]
     for error in errors:
-        path, message = _located(error, schema)
-        problems.append(Problem(file=source, line=None, col=None, message=message, json_path=json_path(path)))
+        located = _located(error)
+        if located is not None:
+            path, message = located
+            problems.append(
+                Problem(file=source, line=None, col=None, message=message, json_path=json_path(path))
+            )
     return problems
+
+
+def checked_run_parameters(
+    schema: Mapping[str, Any], params: Mapping[str, Any], *, source: str = "<parameters>"
+) -> dict[str, Any]:
+    """A run's parameters checked, defaults filled in, in the form a flow run carries them.
+
+    The one check every way of starting a run makes before the run exists (the API, ``trinity
+    run``). ``schema`` is the specification's, or a deployment's (:func:`prefect_parameters_schema`).
+    Raises :class:`SpecError` with every problem (:func:`validate_parameters`).
+    """
+    spec = _spec_form(schema)
+    problems = validate_parameters(spec, params, source=source)
+    if problems:
+        raise SpecError(problems)
+    return prefect_parameters(spec, apply_defaults(spec, params))
+
+
+def prefect_parameters_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The schema a workflow's Prefect deployment carries (its run form, checked by Prefect's server).
+
+    It refuses undeclared names (``additionalProperties: false``). When the specification accepts
+    them, they are one object property, :data:`EXTRA_PARAMETERS`, holding what the specification
+    said of them (``additionalProperties``, ``patternProperties``), because a flow run can only
+    carry them that way (see the module's docstring).
+    """
+    result = copy.deepcopy(dict(schema))
+    if not accepts_undeclared_parameters(schema):
+        result["additionalProperties"] = False
+        return result
+    extra: dict[str, Any] = {
+        "title": "Additional parameters",
+        "description": "Parameters the specification does not declare, by name.",
+        "type": "object",
+        "default": {},
+        "additionalProperties": result.pop("additionalProperties", False),
+        _EXTRA_MARK: True,
+    }
+    if "patternProperties" in result:
+        extra["patternProperties"] = result.pop("patternProperties")
+    result["properties"] = {**result.get("properties", {}), EXTRA_PARAMETERS: extra}
+    result["additionalProperties"] = False
+    return result
+
+
+def _spec_form(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The specification's schema back from :func:`prefect_parameters_schema` (others unchanged)."""
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping):
+        return schema
+    extra = properties.get(EXTRA_PARAMETERS)
+    if not (isinstance(extra, Mapping) and extra.get(_EXTRA_MARK) is True):
+        return schema
+    spec = {key: value for key, value in schema.items() if key != "additionalProperties"}
+    spec["properties"] = {name: value for name, value in properties.items() if name != EXTRA_PARAMETERS}
+    spec["additionalProperties"] = extra.get("additionalProperties", False)
+    if "patternProperties" in extra:
+        spec["patternProperties"] = extra["patternProperties"]
+    return spec
+
+
+def prefect_parameters(schema: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` as a flow run of the workflow carries them in Prefect.
+
+    Declared names stay at the top level; undeclared ones (accepted by the schema: check first
+    with :func:`validate_parameters`) move under :data:`EXTRA_PARAMETERS`.
+    """
+    spec = _spec_form(schema)
+    if not accepts_undeclared_parameters(spec):
+        return dict(params)
+    declared = declared_parameters(spec)
+    result = {name: value for name, value in params.items() if name in declared}
+    extra = {name: value for name, value in params.items() if name not in declared}
+    if extra:
+        result[EXTRA_PARAMETERS] = extra
+    return result
 
 
 def apply_defaults(schema: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:

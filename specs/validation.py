@@ -23,7 +23,8 @@ from specs.errors import Problem
 from specs.expressions import ExpressionError, References, analyze, bare_expression, find_expressions
 from specs.model_errors import suggest
 from specs.models import Schedule, Specification, SpecRef, Task, Workflow
-from specs.parameters import declared_parameters, schema_problems
+from specs.naming import reserved_name_problem
+from specs.parameters import accepts_undeclared_parameters, declared_parameters, schema_problems
 from specs.parsing import PathParts, RawDocument, iter_strings
 from specs.versions import VersionError, parse_range
 
@@ -261,6 +262,9 @@ def _graph_problems(
 def workflow_problems(doc: RawDocument, view: WorkflowView, *, spec: Specification | None) -> list[Problem]:
     """Every check of one workflow beyond its shape; ``spec`` is the specification it resolved to."""
     problems: list[Problem] = []
+    reserved = reserved_name_problem(view.name) if view.name is not None else None
+    if reserved is not None:
+        problems.append(doc.problem(("name",), reserved))
     if view.schedule is not None:
         problems.extend(schedule_problems(doc, view.schedule))
     if view.spec is not None:
@@ -274,7 +278,12 @@ def workflow_problems(doc: RawDocument, view: WorkflowView, *, spec: Specificati
     reach = None if cyclic else Reachability(needs)
     parameters = None
     label = ""
-    if spec is not None and isinstance(spec.parameters, Mapping):
+    # A spec that accepts undeclared parameters leaves the names a run may pass open.
+    if (
+        spec is not None
+        and isinstance(spec.parameters, Mapping)
+        and not accepts_undeclared_parameters(spec.parameters)
+    ):
         parameters = declared_parameters(spec.parameters)
         label = f"specification {spec.name}@{spec.version}"
     for index, task in view.tasks:

@@ -15,13 +15,17 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from flows.worker import prefect_compat
 from trinity.core.config import load_settings
+from trinity.stack import STATUS_FILE, running_supervisor
+
+EVENTS_FLUSH_SECONDS = 15.0
 
 
 def running_stack_api_url(state_dir: Path) -> str | None:
     """The Prefect API URL of the ``trinity up`` running for ``state_dir``, if one runs."""
-    from trinity.stack import STATUS_FILE, running_supervisor
-
     if running_supervisor(state_dir) is None:
         return None
     try:
@@ -37,8 +41,6 @@ def resolve_prefect_api_url() -> str | None:
 
     Raises :class:`trinity.core.settings.ConfigError` when the configuration file is consulted and invalid.
     """
-    from prefect.settings import PREFECT_API_URL
-
     current = PREFECT_API_URL.value()
     if current:
         return str(current)
@@ -49,11 +51,20 @@ def resolve_prefect_api_url() -> str | None:
 
 @contextlib.contextmanager
 def using_prefect_api(url: str | None) -> Iterator[None]:
-    """Point this process's Prefect client at ``url`` for the duration (``None``: leave it be)."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    """Point this process's Prefect client at ``url`` for the duration (``None``: leave it be).
 
-    if url is None or url == PREFECT_API_URL.value():
-        yield
-        return
-    with temporary_settings(updates={PREFECT_API_URL: url}):
-        yield
+    On the way out, the events Prefect still holds are delivered (:func:`deliver_pending_events`),
+    while ``url`` is still the API in force.
+    """
+    with contextlib.ExitStack() as stack:
+        if url is not None and url != PREFECT_API_URL.value():
+            stack.enter_context(temporary_settings(updates={PREFECT_API_URL: url}))
+        try:
+            yield
+        finally:
+            deliver_pending_events()
+
+
+def deliver_pending_events(timeout: float = EVENTS_FLUSH_SECONDS) -> None:
+    """Deliver the events Prefect still holds for this process before it exits (at most ``timeout``)."""
+    prefect_compat.deliver_pending_events(timeout)

@@ -15,32 +15,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from flows.worker.tuning import server_environment
-from trinity.stack_setup import RUN_REPORT_SCRIPT, StackError, register_in_api, run_step, worker_heartbeat
-from trinity.supervisor import (
-    ChildSpec,
-    StopRequestedError,
-    Supervisor,
-    SupervisorError,
-    http_ok,
-    port_in_use,
-    reap_orphans,
-)
+from trinity.stack_config import TRINITY_CLI, StackConfig, child_specs, load_secrets, ready_banner, stack_env
+from trinity.stack_setup import StackError, register_in_api, run_step
+from trinity.supervisor import StopRequestedError, Supervisor, SupervisorError, port_in_use, reap_orphans
 
 STATUS_FILE = "status.json"
 PID_FILE = "up.pid"
-SECRETS_FILE = "secrets.json"
 
 
 class AlreadyRunningError(StackError):
@@ -49,138 +37,6 @@ class AlreadyRunningError(StackError):
     def __init__(self, state_dir: Path, pid: int) -> None:
         super().__init__(f"trinity up is already running for {state_dir} (pid {pid})")
         self.pid = pid
-
-
-@dataclass
-class StackConfig:
-    """What ``trinity up`` starts and where."""
-
-    state_dir: Path
-    host: str = "127.0.0.1"
-    prefect_port: int = 4200
-    api_port: int = 8000
-    prefect_database_url: str | None = None
-    trinity_database_url: str | None = None
-    pool: str = "trinity"
-    worker_processes: int = 2
-    examples: list[Path] = field(default_factory=list)
-    demo_workflow: str | None = "regional-report"
-    demo_params: list[str] = field(default_factory=list)
-    demo: bool = True
-
-    @property
-    def prefect_api_url(self) -> str:
-        return f"http://{self.host}:{self.prefect_port}/api"
-
-    @property
-    def prefect_ui_url(self) -> str:
-        return f"http://{self.host}:{self.prefect_port}"
-
-    @property
-    def api_url(self) -> str:
-        return f"http://{self.host}:{self.api_port}/api/v1"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.state_dir / "logs"
-
-
-def load_secrets(state_dir: Path) -> dict[str, str]:
-    """The stack's JWT secret and demo admin key: made once, then reused (so ``up`` is idempotent)."""
-    path = state_dir / SECRETS_FILE
-    if path.exists():
-        data: dict[str, str] = json.loads(path.read_text())
-        return data
-    data = {"jwt_secret": secrets.token_urlsafe(48), "admin_api_key": "trn_" + secrets.token_urlsafe(32)}
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle)
-    return data
-
-
-def stack_env(config: StackConfig, stack_secrets: dict[str, str]) -> dict[str, str]:
-    """Environment shared by every child and by the deploy/demo steps."""
-    env = dict(os.environ)
-    prefect_db = config.prefect_database_url or (
-        f"sqlite+aiosqlite:///{config.state_dir / 'prefect' / 'prefect.db'}"
-    )
-    if prefect_db.startswith(("postgresql://", "postgres://")):
-        prefect_db = "postgresql+asyncpg://" + prefect_db.split("://", 1)[1]
-    env.update(
-        PREFECT_HOME=str(config.state_dir / "prefect"),
-        PREFECT_API_URL=config.prefect_api_url,
-        PREFECT_UI_URL=config.prefect_ui_url,
-        PREFECT_API_DATABASE_CONNECTION_URL=prefect_db,
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        TRINITY_DATABASE_URL=config.trinity_database_url or f"sqlite:///{config.state_dir / 'trinity.db'}",
-        TRINITY_JWT_SECRET=stack_secrets["jwt_secret"],
-        TRINITY_BOOTSTRAP_API_KEY=stack_secrets["admin_api_key"],
-        TRINITY_STATE_DIR=str(config.state_dir),
-        TRINITY_LOGS_DIR=str(config.state_dir / "LOGS"),
-        TRINITY_PREFECT_UI_URL=config.prefect_ui_url,
-    )
-    return env
-
-
-def child_specs(config: StackConfig, env: dict[str, str]) -> list[ChildSpec]:
-    """The three children of the stack, in start order."""
-    trinity = [sys.executable, "-m", "trinity.cli"]
-    # Unique to this `trinity up`, so the health check below finds this worker's heartbeat only.
-    worker_name = f"trinity-up-{socket.gethostname()}-{os.getpid()}".replace("/", "-").replace("%", "-")
-    since = time.time()
-    # The UI asks the browser to call this URL; without it the UI assumes port 4200.
-    # Plus the server settings that lower its CPU per run (flows/worker/tuning.py has the trade-offs);
-    # whatever the operator set in the environment wins.
-    prefect_env = (
-        {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
-        | server_environment(env)
-        | {"PREFECT_UI_API_URL": config.prefect_api_url}
-    )
-    return [
-        ChildSpec(
-            name="prefect-server",
-            argv=[
-                sys.executable,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                config.host,
-                "--port",
-                str(config.prefect_port),
-            ],
-            env=prefect_env,
-            health=lambda: http_ok(f"{config.prefect_api_url}/health"),
-            url=config.prefect_ui_url,
-            port=config.prefect_port,
-        ),
-        ChildSpec(
-            name="trinity-api",
-            argv=[*trinity, "api", "--host", config.host, "--port", str(config.api_port)],
-            env=env,
-            health=lambda: http_ok(f"{config.api_url}/health"),
-            url=f"{config.api_url}/docs",
-            port=config.api_port,
-        ),
-        ChildSpec(
-            name="trinity-worker",
-            argv=[
-                *trinity,
-                "worker",
-                "--pool",
-                config.pool,
-                "--processes",
-                str(config.worker_processes),
-                "--name",
-                worker_name,
-            ],
-            env=env,
-            health=lambda: worker_heartbeat(config.prefect_api_url, config.pool, worker_name, since),
-            start_timeout=120.0,
-        ),
-    ]
 
 
 def running_supervisor(state_dir: Path) -> int | None:
@@ -228,6 +84,24 @@ def bring_up(config: StackConfig, *, say: Callable[[str], None], stop_requested:
     Raises :class:`AlreadyRunningError` when a ``trinity up`` already runs for the state folder. A stop
     requested while starting or setting up stops everything and returns normally.
     """
+    preflight(config, say)
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    (config.state_dir / PID_FILE).write_text(str(os.getpid()))
+    stack = RunningStack(config, say=say, stop_requested=stop_requested)
+    try:
+        stack.start_children()
+        stack.set_up()
+        stack.supervise_until_stopped()
+    except StopRequestedError:
+        pass
+    except SupervisorError as exc:
+        raise StackError(str(exc)) from exc
+    finally:
+        stack.tear_down()
+
+
+def preflight(config: StackConfig, say: Callable[[str], None]) -> None:
+    """Refuse a second ``trinity up`` for the state folder; stop what a killed one left; check ports."""
     other = running_supervisor(config.state_dir)
     if other is not None:
         raise AlreadyRunningError(config.state_dir, other)
@@ -235,114 +109,135 @@ def bring_up(config: StackConfig, *, say: Callable[[str], None], stop_requested:
     for what in clear_stale_state(config.state_dir):
         say(f"stopped {what}, left running by a trinity up that was killed")
     check_ports(config)
-    config.state_dir.mkdir(parents=True, exist_ok=True)
-    (config.state_dir / PID_FILE).write_text(str(os.getpid()))
-    stack_secrets = load_secrets(config.state_dir)
-    env = stack_env(config, stack_secrets)
-    supervisor = Supervisor(
-        state_dir=config.state_dir, log_dir=config.log_dir, stop_requested=stop_requested, report=say
-    )
-    status_path = config.state_dir / STATUS_FILE
-    info: dict[str, object] = {
-        "prefect_ui": config.prefect_ui_url,
-        "prefect_api": config.prefect_api_url,
-        "api_docs": f"{config.api_url}/docs",
-        "state_dir": str(config.state_dir),
-    }
-    setup_log = config.log_dir / "setup.log"
 
-    def supervise() -> None:
-        for line in supervisor.check():
-            say(line)
-        supervisor.write_status(status_path, info)
 
-    def step(argv: list[str], timeout: float) -> str:
-        return run_step(argv, env, setup_log, timeout=timeout, stop_requested=stop_requested, tick=supervise)
+class RunningStack:
+    """One ``trinity up`` past its pre-flight: its children, its set-up steps and its status file."""
 
-    try:
-        for spec in child_specs(config, env):
-            say(f"starting {spec.name} ...")
-            child = supervisor.start(spec)
-            say(f"{spec.name} is up (pid {child.pid}){' at ' + spec.url if spec.url else ''}")
-            supervisor.write_status(status_path, info)
-        trinity = [sys.executable, "-m", "trinity.cli"]
-        if config.examples:
-            say("deploying the examples and the analytics flows ...")
-            out = step([*trinity, "deploy", *map(str, config.examples), "--pool", config.pool], 300)
-            for line in out.splitlines():
-                if line.strip():
-                    say(f"  {line.strip()}")
-        if config.demo and config.demo_workflow:
-            say(f"running the example workflow '{config.demo_workflow}' through the worker ...")
-            params = [arg for p in config.demo_params for arg in ("--param", p)]
-            try:
-                out = step([*trinity, "run", config.demo_workflow, *params], 600)
-            except StackError as exc:
-                # The stack itself is healthy; a failed demo is reported, not fatal.
-                info["demo"] = f"failed: {exc}"
-                say(f"  the demo run failed: {exc} (details in {setup_log})")
-            else:
-                info["demo"] = "completed"
-                say(f"  {out.strip().splitlines()[-1] if out.strip() else 'completed'}")
-        if config.demo and config.demo_workflow:
-            try:
-                workflow_id = register_in_api(config, stack_secrets["admin_api_key"])
-            except (StackError, httpx.HTTPError) as exc:
-                say(f"  registering '{config.demo_workflow}' in the API failed: {exc}")
-            else:
-                info["demo_workflow_id"] = workflow_id
-                say(f"registered '{config.demo_workflow}' in the API as workflow {workflow_id} (active)")
-        if config.examples:
-            say("running the performance report once, so its artifact is in the Prefect UI ...")
-            try:
-                out = step([sys.executable, "-c", RUN_REPORT_SCRIPT], 600)
-            except StackError as exc:
-                say(f"  the report run failed: {exc} (details in {setup_log})")
-            else:
-                say(f"  {out.strip()}")
-        info["ready"] = True
-        supervisor.write_status(status_path, info)
-        say(ready_banner(config, stack_secrets, str(info.get("demo_workflow_id") or "") or None))
-        while not stop_requested():
-            supervise()
+    def __init__(
+        self, config: StackConfig, *, say: Callable[[str], None], stop_requested: Callable[[], bool]
+    ) -> None:
+        self.config = config
+        self.say = say
+        self.stop_requested = stop_requested
+        self.secrets = load_secrets(config.state_dir)
+        self.env = stack_env(config, self.secrets)
+        self.supervisor = Supervisor(
+            state_dir=config.state_dir, log_dir=config.log_dir, stop_requested=stop_requested, report=say
+        )
+        self.status_path = config.state_dir / STATUS_FILE
+        self.setup_log = config.log_dir / "setup.log"
+        self.info: dict[str, object] = {
+            "prefect_ui": config.prefect_ui_url,
+            "prefect_api": config.prefect_api_url,
+            "api_docs": f"{config.api_url}/docs",
+            "state_dir": str(config.state_dir),
+        }
+
+    def supervise(self) -> None:
+        """One supervision pass: restart what died, say so, and refresh the status file."""
+        for line in self.supervisor.check():
+            self.say(line)
+        self.supervisor.write_status(self.status_path, self.info)
+
+    def step(self, argv: list[str], timeout: float) -> str:
+        """Run one set-up command, supervising the children meanwhile; return its output."""
+        return run_step(
+            argv,
+            self.env,
+            self.setup_log,
+            timeout=timeout,
+            stop_requested=self.stop_requested,
+            tick=self.supervise,
+        )
+
+    def start_children(self) -> None:
+        """Start the Prefect server, the API and the worker, in order, each once the previous is healthy."""
+        for spec in child_specs(self.config, self.env):
+            self.say(f"starting {spec.name} ...")
+            child = self.supervisor.start(spec)
+            self.say(f"{spec.name} is up (pid {child.pid}){' at ' + spec.url if spec.url else ''}")
+            self.supervisor.write_status(self.status_path, self.info)
+
+    def set_up(self) -> None:
+        """Deploy the examples, run and register the demo, run the report once; then say it is ready."""
+        demo = self.config.demo and bool(self.config.demo_workflow)
+        if self.config.examples:
+            self.deploy_examples()
+        if demo:
+            self.run_demo()
+            self.register_demo()
+        if self.config.examples:
+            self.run_first_report()
+        self.info["ready"] = True
+        self.supervisor.write_status(self.status_path, self.info)
+        workflow_id = str(self.info.get("demo_workflow_id") or "") or None
+        self.say(ready_banner(self.config, self.secrets, workflow_id))
+
+    def deploy_examples(self) -> None:
+        """``trinity deploy`` the examples (and the analytics flows) on the stack's pool."""
+        self.say("deploying the examples and the analytics flows ...")
+        examples = [str(path) for path in self.config.examples]
+        out = self.step([*TRINITY_CLI, "deploy", *examples, "--pool", self.config.pool], 300)
+        for line in out.splitlines():
+            if line.strip():
+                self.say(f"  {line.strip()}")
+
+    def run_demo(self) -> None:
+        """``trinity run`` the demo workflow through the worker; a failure is reported, not fatal."""
+        self.say(f"running the example workflow '{self.config.demo_workflow}' through the worker ...")
+        params = [arg for p in self.config.demo_params for arg in ("--param", p)]
+        try:
+            out = self.step([*TRINITY_CLI, "run", str(self.config.demo_workflow), *params], 600)
+        except StackError as exc:
+            # The stack itself is healthy; a failed demo is reported, not fatal.
+            self.info["demo"] = f"failed: {exc}"
+            self.say(f"  the demo run failed: {exc} (details in {self.setup_log})")
+        else:
+            self.info["demo"] = "completed"
+            self.say(f"  {out.strip().splitlines()[-1] if out.strip() else 'completed'}")
+
+    def register_demo(self) -> None:
+        """Store the demo workflow in the API and activate it, so the REST example works."""
+        try:
+            workflow_id = register_in_api(
+                api_url=self.config.api_url,
+                api_key=self.secrets["admin_api_key"],
+                examples=self.config.examples,
+                workflow_name=str(self.config.demo_workflow),
+            )
+        except (StackError, httpx.HTTPError) as exc:
+            self.say(f"  registering '{self.config.demo_workflow}' in the API failed: {exc}")
+        else:
+            self.info["demo_workflow_id"] = workflow_id
+            self.say(
+                f"registered '{self.config.demo_workflow}' in the API as workflow {workflow_id} (active)"
+            )
+
+    def run_first_report(self) -> None:
+        """Run the performance report once, so its artifact is in the Prefect UI."""
+        self.say("running the performance report once, so its artifact is in the Prefect UI ...")
+        try:
+            out = self.step([sys.executable, "-m", "trinity.first_report"], 600)
+        except StackError as exc:
+            self.say(f"  the report run failed: {exc} (details in {self.setup_log})")
+        else:
+            self.say(f"  {out.strip()}")
+
+    def supervise_until_stopped(self) -> None:
+        """Keep the children alive until a stop is requested."""
+        while not self.stop_requested():
+            self.supervise()
             time.sleep(1.0)
-    except StopRequestedError:
-        pass
-    except SupervisorError as exc:
-        raise StackError(str(exc)) from exc
-    finally:
-        say("stopping ...")
-        supervisor.stop_all()
-        with contextlib.suppress(OSError):
-            (config.state_dir / PID_FILE).unlink()
-        with contextlib.suppress(OSError):
-            status_path.unlink()
-        say("stopped")
 
-
-def ready_banner(config: StackConfig, stack_secrets: dict[str, str], workflow_id: str | None = None) -> str:
-    """What a person needs to use the running stack."""
-    key = stack_secrets["admin_api_key"]
-    return "\n".join(
-        [
-            "",
-            "Trinity is up.",
-            f"  Prefect UI    {config.prefect_ui_url}",
-            f"  API docs      {config.api_url}/docs",
-            f"  Demo API key  {key}   (admin; stored in {config.state_dir / SECRETS_FILE})",
-            f"  Logs          {config.log_dir}",
-            "",
-            "Run a workflow three ways:",
-            f"  1. UI:     open {config.prefect_ui_url}/deployments, pick one, 'Run' > 'Quick run'",
-            f"  2. CLI:    PREFECT_API_URL={config.prefect_api_url} "
-            "prefect deployment run 'trinity-workflow/regional-report' --param day=2026-11-21",
-            f"  3. REST:   curl -X POST -H 'X-API-Key: {key}' -H 'Content-Type: application/json' \\",
-            f'               -d \'{{"parameters": {{"day": "2026-11-21"}}}}\' '
-            f"{config.api_url}/workflows/{workflow_id or '<id>'}/execute",
-            "",
-            "Ctrl-C or `trinity down` stops everything.",
-        ]
-    )
+    def tear_down(self) -> None:
+        """Stop every child and remove the pid and status files."""
+        self.say("stopping ...")
+        self.supervisor.stop_all()
+        for path in (self.config.state_dir / PID_FILE, self.status_path):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        self.say("stopped")
 
 
 def bring_down(state_dir: Path, *, timeout: float = 60.0) -> list[str]:

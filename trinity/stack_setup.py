@@ -9,17 +9,15 @@ import datetime
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import httpx
 
+from specs.loader import load_path
+from specs.models import Document
 from trinity.supervisor import StopRequestedError, stop_process_group
-
-if TYPE_CHECKING:
-    from trinity.stack import StackConfig
 
 
 class StackError(Exception):
@@ -97,22 +95,21 @@ def worker_heartbeat(api_url: str, pool: str, name: str, since: float) -> bool:
     return any(isinstance(w, dict) and w.get("name") == name for w in response.json())
 
 
-def register_in_api(config: StackConfig, api_key: str) -> str:
-    """Store the demo workflow and its specification through the REST API and activate it.
+def register_in_api(*, api_url: str, api_key: str, examples: Sequence[Path], workflow_name: str) -> str:
+    """Store the workflow ``workflow_name`` of the example files and its specification through the
+    REST API at ``api_url``, and activate it.
 
     Idempotent: documents already stored are found by name and reused. Returns the workflow id.
     """
-    from specs.loader import load_path
-
     path = next(
-        (p for base in config.examples for p in sorted(Path(base).glob(f"{config.demo_workflow}.y*ml"))),
+        (p for base in examples for p in sorted(Path(base).glob(f"{workflow_name}.y*ml"))),
         None,
     )
     if path is None:
-        raise StackError(f"no example file named {config.demo_workflow}.yaml in {config.examples}")
-    documents = {doc.kind: doc for doc in load_path(path)}
+        raise StackError(f"no example file named {workflow_name}.yaml in {list(examples)}")
+    documents: dict[str, Document] = {doc.kind: doc for doc in load_path(path)}
     headers = {"X-API-Key": api_key}
-    with httpx.Client(base_url=config.api_url, headers=headers, timeout=120) as client:
+    with httpx.Client(base_url=api_url, headers=headers, timeout=120) as client:
         for kind, route, query in (
             ("Specification", "/specs", {}),
             ("Workflow", "/workflows", {"status": "active"}),
@@ -123,20 +120,11 @@ def register_in_api(config: StackConfig, api_key: str) -> str:
                 continue
             if response.status_code >= 400:
                 raise StackError(f"POST {route} answered {response.status_code}: {response.text[:300]}")
-        found = client.get("/workflows", params={"name": config.demo_workflow}).json()
+        found = client.get("/workflows", params={"name": workflow_name}).json()
         items = found.get("items", [])
         if not items:
-            raise StackError(f"workflow {config.demo_workflow} not found in the API after storing it")
+            raise StackError(f"workflow {workflow_name} not found in the API after storing it")
         workflow = items[0]
         if workflow.get("status") != "active":
             client.put(f"/workflows/{workflow['id']}", json={"status": "active"}).raise_for_status()
         return str(workflow["id"])
-
-
-# Runs the hourly analytics deployment now, through the worker, and waits for it.
-RUN_REPORT_SCRIPT = """
-from prefect.deployments import run_deployment
-run = run_deployment("trinity-performance-report/trinity", timeout=540)
-print(f"performance report run {run.name}: {run.state.name if run.state else 'unknown'}")
-raise SystemExit(0 if run.state and run.state.is_completed() else 1)
-"""

@@ -86,6 +86,14 @@ class RunDetail(RunPublic):
     start_time: datetime | None = None
     end_time: datetime | None = None
     tasks: list[TaskRunPublic] = Field(default_factory=list)
+    rerun_of: uuid.UUID | None = Field(
+        default=None,
+        description="Prefect flow-run id of the crashed run this run reruns (the workflow's on_crash).",
+    )
+    reruns: list[uuid.UUID] = Field(
+        default_factory=list,
+        description="Prefect flow-run ids of the reruns started after this run crashed, oldest first.",
+    )
 
 
 class RunsPublic(Page[RunPublic]):

@@ -12,6 +12,7 @@ from sqlmodel import Field, SQLModel
 
 from api.models.common import column_field, created_at_field, id_field, json_field, updated_at_field
 from api.models.pagination import Page
+from specs.naming import deployment_full_name
 from trinity.core import tables
 
 _WORKFLOWS = tables.workflows
@@ -107,7 +108,7 @@ class WorkflowPublic(WorkflowBase):
             ),
             definition=row.definition,
             deployment_id=row.deployment_id,
-            deployment_name=f"trinity-workflow/{row.name}" if deployed else None,
+            deployment_name=deployment_full_name(row.name) if deployed else None,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )

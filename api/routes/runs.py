@@ -40,8 +40,12 @@ async def list_runs(
     "/runs/{run_id}",
     response_model=RunDetail,
     summary="Get a run's state and its tasks' states (by run id or Prefect flow-run id)",
+    description=(
+        "`rerun_of` and `reruns` link a crashed run and the reruns Trinity started after it "
+        "(the workflow's `on_crash: {rerun: N}`), by Prefect flow-run id."
+    ),
     responses=errors(404),
 )
 async def get_run(run_id: uuid.UUID, session: SessionDep, prefect: PrefectDep, _: Viewer) -> RunDetail:
-    run = await service.get_run(session=session, run_id=run_id)
-    return await service.read_run_detail(prefect=prefect, run=run)
+    run = await service.get_run(session=session, run_id=run_id, prefect=prefect)
+    return await service.read_run_detail(session=session, prefect=prefect, run=run)

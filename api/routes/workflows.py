@@ -242,6 +242,7 @@ async def execute_workflow(
     response: Response,
     session: SessionDep,
     prefect: PrefectDep,
+    state: StateDep,
     _: Operator,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> RunPublic:
@@ -252,6 +253,7 @@ async def execute_workflow(
         workflow=row,
         parameters=body.parameters,
         idempotency_key=run_service.check_idempotency_key(idempotency_key),
+        idempotency_ttl_seconds=state.settings.server.idempotency_ttl_seconds,
     )
     response.headers["Location"] = f"/api/v1/runs/{run.id}"
     if replayed:

@@ -1,9 +1,15 @@
 """Executing workflows and reading their runs.
 
 ``execute`` validates the parameters against the specification's JSON Schema, then makes one call
-to Prefect (create the flow run) and records the run. An ``Idempotency-Key`` is stored with a
-hash of the body before Prefect is called and is also handed to Prefect, so a retried request --
-even one whose first attempt died half-way -- gets the same flow run, never a second one.
+to Prefect (create the flow run) and records the run. An ``Idempotency-Key`` is stored (committed)
+with a hash of the body before Prefect is called, and Prefect gets a key derived from that row, so
+a retried request -- even one whose first attempt died at any step: before the Prefect call, after
+it, before the run was recorded -- gets the same flow run, never a second one: Prefect itself
+answers a repeated key with the run it already made.
+
+Keys are remembered for ``server.idempotency_ttl_seconds`` (default a day). An expired key is
+purged, by :func:`purge_idempotency_keys` (run periodically by the app) or when it is used again;
+used again, it starts a new run, since its new row gives Prefect a new key.
 """
 
 from __future__ import annotations
@@ -11,12 +17,13 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select, update
+from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.documents import check_storable, content_hash, problems_to_details
@@ -34,9 +41,13 @@ from api.models.workflow import Workflow, WorkflowStatus
 from api.prefect import PrefectGateway
 from api.services.paging import fetch_page
 from deployments import runs as prefect_runs
-from specs.parameters import apply_defaults, validate_parameters
+from specs.errors import SpecError
+from specs.parameters import checked_run_parameters
+from trinity.core.types import utcnow
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+# Reruns are followed back at most this far to the run the API recorded (on_crash allows 100).
+MAX_RERUN_CHAIN = 100
 
 
 def check_idempotency_key(key: str | None) -> str | None:
@@ -70,13 +81,18 @@ class _Target:
 
 
 async def _claim_key(
-    session: AsyncSession, target: _Target, key: str, body_hash: str
+    session: AsyncSession, target: _Target, key: str, body_hash: str, ttl_seconds: int
 ) -> tuple[uuid.UUID, Run | None]:
     """Record the key (or find it); returns its id and the run it already produced, if any."""
     statement = select(IdempotencyKey).where(
         IdempotencyKey.workflow_id == target.id, IdempotencyKey.key == key
     )
     existing = (await session.exec(statement)).first()
+    if existing is not None and existing.created_at < utcnow() - timedelta(seconds=ttl_seconds):
+        # Expired: forget it; this request is a new one.
+        await session.exec(delete(IdempotencyKey).where(col(IdempotencyKey.id) == existing.id))
+        await session.commit()
+        existing = None
     if existing is None:
         existing = IdempotencyKey(workflow_id=target.id, key=key, body_hash=body_hash)
         session.add(existing)
@@ -102,6 +118,7 @@ async def execute_workflow(
     workflow: Workflow,
     parameters: dict[str, Any],
     idempotency_key: str | None,
+    idempotency_ttl_seconds: int,
 ) -> tuple[Run, str | None, bool]:
     """Start a run of an active workflow; returns (run, Prefect UI link, replayed)."""
     if workflow.status != WorkflowStatus.ACTIVE or workflow.deployment_id is None:
@@ -114,22 +131,27 @@ async def execute_workflow(
     )
     check_storable(parameters, prefix=("parameters",), what="the parameters")
     schema = await _parameters_schema(session, workflow)
-    problems = validate_parameters(schema, parameters, source="request body")
-    if problems:
+    try:
+        run_parameters = checked_run_parameters(schema, parameters, source="request body")
+    except SpecError as exc:
         # Problems are located inside the parameters object; the body nests it under "parameters".
         details = [
             Detail(loc="$.parameters" + d.loc.removeprefix("$"), msg=d.msg)
-            for d in problems_to_details(problems)
+            for d in problems_to_details(exc.problems)
         ]
-        raise UnprocessableError("the parameters do not match the specification", details=details)
+        raise UnprocessableError("the parameters do not match the specification", details=details) from exc
 
     body_hash = content_hash({"parameters": parameters})
     claimed: uuid.UUID | None = None
     if idempotency_key is not None:
-        claimed, earlier = await _claim_key(session, target, idempotency_key, body_hash)
+        claimed, earlier = await _claim_key(
+            session, target, idempotency_key, body_hash, idempotency_ttl_seconds
+        )
         if earlier is not None:
             return earlier, prefect.flow_run_url(earlier.flow_run_id), True
-        prefect_key = f"trinity-api:{target.id}:{idempotency_key}"
+        # The key's row outlives any attempt that dies after committing it, and a key used again
+        # after it expired gets a new row: the same run for retries, a new one after expiry.
+        prefect_key = f"trinity-api:{target.id}:{claimed}"
     else:
         prefect_key = f"trinity-api:{uuid.uuid4()}"
 
@@ -137,7 +159,7 @@ async def execute_workflow(
         try:
             ref = await prefect_runs.start_run(
                 deployment_id=target.deployment_id,
-                parameters=apply_defaults(schema, parameters),
+                parameters=run_parameters,
                 idempotency_key=prefect_key,
             )
         except prefect_runs.DeploymentNotFoundError as exc:
@@ -155,6 +177,14 @@ async def execute_workflow(
         await session.exec(link)
         await session.commit()
     return run, ref.ui_url, False
+
+
+async def purge_idempotency_keys(*, session: AsyncSession, ttl_seconds: int) -> int:
+    """Delete the keys older than ``ttl_seconds``; returns how many went."""
+    cutoff = utcnow() - timedelta(seconds=ttl_seconds)
+    result = await session.exec(delete(IdempotencyKey).where(col(IdempotencyKey.created_at) < cutoff))
+    await session.commit()
+    return int(result.rowcount or 0)
 
 
 async def _record_run(
@@ -181,13 +211,59 @@ async def _record_run(
     return run
 
 
-async def get_run(*, session: AsyncSession, run_id: uuid.UUID) -> Run:
-    """A run by its id or its Prefect flow-run id (404 otherwise)."""
-    run = await session.get(Run, run_id)
-    if run is None:
-        run = (await session.exec(select(Run).where(Run.flow_run_id == run_id))).first()
+async def _run_by_flow_run(session: AsyncSession, flow_run_id: uuid.UUID) -> Run | None:
+    return (await session.exec(select(Run).where(Run.flow_run_id == flow_run_id))).first()
+
+
+async def get_run(*, session: AsyncSession, run_id: uuid.UUID, prefect: PrefectGateway | None = None) -> Run:
+    """A run by its id or its Prefect flow-run id (404 otherwise).
+
+    A rerun Trinity started on its own after a crash is found by its flow-run id too (given
+    ``prefect``): it is recorded then, as a run of the crashed run's workflow.
+    """
+    run = await session.get(Run, run_id) or await _run_by_flow_run(session, run_id)
+    if run is None and prefect is not None and prefect.api_url:
+        run = await _record_rerun(session, prefect, run_id)
     if run is None:
         raise NotFoundError(f"no run with id {run_id}")
+    return run
+
+
+async def _record_rerun(
+    session: AsyncSession, prefect: PrefectGateway, flow_run_id: uuid.UUID, depth: int = 0
+) -> Run | None:
+    """Record a rerun whose chain leads back to a recorded run (None for any other flow run)."""
+    async with prefect.scope():
+        origin, _ = await prefect_runs.read_flow_run_origin(flow_run_id=flow_run_id)
+    if origin is None or depth > MAX_RERUN_CHAIN:
+        return None
+    parent = await _run_by_flow_run(session, origin) or await _record_rerun(
+        session, prefect, origin, depth + 1
+    )
+    if parent is None:
+        return None
+    return await _record_rerun_of(session, parent, flow_run_id)
+
+
+async def _record_rerun_of(session: AsyncSession, parent: Run, flow_run_id: uuid.UUID) -> Run:
+    existing = await _run_by_flow_run(session, flow_run_id)
+    if existing is not None:
+        return existing
+    run = Run(
+        workflow_id=parent.workflow_id,
+        workflow_name=parent.workflow_name,
+        workflow_version=parent.workflow_version,
+        flow_run_id=flow_run_id,
+        parameters=parent.parameters,  # a rerun has its crashed run's parameters
+        state_type="SCHEDULED",
+        state_name="Scheduled",
+    )
+    session.add(run)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return (await session.exec(select(Run).where(Run.flow_run_id == flow_run_id))).one()
     return run
 
 
@@ -207,8 +283,11 @@ def public_run(run: Run, *, state: tuple[str, str] | None = None, ui_url: str | 
     )
 
 
-async def read_run_detail(*, prefect: PrefectGateway, run: Run) -> RunDetail:
-    """The run with its current state and per-task states, from Prefect."""
+async def read_run_detail(*, session: AsyncSession, prefect: PrefectGateway, run: Run) -> RunDetail:
+    """The run with its current state, per-task states and rerun links, from Prefect.
+
+    Reruns started since the run crashed are recorded as runs of its workflow on the way.
+    """
     async with prefect.scope():
         try:
             status = await prefect_runs.read_run(flow_run_id=run.flow_run_id)
@@ -228,7 +307,16 @@ async def read_run_detail(*, prefect: PrefectGateway, run: Run) -> RunDetail:
         )
         for task in status.tasks
     ]
-    return RunDetail(**base.model_dump(), start_time=status.start_time, end_time=status.end_time, tasks=tasks)
+    for rerun in status.reruns:
+        await _record_rerun_of(session, run, rerun)
+    return RunDetail(
+        **base.model_dump(),
+        start_time=status.start_time,
+        end_time=status.end_time,
+        tasks=tasks,
+        rerun_of=status.rerun_of,
+        reruns=status.reruns,
+    )
 
 
 async def list_runs(

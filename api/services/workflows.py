@@ -37,6 +37,8 @@ from api.models.workflow import (
 from api.prefect import PrefectGateway
 from api.services.paging import fetch_page
 from api.services.specs import resolve_specification
+from deployments.runs import DeploymentNotFoundError
+from deployments.service import DeploymentError, delete_deployment, deploy_workflow, set_deployment_paused
 from specs import models as documents
 from specs.errors import SpecError
 
@@ -132,8 +134,6 @@ async def _deploy(
     paused: bool,
     work_pool: str,
 ) -> uuid.UUID:
-    from deployments.service import DeploymentError, deploy_workflow
-
     specification = documents.Specification.model_validate(spec.document)
     async with prefect.scope():
         try:
@@ -153,8 +153,6 @@ async def _deploy(
 
 async def _set_paused(prefect: PrefectGateway, deployment_id: uuid.UUID, *, paused: bool) -> bool:
     """Pause or resume; False when Prefect no longer has the deployment."""
-    from deployments.service import DeploymentNotFoundError, set_deployment_paused
-
     async with prefect.scope():
         try:
             await set_deployment_paused(deployment_id=deployment_id, paused=paused)
@@ -164,8 +162,6 @@ async def _set_paused(prefect: PrefectGateway, deployment_id: uuid.UUID, *, paus
 
 
 async def _undeploy(prefect: PrefectGateway, deployment_id: uuid.UUID) -> None:
-    from deployments.service import DeploymentNotFoundError, delete_deployment
-
     async with prefect.scope():
         with contextlib.suppress(DeploymentNotFoundError):  # already gone: the goal is reached
             await delete_deployment(deployment_id=deployment_id)

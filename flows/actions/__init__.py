@@ -1,12 +1,11 @@
 """The action library: built-ins plus actions from the ``trinity.actions`` entry-point group.
 
 A plugin's entry point loads an object with ``name``, ``inputs`` (pydantic model) and
-``run(inputs, context)``; see :mod:`flows.actions.base` for the context it receives.
+``run(inputs, context)``; see :mod:`flows.actions.base` for the context it receives. Plugins are
+found and loaded by the one registry in :mod:`specs.actions`, which validation uses too.
 """
 
 from __future__ import annotations
-
-import importlib.metadata
 
 from flows.actions.base import Action, ActionContext, ActionError, ActionInputError, ActionTimeoutError, Usage
 from flows.actions.basic import NoopAction, SleepAction
@@ -15,7 +14,7 @@ from flows.actions.python import PythonAction
 from flows.actions.shell import ShellAction
 from flows.actions.sql import SqlAction
 from flows.actions.workflow import WorkflowAction
-from specs.actions import ENTRY_POINT_GROUP
+from specs.actions import UnknownActionError, plugin_action
 
 __all__ = [
     "Action",
@@ -28,10 +27,6 @@ __all__ = [
     "builtin_actions",
     "resolve_action",
 ]
-
-
-class UnknownActionError(LookupError):
-    """No built-in or installed action has this name, or the plugin cannot run."""
 
 
 def builtin_actions() -> dict[str, Action]:
@@ -49,20 +44,11 @@ def builtin_actions() -> dict[str, Action]:
 
 
 def resolve_action(name: str) -> Action:
-    """The action called ``name``: a built-in, else the entry point of that name."""
+    """The action called ``name``: a built-in, else the plugin of that name (UnknownActionError)."""
     builtins = builtin_actions()
     if name in builtins:
         return builtins[name]
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if entry_point.name != name:
-            continue
-        try:
-            action = entry_point.load()
-        except Exception as exc:
-            raise UnknownActionError(
-                f"action '{name}' ({entry_point.value}) failed to load: {type(exc).__name__}: {exc}"
-            ) from exc
-        if not callable(getattr(action, "run", None)) or not hasattr(action, "inputs"):
-            raise UnknownActionError(f"action '{name}' ({entry_point.value}) has no 'run' or 'inputs'")
-        return action  # type: ignore[no-any-return]
-    raise UnknownActionError(f"unknown action '{name}'")
+    action = plugin_action(name)
+    if not callable(getattr(action, "run", None)):
+        raise UnknownActionError(f"action '{name}' has no 'run'")
+    return action  # type: ignore[no-any-return]

@@ -91,6 +91,9 @@ class Action(Protocol):
     """The shape of an action (built-in or from the ``trinity.actions`` entry-point group)."""
 
     name: str
-    inputs: type[BaseModel]
+
+    # Read-only here, so an action may narrow it to its own inputs model.
+    @property
+    def inputs(self) -> type[BaseModel]: ...
 
     def run(self, inputs: Any, context: ActionContext) -> Any: ...

@@ -2,8 +2,12 @@
 
 stdout and stderr stream into the run's logs line by line while the program runs, and are kept
 (up to :data:`MAX_CAPTURE_BYTES` each) for the output ``{returncode, stdout, stderr}``. A non-zero
-exit fails the task. The child runs in its own session, so a timeout or a cancelled task kills the
-whole process group, not only the direct child.
+exit fails the task.
+
+The child runs in its own session. A timeout or a cancelled run stops the whole tree: SIGTERM to
+the child's process group and to every descendant (also those that started sessions of their
+own), then, after :data:`STOP_GRACE_SECONDS`, SIGKILL to whatever is left -- so a program that
+ignores SIGTERM is gone a few seconds later all the same, and the task ends only once it is.
 
 The child is reaped with ``os.wait4``, which returns its resource usage: user + system CPU seconds
 and peak RSS of the child (and of grandchildren it waited for) -- exact and free.
@@ -19,10 +23,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import IO, Any
 
 import anyio
 import anyio.to_thread
+import psutil
 
 from flows.actions.base import ActionContext, ActionError, ActionTimeoutError
 from specs.actions import ShellInputs
@@ -31,6 +37,9 @@ MAX_CAPTURE_BYTES = 1024 * 1024
 MAX_LOGGED_LINES = 5_000
 # Output pumps may outlive the child when a grandchild keeps the pipe open; wait this long for them.
 PUMP_JOIN_SECONDS = 2.0
+# Between SIGTERM and SIGKILL when a task is stopped (timeout, cancelled run). Shorter than the
+# worker's cancellation grace (30 s), so a cancelled run settles as Cancelled within it.
+STOP_GRACE_SECONDS = 10.0
 
 
 class ShellCommandError(ActionError):
@@ -86,9 +95,50 @@ def _reap(process: subprocess.Popen[bytes]) -> Any:
     return usage
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _gone(process: psutil.Process) -> bool:
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def _signal_tree(pid: int, descendants: list[psutil.Process], signum: int) -> None:
+    groups = {pid}
+    for process in descendants:
+        with contextlib.suppress(psutil.Error, OSError):
+            groups.add(os.getpgid(process.pid))
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signum)
+    for process in descendants:
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(signum)
+
+
+def stop_tree(
+    process: subprocess.Popen[bytes], reaper: threading.Thread, grace: float = STOP_GRACE_SECONDS
+) -> str:
+    """SIGTERM the child's tree; SIGKILL what is left after ``grace`` seconds. Blocks until it is
+    gone; returns how it went ("SIGTERM", or "SIGKILL: SIGTERM ignored for {grace}s")."""
+    # Found first: once the child is gone its descendants belong to init and cannot be found.
+    descendants = _descendants(process.pid)
+    _signal_tree(process.pid, descendants, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        # The reaper thread waits for the child; psutil only looks at the others.
+        if not reaper.is_alive() and all(_gone(p) for p in descendants):
+            return "SIGTERM"
+        time.sleep(0.05)
+    _signal_tree(process.pid, [*descendants, *_descendants(process.pid)], signal.SIGKILL)
+    reaper.join(timeout=5)
+    return f"SIGKILL: SIGTERM ignored for {grace:g}s"
 
 
 def _describe_exit(argv0: str, code: int) -> str:
@@ -151,11 +201,15 @@ class ShellAction:
             with anyio.fail_after(inputs.timeout_seconds):
                 await anyio.to_thread.run_sync(reaper.join, abandon_on_cancel=True)
         except TimeoutError:
-            _kill_group(process)
+            how = await anyio.to_thread.run_sync(stop_tree, process, reaper)
             limit = f"{inputs.timeout_seconds:g}s"
-            raise ActionTimeoutError(f"'{argv0}' timed out after {limit} and was killed") from None
+            raise ActionTimeoutError(f"'{argv0}' timed out after {limit} and was killed ({how})") from None
         except BaseException:
-            _kill_group(process)  # cancelled: task timeout or run cancelled
+            # Cancelled (task timeout, run cancelled, worker stopping): the task ends once the
+            # program's tree is gone, whatever cancels us meanwhile.
+            with anyio.CancelScope(shield=True):
+                how = await anyio.to_thread.run_sync(stop_tree, process, reaper)
+            context.logger.warning("Task stopped: '%s' and its child processes were killed (%s)", argv0, how)
             raise
         usage = reaped["usage"]
         for pump in pumps:

@@ -8,42 +8,28 @@ The output is the child's task outputs by task id; a failed child fails this tas
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, cast
 
-from prefect.client.orchestration import get_client
-from prefect.exceptions import ObjectNotFound
+from prefect.client.schemas.objects import State
+from prefect.context import TagsContext
 
 from blocks.workflow_definition import TrinityWorkflow, list_definitions, load_definition
 from flows.actions.base import ActionContext, ActionError, ActionInputError
+from flows.entry import deployed_definition
 from specs.actions import WorkflowInputs
+from specs.naming import run_tags
 from specs.parameters import validate_parameters
 from specs.versions import best_match, parse_range
-
-FLOW_NAME = "trinity-workflow"
 
 
 class ChildWorkflowError(ActionError):
     """The child workflow could not be found or did not complete."""
 
 
-async def _deployed(name: str) -> tuple[str, str] | None:
-    """(block name, version) of the definition the workflow's deployment runs, if deployed."""
-    from flows.entry import block_name_from_entrypoint
-
-    async with get_client() as client:
-        try:
-            deployment = await client.read_deployment_by_name(f"{FLOW_NAME}/{name}")
-        except ObjectNotFound:
-            return None
-    block_name = block_name_from_entrypoint(deployment.entrypoint)
-    if block_name is None or deployment.version is None:
-        return None
-    return block_name, deployment.version
-
-
 async def resolve_child_definition(*, name: str, version_range: str | None) -> TrinityWorkflow:
     """The stored definition a ``workflow`` task runs (ChildWorkflowError when none fits)."""
-    deployed = await _deployed(name)
+    deployed = await deployed_definition(name)
     if deployed is not None and (version_range is None or parse_range(version_range).contains(deployed[1])):
         return await load_definition(deployed[0])
     stored = {definition.workflow_version: definition for definition in await list_definitions(name)}
@@ -75,7 +61,11 @@ class WorkflowAction:
         context.logger.info(
             "running workflow '%s' %s as a child run", inputs.name, definition.workflow_version
         )
-        state = await child(**inputs.parameters, return_state=True)
+        # Tagged like every run of the child workflow (its own tags only, never its parent's), so the
+        # harvest and Prefect's filters find it under its own name.
+        with TagsContext(current_tags=set(run_tags(inputs.name))):
+            # Prefect types a flow call by its function's return value, not by ``return_state``.
+            state = await cast("Awaitable[State[Any]]", child(**inputs.parameters, return_state=True))
         if not state.is_completed():
             raise ChildWorkflowError(
                 f"workflow '{inputs.name}' {definition.workflow_version} ended {state.name}: {state.message}"

@@ -10,6 +10,7 @@ finding. :mod:`deployments.alerts` installs the automations that react to them.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from prefect.events.worker import EventsWorker
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
-from flows.workflow_flow import FLOW_NAME
+from specs.naming import deployment_full_name
 from trinity.core.alerts import workflow_resource_id
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ async def _deployments(workflows: Iterable[str]) -> dict[str, list[dict[str, str
     async with get_client() as client:
         for workflow in sorted(set(workflows)):
             try:
-                deployment = await client.read_deployment_by_name(f"{FLOW_NAME}/{workflow}")
+                deployment = await client.read_deployment_by_name(deployment_full_name(workflow))
             except ObjectNotFound:
                 continue
             related[workflow] = [
@@ -85,7 +86,10 @@ async def emit_report_alerts(report: Any) -> int:
         return 0
     try:
         sent = await emit_alerts(report.alerts)
-        await EventsWorker.drain_all(timeout=30, at_exit=False)
+        # Called from a running loop, Prefect hands back an awaitable to wait on.
+        drained = EventsWorker.drain_all(timeout=30, at_exit=False)
+        if inspect.isawaitable(drained):
+            await drained
     except Exception as exc:  # the report itself is written: alerts are best effort here
         logger.warning("could not send %d alert(s) to Prefect: %s", len(report.alerts), exc)
         return 0

@@ -101,7 +101,7 @@ def database_definitions(connection: sa.Connection, tables: Tables, names: Itera
     for row in rows:
         if not isinstance(row.definition, Mapping):
             continue
-        spec = specs_by_id.get(row.spec_id)[2] if row.spec_id in specs_by_id else None
+        spec = specs_by_id[row.spec_id][2] if row.spec_id in specs_by_id else None
         if spec is None:
             spec = _spec_in_range(specs_by_id.values(), row.spec_name, row.spec_range)
         found.append(Definition(row.name, row.version, row.definition, spec))

@@ -40,10 +40,8 @@ from flows.analytics.reports import (
     refresh_performance,
     write_report_rows,
 )
+from specs.naming import HARVEST_FLOW, INSIGHTS_FLOW, PERFORMANCE_FLOW
 
-HARVEST_FLOW = "trinity-analytics-harvest"
-PERFORMANCE_FLOW = "trinity-performance-report"
-INSIGHTS_FLOW = "trinity-insights-report"
 PERFORMANCE_ARTIFACTS = "trinity-performance"  # keys trinity-performance-report, -workflows, ...
 # Published by every run, unlike the report artifacts above: an idle refresh does not replace the
 # latest report in the UI, yet still says what it found.

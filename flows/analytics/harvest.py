@@ -1,8 +1,10 @@
 """Harvest: copy Trinity workflow runs from Prefect into Trinity's tables, incrementally.
 
-Only runs of the generic ``trinity-workflow`` flow are read (subflows started by ``workflow`` tasks
-are runs of it too). A pass reads the flow runs that *ended* since the watermark minus a re-read
-window, page by page, with their task runs, and writes them with upserts:
+Only workflow runs are read: every one carries the ``trinity`` tag (deployed runs, runs from a file
+and child runs of ``workflow`` tasks alike, see :mod:`specs.naming`), and the analytics flows' own
+runs, tagged ``trinity-analytics`` too, are left out. A pass reads the flow runs that *ended* since
+the watermark minus a re-read window, page by page, with their task runs, and writes them with
+upserts:
 
 * ``execution_logs`` keyed by flow run id: state and times from Prefect. The row the executor wrote
   keeps its workflow name, version and ``metrics``; a run the executor never recorded (it crashed
@@ -15,7 +17,7 @@ window, page by page, with their task runs, and writes them with upserts:
 
 The re-read window (15 minutes by default) is what picks up those late task runs: every pass reads
 again the runs that ended shortly before the previous pass. The workflow name comes from the
-executor's row, else the deployment (named after the workflow), else a ``workflow:<name>`` tag;
+executor's row, else the run's ``workflow:<name>`` tag, else its flow (named after the workflow);
 runs with none of these are counted as unresolved and left for a later pass.
 """
 
@@ -34,10 +36,11 @@ import sqlalchemy as sa
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.filters import (
     FlowFilter,
-    FlowFilterName,
+    FlowFilterId,
     FlowRunFilter,
     FlowRunFilterEndTime,
     FlowRunFilterId,
+    FlowRunFilterTags,
     TaskRunFilter,
     TaskRunFilterSubFlowRuns,
 )
@@ -60,10 +63,9 @@ from flows.analytics.records import (
     recorded_task_row,
     recorded_tasks,
     task_run_row,
-    workflow_from_tags,
 )
+from specs.naming import ANALYTICS_TAG, RESERVED_FLOW_NAMES, TRINITY_TAG, workflow_from_tags
 
-FLOW_NAME = "trinity-workflow"
 HARVEST_WATERMARK = "harvest"
 DEFAULT_REREAD_WINDOW = dt.timedelta(minutes=15)
 PAGE_SIZE = 200  # Prefect's server refuses larger pages by default
@@ -116,16 +118,17 @@ class HarvestResult:
     unresolved: list[uuid.UUID] = field(default_factory=list)
 
     def summary(self) -> str:
-        """One line for logs and the CLI."""
-        since = self.ended_after.isoformat() if self.ended_after else "the beginning"
+        """One line in plain words, for logs, artifacts and the CLI."""
+        read = len(self.flow_runs)
+        scope = f"that ended since {self.ended_after.isoformat()}" if self.ended_after else "(all so far)"
         text = (
-            f"harvested {len(self.flow_runs)} flow run(s) ended since {since}: "
-            f"{self.runs_new} new, {self.runs_updated} re-read ({self.runs_changed} changed); "
-            f"task runs: {self.task_runs_new} new, {self.task_runs_updated} updated, "
+            f"Read {read} run{'' if read == 1 else 's'} from Prefect {scope}: {self.runs_new} new, "
+            f"{self.runs_updated} already known ({self.runs_changed} of them changed since last read); "
+            f"their task runs: {self.task_runs_new} new, {self.task_runs_updated} updated, "
             f"{self.task_runs_removed} replaced"
         )
         if self.unresolved:
-            text += f"; {len(self.unresolved)} run(s) of unknown workflow skipped"
+            text += f"; skipped {len(self.unresolved)} run(s) of workflows Trinity does not know"
         return text
 
 
@@ -135,7 +138,7 @@ class _Page:
 
     flow_runs: list[FlowRun]
     task_runs: dict[uuid.UUID, list[TaskRun]]
-    deployment_names: dict[uuid.UUID, str]
+    flow_names: dict[uuid.UUID, str]
     parents: dict[uuid.UUID, uuid.UUID]
 
 
@@ -153,33 +156,53 @@ async def harvest_history(
     ``since`` overrides the watermark (e.g. a first harvest of only recent history); ``now`` is the
     upper bound of end times read (default: the current time), which becomes the new watermark.
     """
-    tables = tables or await anyio.to_thread.run_sync(migrated_tables, engine)
+    return await _harvest_into(
+        engine=engine,
+        tables=tables if tables is not None else await anyio.to_thread.run_sync(migrated_tables, engine),
+        reread_window=reread_window,
+        since=since,
+        now=now,
+        page_size=page_size,
+    )
+
+
+async def _harvest_into(
+    *,
+    engine: sa.Engine,
+    tables: Tables,
+    reread_window: dt.timedelta,
+    since: dt.datetime | None,
+    now: dt.datetime | None,
+    page_size: int,
+) -> HarvestResult:
     watermark = await anyio.to_thread.run_sync(_read_harvest_watermark, engine, tables)
     upper = now or dt.datetime.now(dt.UTC)
     lower = since if since is not None else (watermark - reread_window if watermark else None)
     result = HarvestResult(ended_after=lower, ended_before=upper)
-    deployments: dict[uuid.UUID, str | None] = {}
+    flows: dict[uuid.UUID, str] = {}
     parents: dict[uuid.UUID, uuid.UUID | None] = {}
     async with get_client() as client:
         offset = 0
         while True:
-            flow_runs = await client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
-                flow_run_filter=FlowRunFilter(end_time=FlowRunFilterEndTime(after_=lower, before_=upper)),
+            tagged = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    tags=FlowRunFilterTags(all_=[TRINITY_TAG]),
+                    end_time=FlowRunFilterEndTime(after_=lower, before_=upper),
+                ),
                 sort=FlowRunSort.END_TIME_DESC,
                 limit=page_size,
                 offset=offset,
             )
-            if not flow_runs:
-                break
-            page = _Page(
-                flow_runs=flow_runs,
-                task_runs=await _task_runs(client, [run.id for run in flow_runs], page_size),
-                deployment_names=await _deployment_names(client, flow_runs, deployments),
-                parents=await _parent_flow_runs(client, flow_runs, parents),
-            )
-            await anyio.to_thread.run_sync(_store_page, engine, tables, page, result)
-            if len(flow_runs) < page_size:
+            flow_runs = [run for run in tagged if ANALYTICS_TAG not in run.tags]
+            if flow_runs:
+                page = _Page(
+                    flow_runs=flow_runs,
+                    task_runs=await _task_runs(client, [run.id for run in flow_runs], page_size),
+                    flow_names=await _flow_names(client, flow_runs, flows),
+                    parents=await _parent_flow_runs(client, flow_runs, parents),
+                )
+                await anyio.to_thread.run_sync(_store_page, engine, tables, page, result)
+            if len(tagged) < page_size:
                 break
             offset += page_size
     await anyio.to_thread.run_sync(_write_harvest_watermark, engine, tables, upper)
@@ -219,15 +242,17 @@ async def _task_runs(
         offset += page_size
 
 
-async def _deployment_names(
-    client: PrefectClient, flow_runs: list[FlowRun], cache: dict[uuid.UUID, str | None]
+async def _flow_names(
+    client: PrefectClient, flow_runs: list[FlowRun], cache: dict[uuid.UUID, str]
 ) -> dict[uuid.UUID, str]:
-    for deployment_id in {run.deployment_id for run in flow_runs if run.deployment_id} - set(cache):
-        try:
-            cache[deployment_id] = (await client.read_deployment(deployment_id)).name
-        except ObjectNotFound:
-            cache[deployment_id] = None  # deleted since: the executor's row or a tag may still tell
-    return {key: name for key, name in cache.items() if name}
+    """Flow id -> name, for the flows of these runs (read once per harvest)."""
+    missing = list({run.flow_id for run in flow_runs} - set(cache))
+    if missing:
+        flows = await client.read_flows(
+            flow_filter=FlowFilter(id=FlowFilterId(any_=missing)), limit=len(missing)
+        )
+        cache.update({flow.id: flow.name for flow in flows})
+    return cache
 
 
 async def _parent_flow_runs(
@@ -251,10 +276,10 @@ async def _parent_flow_runs(
 
 
 def _identity(run: FlowRun, page: _Page, stored: Mapping[str, Any] | None) -> RunIdentity | None:
-    name = stored["workflow_name"] if stored else None
-    if not name and run.deployment_id is not None:
-        name = page.deployment_names.get(run.deployment_id)
-    name = name or workflow_from_tags(run.tags)
+    name = (stored["workflow_name"] if stored else None) or workflow_from_tags(run.tags)
+    if not name:
+        flow_name = page.flow_names.get(run.flow_id)
+        name = flow_name if flow_name not in RESERVED_FLOW_NAMES else None
     if not name:
         return None
     version = (stored or {}).get("workflow_version") or run.flow_version or run.deployment_version or ""

@@ -25,6 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 from pandas.api.types import union_categoricals
 
+from analytics.frames import RUN_COLUMNS, RUN_DERIVED_COLUMNS, RUN_OPTIONAL_COLUMNS, TASK_COLUMNS
 from flows.analytics.database import Tables
 from flows.analytics.records import recorded_task_row, recorded_tasks
 
@@ -32,33 +33,9 @@ HASH_PREFIX = 16
 CHUNK_ROWS = 200_000
 _COPY_CHUNK_BYTES = 32 * 1024 * 1024
 
-RUN_FIELDS = (
-    "flow_run_id",
-    "workflow",
-    "workflow_version",
-    "state",
-    "expected_start_time",
-    "start_time",
-    "end_time",
-    "trigger",
-)
-TASK_FIELDS = (
-    "flow_run_id",
-    "workflow",
-    "task_id",
-    "task_run_name",
-    "state",
-    "state_name",
-    "start_time",
-    "end_time",
-    "duration_seconds",
-    "attempts",
-    "cpu_seconds",
-    "peak_memory_bytes",
-    "error_message",
-    "inputs_hash",
-    "output_hash",
-)
+# What is read: the frames' columns, less those the analysis derives from the times.
+RUN_FIELDS = (*(c for c in RUN_COLUMNS if c not in RUN_DERIVED_COLUMNS), *RUN_OPTIONAL_COLUMNS)
+TASK_FIELDS = TASK_COLUMNS
 _CATEGORIES = ("workflow", "workflow_version", "state", "trigger", "task_id", "task_run_name", "state_name")
 _TIMES = ("expected_start_time", "start_time", "end_time")
 _NUMBERS = ("duration_seconds", "attempts", "cpu_seconds", "peak_memory_bytes")
@@ -94,8 +71,8 @@ def read_history(engine: sa.Engine, tables: Tables, window: Window) -> History:
         recorded = _recorded_only(connection, tables, window)
     if not recorded.empty:
         tasks = _concat([tasks, recorded])
-    runs["duration_seconds"] = np.nan  # derived from the times by the analysis
-    runs["queue_wait_seconds"] = np.nan
+    for column in RUN_DERIVED_COLUMNS:
+        runs[column] = np.nan
     return History(runs=runs, tasks=tasks)
 
 

@@ -26,7 +26,7 @@ def load_models(connection: sa.Connection, tables: Tables) -> LearnedModels:
     """Every stored model."""
     table = tables.models
     rows = connection.execute(sa.select(table.c.kind, table.c.key, table.c.revision, table.c.state))
-    return LearnedModels.from_rows(row._mapping for row in rows)
+    return LearnedModels.from_rows(dict(row._mapping) for row in rows)
 
 
 def store_models(connection: sa.Connection, tables: Tables, report: Report) -> int:

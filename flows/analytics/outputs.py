@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
 from analytics import Report, insight_rows, performance_rows, render_logs_tree, render_markdown_summary
 from analytics.report_model import jsonable
@@ -151,19 +152,27 @@ def replace_window_rows(
     *,
     performance: bool = True,
     insights: bool = True,
+    workflow: str | None = None,
 ) -> RowCounts:
     """Replace the rows of the report's window (same start and end) by the report's rows (failure
-    families always; performance and insights when asked)."""
+    families always; performance and insights when asked).
+
+    ``workflow``: the report covers only that workflow, so only its rows are replaced; failure
+    families span workflows, so such a report leaves the window's families as they are.
+    """
     start, end = report.window_start.to_pydatetime(), report.window_end.to_pydatetime()
     counts = {"performance": 0, "insights": 0, "families": 0}
     for kind, table, wanted, build in (
         ("performance", tables.performance, performance, performance_records),
         ("insights", tables.insights, insights, insight_records),
-        ("families", tables.families, True, family_records),
+        ("families", tables.families, workflow is None, family_records),
     ):
         if not wanted:
             continue
-        connection.execute(table.delete().where(table.c.window_start == start, table.c.window_end == end))
+        same_window = [table.c.window_start == start, table.c.window_end == end]
+        if workflow is not None:
+            same_window.append(table.c.workflow == workflow)
+        connection.execute(table.delete().where(*same_window))
         records = build(report)
         if records:
             connection.execute(table.insert(), records)
@@ -262,8 +271,6 @@ async def publish_artifacts(report: Report, *, prefix: str, title: str) -> dict[
     """Create the report's artifacts on the current flow run (keys ``<prefix>-report``,
     ``<prefix>-workflows``, ``<prefix>-recommendations``, ``<prefix>-failure-families``,
     ``<prefix>-anomalies`` and ``<prefix>-forecasts``); returns key -> artifact id."""
-    from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
-
     window = f"{report.window_start:%Y-%m-%d %H:%M} to {report.window_end:%Y-%m-%d %H:%M} UTC"
     created = {
         f"{prefix}-report": await acreate_markdown_artifact(
@@ -295,7 +302,5 @@ async def publish_artifacts(report: Report, *, prefix: str, title: str) -> dict[
 async def publish_run_summary(*, key: str, title: str, lines: Iterable[str]) -> uuid.UUID:
     """Create a short Markdown artifact on the current flow run, so every run of an analytics flow
     says what it did in the Prefect UI -- also the runs that found nothing new."""
-    from prefect.artifacts import acreate_markdown_artifact
-
     body = "\n".join(f"- {line}" for line in lines)
     return await acreate_markdown_artifact(markdown=f"# {title}\n\n{body}\n", key=key, description=title)

@@ -16,7 +16,6 @@ from typing import Any
 
 from prefect.client.schemas.objects import FlowRun, TaskRun
 
-WORKFLOW_TAG_PREFIX = "workflow:"
 _ITEM = re.compile(r"^(?P<id>.+)\[(?P<index>\d+)\]$")
 # Task rows the executor recorded but Prefect does not have (yet): a stable id per (run, name),
 # so that a later harvest replaces the row instead of adding another.
@@ -37,14 +36,6 @@ def split_task_run_name(name: str) -> tuple[str, int | None]:
     if match is None:
         return name, None
     return match.group("id"), int(match.group("index"))
-
-
-def workflow_from_tags(tags: list[str] | None) -> str | None:
-    """The workflow name in a ``workflow:<name>`` tag, if any."""
-    for tag in tags or []:
-        if tag.startswith(WORKFLOW_TAG_PREFIX) and len(tag) > len(WORKFLOW_TAG_PREFIX):
-            return tag[len(WORKFLOW_TAG_PREFIX) :]
-    return None
 
 
 def trigger_of(flow_run: FlowRun) -> str:

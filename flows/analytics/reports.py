@@ -187,7 +187,9 @@ def insights_window(now: dt.datetime, days: int) -> Window:
     return Window(start=end - dt.timedelta(days=days), end=end)
 
 
-def write_report_rows(engine: sa.Engine, tables: Tables, report: Report) -> RowCounts:
-    """Replace the performance and insight rows of the report's window."""
+def write_report_rows(
+    engine: sa.Engine, tables: Tables, report: Report, *, workflow: str | None = None
+) -> RowCounts:
+    """Replace the performance and insight rows of the report's window (``workflow``: only its rows)."""
     with engine.begin() as connection:
-        return replace_window_rows(connection, tables, report)
+        return replace_window_rows(connection, tables, report, workflow=workflow)

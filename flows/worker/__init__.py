@@ -7,7 +7,13 @@
 * :mod:`flows.worker.runs` -- one flow run through Prefect's engine, cancellable on its own;
 * :mod:`flows.worker.cancellation`, :mod:`flows.worker.suspension` -- watching Prefect's event
   stream for runs being cancelled or suspended;
-* :mod:`flows.worker.tuning` -- Prefect settings that lower CPU per run, with their trade-offs.
+* :mod:`flows.worker.heartbeat` -- flow-run heartbeats, so a run whose process died is found;
+* :mod:`flows.worker.reruns` -- rerunning crashed runs as their workflow's ``on_crash`` says;
+* :mod:`flows.worker.handback` -- giving claimed runs back to the pool when the worker stops;
+* :mod:`flows.worker.delivery` -- log lines kept in a bounded buffer while Prefect is away;
+* :mod:`flows.worker.tuning` -- Prefect settings that lower CPU per run, with their trade-offs;
+* :mod:`flows.worker.prefect_compat` -- the only module that touches Prefect's private surface,
+  checked against the installed Prefect's version at import.
 
 Nothing is imported here: Prefect imports :mod:`flows.worker.worker` when it loads collections.
 """

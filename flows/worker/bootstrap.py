@@ -14,10 +14,18 @@ from multiprocessing.connection import Connection
 from flows.worker.protocol import ExecutorOptions
 
 
+def _leave_to_the_worker(signum: int, frame: object) -> None:
+    """Signal handler: do nothing; the worker stops its executors through their pipes."""
+
+
 def executor_main(conn: Connection, options: ExecutorOptions) -> None:
     """Run an executor process until the worker stops it (the ``multiprocessing`` target)."""
-    # Ctrl-C in a terminal reaches the whole process group; the worker decides when we stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C in a terminal, and SIGTERM from a supervisor that stops the whole process group
+    # (`trinity up`, systemd), reach the executors too; the worker decides when they stop, so
+    # its grace period holds. A handler, not SIG_IGN: an ignored signal would stay ignored in
+    # the programs `shell` tasks start, and cancelling those relies on SIGTERM.
+    signal.signal(signal.SIGINT, _leave_to_the_worker)
+    signal.signal(signal.SIGTERM, _leave_to_the_worker)
     os.environ.update(options.env)
     if "prefect" in sys.modules:
         # Something imported Prefect before the settings arrived: read them again.

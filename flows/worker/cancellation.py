@@ -38,7 +38,7 @@ class CancellationWatcher:
         self,
         *,
         held: Callable[[], set[UUID]],
-        on_cancelling: Callable[[UUID], None],
+        on_cancelling: Callable[[UUID], object],
         poll_seconds: float = 10.0,
     ) -> None:
         self._held = held

@@ -8,7 +8,9 @@ a thread of its own.
 
 Threads: the main thread only reads the worker's pipe; the event loop runs in a second thread.
 Keeping the loop off the main thread means Prefect's engine does not install its SIGTERM
-handler here, so a terminated executor dies at once and the worker reports its runs.
+handler here. SIGTERM and SIGINT are left to the worker (:mod:`flows.worker.bootstrap`): it
+stops its executors through their pipes, runs in progress first, within its grace period.
+One thread sends the heartbeats of every run held (:mod:`flows.worker.heartbeat`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun, State
+from prefect.client.schemas.responses import OrchestrationResult
 from prefect.context import AsyncClientContext, SyncClientContext
 from prefect.exceptions import Abort, Pause
 from prefect.flows import Flow, load_flow_from_flow_run
@@ -32,6 +35,9 @@ from prefect.logging.loggers import flow_run_logger, get_logger
 from prefect.states import Cancelled, Crashed
 from prefect.utilities.engine import propose_state
 
+from flows.worker import delivery
+from flows.worker.handback import hand_back
+from flows.worker.heartbeat import HeartbeatSender
 from flows.worker.protocol import (
     CancelRun,
     ExecutorOptions,
@@ -99,6 +105,7 @@ class Executor:
         self._client: PrefectClient | None = None
         self._flows: FlowCache | None = None
         self._context = contextvars.Context()
+        self._heartbeats = HeartbeatSender()
 
     def serve(self) -> None:
         """Read the worker's messages until it says stop (or goes away), then wait for the loop."""
@@ -131,6 +138,7 @@ class Executor:
         # opening clients per run. Opening one costs a connection pool and, for each sync
         # client Prefect opens to look up the server's default result storage (twice a run),
         # loading the CA bundle: a quarter of an executor's CPU before they were shared.
+        delivery.install()  # log lines wait in a bounded buffer while Prefect is away
         with SyncClientContext():
             await self._serve_runs()
 
@@ -147,12 +155,14 @@ class Executor:
             self._stop_requested = asyncio.Event()
             self._loop = asyncio.get_running_loop()
             self._loop_ready.set()
+            self._heartbeats.start()
             self._send(Ready(pid=os.getpid()))
             try:
                 await self._stop_requested.wait()
                 await self._drain()
             finally:
                 watcher.cancel()
+                self._heartbeats.stop()
 
     def _send(self, message: object) -> None:
         with self._send_lock:
@@ -215,9 +225,14 @@ class Executor:
             detail = f"orchestration: {exc}"
         except Exception as exc:
             detail = f"{type(exc).__name__}: {exc}"
-            state = await self._crash(control.flow_run_id, exc)
+            if control.cancel_requested:
+                # The cancellation, surfacing as another error from code it interrupted.
+                state = await self._settle_cancelled(control.flow_run_id, control.reason)
+            else:
+                state = await self._crash(control.flow_run_id, exc)
         finally:
             self._runs.pop(key, None)
+            self._heartbeats.discard(key)
         if key not in self._reported:
             if state is None:
                 state = await self._read_state(control.flow_run_id)
@@ -236,7 +251,11 @@ class Executor:
         if current is None or not current.is_pending():
             # Only a run a worker has moved to Pending is to be started.
             return current, "not pending"
+        self._heartbeats.add(flow_run)
         flow = await self._flows.get(flow_run, start.deployment_version_key)
+        if self._stop_requested is not None and self._stop_requested.is_set():
+            # The worker is stopping: a run that has not started goes back to the pool.
+            return await hand_back(self._client, flow_run.id), "handed back"
         if flow.isasync:
             state = await run_async_flow(flow, flow_run, control)
         else:
@@ -304,7 +323,7 @@ class Executor:
         if state is not None and state.is_final() and not state.is_crashed():
             return state
         try:
-            result = await self._client.set_flow_run_state(
+            result: OrchestrationResult[Any] = await self._client.set_flow_run_state(
                 flow_run_id, Cancelled(message=message), force=True
             )
         except Exception:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime
 import multiprocessing
+import signal
 import socket
 import threading
 import time
@@ -101,7 +102,6 @@ class ExecutorPool:
         working_dir: str | None = None,
         cancel_grace_seconds: float = 30.0,
         start_timeout_seconds: float = 120.0,
-        start_method: str = "spawn",
         on_slot_freed: Callable[[], None] | None = None,
     ) -> None:
         if processes < 1 or concurrency < 1:
@@ -112,7 +112,7 @@ class ExecutorPool:
         self._working_dir = working_dir
         self._cancel_grace = cancel_grace_seconds
         self._start_timeout = start_timeout_seconds
-        self._context = multiprocessing.get_context(start_method)
+        self._context = multiprocessing.get_context("spawn")
         self._on_slot_freed = on_slot_freed
         self._executors: dict[int, ExecutorProcess] = {}
         self._assignments: dict[str, Assignment] = {}
@@ -192,10 +192,6 @@ class ExecutorPool:
     def assigned_flow_run_ids(self) -> set[UUID]:
         """Flow runs currently held by an executor."""
         return {a.flow_run_id for a in self._assignments.values()}
-
-    def executor_pids(self) -> list[int]:
-        """Process ids of the live executors (for operators and tests)."""
-        return [e.process.pid for e in self._executors.values() if e.alive and e.process.pid]
 
     # -- executors ----------------------------------------------------------------------------
 
@@ -405,8 +401,6 @@ def describe_exit(code: int | None) -> str:
     if code is None:
         return "exit code unknown"
     if code < 0:
-        import signal
-
         try:
             return f"killed by {signal.Signals(-code).name}"
         except ValueError:

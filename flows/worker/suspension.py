@@ -8,9 +8,8 @@ run starts and joined when it ends. Dozens of runs at once in one process make t
 biggest per-run cost on both sides, so an executor keeps a single subscription for all its runs
 and hands each run's engine the same notice.
 
-Prefect 3.8's hook for this is ``setup_flow_run_suspension_request`` on the flow engine, with
-the registry in ``prefect._flow_run_suspension`` that in-process suspension also uses; the
-engine subclasses in :mod:`flows.worker.runs` override that method to use this watcher.
+The engines of :mod:`flows.worker.prefect_compat` hand each run's :class:`SuspensionNotice`
+to this watcher (Prefect 3.8 has no public hook for it; that module says what it uses).
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from uuid import UUID
 
-from prefect._flow_run_suspension import FlowRunSuspensionRequest, is_suspended_flow_run_state
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -31,10 +29,12 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateName,
     FlowRunFilterStateType,
 )
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import State, StateType
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.logging.loggers import get_logger
+
+from flows.worker.prefect_compat import SuspensionNotice
 
 logger = get_logger("trinity.worker.suspension")
 
@@ -44,30 +44,30 @@ current_watch: ContextVar[SuspensionWatch | None] = ContextVar("trinity_suspensi
 
 
 class SuspensionWatch:
-    """Marks the suspension request of each watched flow run that another process suspends."""
+    """Marks the notice of each watched flow run that another process suspends."""
 
     def __init__(self, client: PrefectClient, *, poll_seconds: float = 10.0) -> None:
         self._client = client
         self._poll_seconds = poll_seconds
-        self._requests: dict[UUID, FlowRunSuspensionRequest] = {}
+        self._notices: dict[UUID, SuspensionNotice] = {}
         # Engines of sync flows enter and leave from their own threads.
         self._lock = threading.Lock()
 
     @contextmanager
-    def watching(self, flow_run_id: UUID, request: FlowRunSuspensionRequest) -> Iterator[None]:
+    def watching(self, flow_run_id: UUID, notice: SuspensionNotice) -> Iterator[None]:
         """Watch ``flow_run_id`` while the block runs."""
         with self._lock:
-            self._requests[flow_run_id] = request
+            self._notices[flow_run_id] = notice
         try:
             yield
         finally:
             with self._lock:
-                if self._requests.get(flow_run_id) is request:
-                    del self._requests[flow_run_id]
+                if self._notices.get(flow_run_id) is notice:
+                    del self._notices[flow_run_id]
 
     def _watched(self) -> set[UUID]:
         with self._lock:
-            return set(self._requests)
+            return set(self._notices)
 
     async def run(self) -> None:
         """Listen to the event stream until cancelled; poll while it is unavailable."""
@@ -104,13 +104,11 @@ class SuspensionWatch:
             return
         self._mark(flow_run_id, flow_run.state)
 
-    def _mark(self, flow_run_id: UUID, state: object) -> None:
-        if not is_suspended_flow_run_state(state):  # type: ignore[arg-type]
-            return
+    def _mark(self, flow_run_id: UUID, state: State | None) -> None:
         with self._lock:
-            request = self._requests.get(flow_run_id)
-        if request is not None and not request.is_requested():
-            request.mark_requested(state)  # type: ignore[arg-type]
+            notice = self._notices.get(flow_run_id)
+        if notice is not None:
+            notice.mark(state)
 
     async def _poll_once(self) -> None:
         watched = self._watched()

@@ -20,6 +20,13 @@ EXECUTOR_DEFAULTS: dict[str, tuple[str, str]] = {
         "terminal shows warnings and errors only. Rendering a dozen INFO lines per run for a "
         "terminal is a visible share of an executor's CPU at hundreds of runs a minute.",
     ),
+    "PREFECT_EVENTS_WORKER_MAX_QUEUE_SIZE": (
+        "100000",
+        "Events (task-run records, heartbeats) wait in memory while the Prefect API is away and "
+        "are sent when it is back; Prefect's default queue is unbounded. Beyond 100,000 waiting "
+        "events new ones are dropped, counted and reported (flows.worker.delivery) instead of "
+        "growing the executor without limit.",
+    ),
 }
 
 SERVER_SETTINGS: dict[str, tuple[str, str]] = {
@@ -45,12 +52,31 @@ SERVER_SETTINGS: dict[str, tuple[str, str]] = {
         "1",
         "Flush a partial event batch every second (default 5).",
     ),
+    # Live run events (SSE, GraphQL subscriptions, `trinity run --watch`) read the logs websocket.
+    "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": (
+        "true",
+        "Publish each stored log line to the server's message stream. Cost: one message per line.",
+    ),
+    "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": (
+        "true",
+        "Serve that stream on /api/logs/out, so live run events include log lines as they arrive.",
+    ),
 }
+
+
+# Status codes the worker and its executors retry like 503, beyond Prefect's own (429, 502, 503):
+# while its database restarts, Prefect's server answers some requests 500 (a connection refused
+# that it does not classify as retryable); not retried, that 500 strands a claimed run in Pending
+# or crashes a starting one. A retried state proposal is harmless: orchestration answers a repeat
+# with the state already set.
+RETRY_EXTRA_CODES = {500}
 
 
 def executor_environment(*, worker_name: str) -> dict[str, str]:
     """Environment variables for an executor: the current Prefect settings, then our defaults."""
     from prefect.settings import get_current_settings
+
+    from flows.worker.prefect_compat import attribution_environment
 
     env = {
         key: str(value)
@@ -61,7 +87,7 @@ def executor_environment(*, worker_name: str) -> dict[str, str]:
         if key not in env and key not in os.environ:
             env[key] = value
     # Attribution headers on the executor's API requests name the worker, as for process runs.
-    env["PREFECT__WORKER_NAME"] = worker_name
+    env.update(attribution_environment(worker_name))
     return env
 
 

@@ -28,14 +28,17 @@ import anyio
 import anyio.abc
 from prefect.exceptions import InfrastructureNotAvailable, InfrastructureNotFound, ObjectNotFound
 from prefect.settings import get_current_settings
-from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
+from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorkerResult
 from pydantic import PrivateAttr
+
+from flows.worker.prefect_compat import SlotAwareWorker
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import Flow as APIFlow
     from prefect.client.schemas.objects import FlowRun, WorkPool
     from prefect.client.schemas.responses import DeploymentResponse, WorkerFlowRunResponse
 
+    from flows.worker.heartbeat import HeartbeatSender
     from flows.worker.pool import ExecutorPool
 
 WORKER_TYPE = "trinity"
@@ -103,6 +106,7 @@ class TrinityJobConfiguration(BaseJobConfiguration):
     job variables cannot be applied; they are reported in the run's logs."""
 
     _job_env: dict[str, str] = PrivateAttr(default_factory=dict)
+    _deployment: DeploymentResponse | None = PrivateAttr(default=None)
 
     def prepare_for_flow_run(
         self,
@@ -115,6 +119,7 @@ class TrinityJobConfiguration(BaseJobConfiguration):
     ) -> None:
         # Before the base class merges in the worker's own environment.
         self._job_env = {k: v for k, v in self.env.items() if v is not None}
+        self._deployment = deployment
         super().prepare_for_flow_run(flow_run, deployment, flow, work_pool, worker_name, worker_id=worker_id)
 
     @property
@@ -125,7 +130,7 @@ class TrinityJobConfiguration(BaseJobConfiguration):
     @property
     def deployment(self) -> DeploymentResponse | None:
         """The flow run's deployment, as read when the run was claimed."""
-        return self._related_objects.get("deployment")
+        return self._deployment
 
 
 class TrinityVariables(BaseVariables):
@@ -136,7 +141,7 @@ class TrinityWorkerResult(BaseWorkerResult):
     """Outcome of one flow run on a Trinity worker."""
 
 
-class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, TrinityWorkerResult]):
+class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, TrinityWorkerResult]):
     """Runs flow runs concurrently in a few long-lived executor processes."""
 
     type = WORKER_TYPE
@@ -146,9 +151,6 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         "Runs flow runs concurrently inside a few long-lived executor processes: no Python "
         "start-up per run, crash isolation per process."
     )
-    _display_name = "Trinity"
-    _documentation_url = ""
-    _logo_url = ""
 
     def __init__(
         self,
@@ -183,6 +185,8 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         self._poll_wanted = asyncio.Event()
         self._run_once = False
         self._warned_env: set[UUID] = set()
+        self._stopping = False
+        self._heartbeats: HeartbeatSender | None = None
 
     @property
     def pool(self) -> ExecutorPool:
@@ -198,7 +202,15 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         self._run_once = run_once
         await super().start(run_once=run_once, with_healthcheck=with_healthcheck, printer=printer)
 
+    @property
+    def heartbeats(self) -> HeartbeatSender:
+        """Heartbeats of the runs claimed and not yet taken by an executor."""
+        if self._heartbeats is None:
+            raise RuntimeError("The worker is not started; use it as an async context manager.")
+        return self._heartbeats
+
     async def __aenter__(self) -> TrinityWorker:
+        from flows.worker.heartbeat import HeartbeatSender
         from flows.worker.pool import ExecutorPool
         from flows.worker.tuning import executor_environment
 
@@ -210,12 +222,18 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
             on_slot_freed=self._poll_wanted.set,
         )
         await self._pool.start()
+        self._heartbeats = HeartbeatSender().start()
         try:
             await super().__aenter__()
         except BaseException:
+            self._heartbeats.stop()
             await self._pool.close(grace_seconds=0)
             raise
-        self._services = [asyncio.ensure_future(self._poll_when_free()), asyncio.ensure_future(self._watch())]
+        self._services = [
+            asyncio.ensure_future(self._poll_when_free()),
+            asyncio.ensure_future(self._watch()),
+            asyncio.ensure_future(self._rerun_crashed()),
+        ]
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -227,6 +245,36 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         finally:
             if self._pool is not None:
                 await self._pool.close(grace_seconds=self.options.shutdown_grace_seconds)
+            if self._heartbeats is not None:
+                self._heartbeats.stop()
+
+    async def stop_gracefully(self) -> None:
+        """Stop claiming runs; give the runs in progress the grace period; hand back the rest.
+
+        Runs that were claimed but not started (waiting for an executor, or handed to one that
+        had not begun them) go back to the pool ``Scheduled``; runs still going when the grace
+        period ends are stopped and recorded ``Crashed`` (and rerun if their workflow says so).
+        """
+        if self._stopping:
+            return
+        self._stopping = True
+        grace = self.options.shutdown_grace_seconds
+        held = len(self.pool.assigned_flow_run_ids())
+        self._logger.warning(
+            "Worker %r stopping: claiming no new runs; the %d run(s) it holds get up to %gs to finish, "
+            "those not yet started go back to the pool",
+            self.name,
+            held,
+            grace,
+        )
+        await self.pool.close(grace_seconds=grace)
+        self._logger.warning("Worker %r stopped: every run it held has left it", self.name)
+
+    async def get_and_submit_flow_runs(self) -> list[FlowRun]:
+        """Claim and start scheduled runs, unless the worker is stopping."""
+        if self._stopping:
+            return []
+        return await super().get_and_submit_flow_runs()
 
     async def run(
         self,
@@ -235,6 +283,8 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         task_status: anyio.abc.TaskStatus[Any] | None = None,
     ) -> TrinityWorkerResult:
         """Hand the claimed flow run to an executor and wait until it leaves it."""
+        from flows.worker.handback import hand_back
+        from flows.worker.pool import PoolUnavailableError
         from flows.worker.protocol import StartRun
 
         deployment = configuration.deployment
@@ -243,15 +293,30 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         start = StartRun(
             flow_run_id=str(flow_run.id),
             deployment_id=str(deployment.id) if deployment else None,
+            # No update time, no version to tell apart: the flow is loaded afresh.
             deployment_version_key=f"{deployment.id}:{deployment.updated.isoformat()}"
-            if deployment
+            if deployment and deployment.updated
             else None,
         )
-        assignment = await self.pool.submit(flow_run.id, start)
+        # Claimed: from now on, if this process dies the run is found by its missing heartbeats;
+        # the executor sends them once it has the run.
+        self.heartbeats.add(flow_run)
+        try:
+            assignment = await self.pool.submit(flow_run.id, start)
+        except PoolUnavailableError:
+            if not self._stopping:
+                raise
+            # Claimed while the worker was stopping, never started: back to the pool.
+            await hand_back(self.client, flow_run.id, worker_name=self.name)
+            if task_status is not None:
+                task_status.started("")
+            return TrinityWorkerResult(status_code=0, identifier="")
+        finally:
+            self.heartbeats.discard(flow_run.id)
         if task_status is not None:
             task_status.started(assignment.infrastructure_pid)
         outcome = await assignment.finished
-        self._logger.debug("Flow run %s left its executor: %s", flow_run.id, outcome)
+        self.worker_logger.debug("Flow run %s left its executor: %s", flow_run.id, outcome)
         # Crashes are reported by the pool itself (it knows how the executor ended); a non-zero
         # code here would make the base class report them a second time.
         return TrinityWorkerResult(status_code=0, identifier=assignment.infrastructure_pid)
@@ -272,7 +337,7 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         if not flow_run_id or not self.pool.cancel(UUID(flow_run_id), "Flow run was cancelled."):
             raise InfrastructureNotFound(f"No executor of this worker holds flow run {flow_run_id}.")
 
-    async def _get_scheduled_flow_runs(self) -> list[WorkerFlowRunResponse]:
+    async def scheduled_flow_runs(self) -> list[WorkerFlowRunResponse]:
         """Ask only for as many runs as there are free slots, and not at all when full.
 
         The base class asks for every scheduled run (up to the server's page size) on each
@@ -281,20 +346,20 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         """
         from prefect.client.schemas.responses import WorkerFlowRunResponse
 
-        free = int(self.limiter.available_tokens) if self._limiter is not None else 100
+        free = self.free_slots if self.free_slots is not None else 100
         if free < 1:
             return []
         scheduled_before = datetime.datetime.now(datetime.UTC) + datetime.timedelta(
-            seconds=int(self._prefetch_seconds)
+            seconds=int(self.prefetch_seconds)
         )
         body: dict[str, Any] = {"scheduled_before": scheduled_before.isoformat(), "limit": free}
-        if self._work_queues:
-            body["work_queue_names"] = sorted(self._work_queues)
+        if self.work_queue_names:
+            body["work_queue_names"] = self.work_queue_names
         try:
             response = await self.client.request(
                 "POST",
                 "/work_pools/{name}/get_scheduled_flow_runs",
-                path_params={"name": self._work_pool_name},
+                path_params={"name": self.work_pool_name},
                 json=body,
             )
         except ObjectNotFound:
@@ -305,7 +370,7 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         """Poll every ``poll_seconds`` while a quarter of the slots or more are free, and as soon
         as that many free up; with fewer free, at most every ``claim_wait_seconds``."""
         loop = asyncio.get_running_loop()
-        batch = max(1, math.ceil((self._limit or 1) / 4))
+        batch = max(1, math.ceil((self.slot_limit or 1) / 4))
         last_poll = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
@@ -313,7 +378,7 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
             self._poll_wanted.clear()
             if self._run_once or not self.is_setup:
                 continue
-            free = int(self.limiter.available_tokens) if self._limiter is not None else batch
+            free = self.free_slots if self.free_slots is not None else batch
             waited = loop.time() - last_poll
             if free < 1 or (free < batch and waited < self.options.claim_wait_seconds):
                 continue
@@ -321,7 +386,7 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
             try:
                 await self.get_and_submit_flow_runs()
             except Exception:
-                self._logger.warning("Polling for flow runs failed", exc_info=True)
+                self.worker_logger.warning("Polling for flow runs failed", exc_info=True)
                 await asyncio.sleep(self.options.poll_seconds)
 
     async def _watch(self) -> None:
@@ -333,6 +398,11 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
             poll_seconds=get_current_settings().worker.cancellation_poll_seconds,
         )
         await watcher.run()
+
+    async def _rerun_crashed(self) -> None:
+        from flows.worker.reruns import CrashWatcher
+
+        await CrashWatcher(poll_seconds=get_current_settings().worker.cancellation_poll_seconds).run()
 
     def _warn_env_ignored(self, flow_run: FlowRun, configuration: TrinityJobConfiguration) -> None:
         deployment_id = flow_run.deployment_id

@@ -90,12 +90,14 @@ def frames(runs: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> tuple[pd.
     return run_frame, task_frame
 
 
-def workflow_doc(tasks: list[dict[str, Any]], *, name: str = "wf", **extra: Any) -> dict[str, Any]:
+def workflow_doc(
+    tasks: list[dict[str, Any]], *, name: str = "wf", version: str = "1.0.0", **extra: Any
+) -> dict[str, Any]:
     """A valid workflow document around ``tasks``."""
     return {
         "kind": "Workflow",
         "name": name,
-        "version": "1.0.0",
+        "version": version,
         "spec": {"name": name, "version": "^1.0.0"},
         **extra,
         "tasks": tasks,

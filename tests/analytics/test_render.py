@@ -17,9 +17,9 @@ from analytics import (
     render_logs_tree,
     render_markdown_summary,
 )
-from analytics.synthetic import FANOUT, SyntheticHistory, generate_history
 from flows.analytics.outputs import write_logs_tree
 from tests.analytics.factories import T0
+from tests.analytics.synthetic import FANOUT, SyntheticHistory, generate_history
 
 
 @pytest.fixture(scope="module")

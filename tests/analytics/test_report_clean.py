@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from analytics import build_report
-from analytics.synthetic import Facts, generate_history
+from tests.analytics.synthetic import Facts, generate_history
 
 # Robust z above 4.5 on log-normal durations: a handful of chance hits in thousands of rows at most.
 ANOMALY_BUDGET = 0.002

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from analytics import AnalysisConfig, FrameError, WorkflowContext, build_report, render_logs_tree
-from analytics.synthetic import ETL, generate_history
 from specs.models import Workflow
 from tests.analytics.factories import T0, frames, run_row, task, task_row, workflow_doc
+from tests.analytics.synthetic import ETL, generate_history
 
 
 def test_empty_history_gives_an_empty_report_that_renders() -> None:

@@ -10,7 +10,9 @@ import yaml
 
 from analytics import Report, build_report
 from analytics.report_model import Finding, Recommendation
-from analytics.synthetic import (
+from analytics.yaml_diff import apply_edits, apply_unified_diff, dump_yaml
+from specs.models import Workflow
+from tests.analytics.synthetic import (
     BAD_BATCH_RATE,
     BOTTLENECK_TASK,
     BREACH_FAIL_RATE,
@@ -33,8 +35,6 @@ from analytics.synthetic import (
     SyntheticHistory,
     generate_history,
 )
-from analytics.yaml_diff import apply_edits, apply_unified_diff, dump_yaml
-from specs.models import Workflow
 
 SLOPE = 2.0
 DAYS = 30.0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from analytics.workflow_doc import DEFAULT_MAX_PARALLEL_TASKS, CycleError, read_document
+from analytics.workflow_doc import DEFAULT_MAX_PARALLEL_TASKS, read_document
+from specs.dag import CycleError
 from tests.analytics.factories import task, workflow_doc
 
 

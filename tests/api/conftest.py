@@ -61,12 +61,6 @@ def pg_api_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServe
             server.stop()
 
 
-@pytest.fixture
-def pg_api(pg_api_module: ApiServer) -> ApiServer:
-    pg_api_module.reset()
-    return pg_api_module
-
-
 @pytest.fixture(scope="module")
 def prefect_api_module(
     tmp_path_factory: pytest.TempPathFactory, prefect_sqlite_server: PrefectServer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import uuid
@@ -11,7 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from api.db import Database, create_engine, normalise_url
+from api.services.runs import purge_idempotency_keys
 from tests.api.support import ADMIN_KEY, ApiServer, spec_document, workflow_document
 from tests.support.servers import PrefectServer
 
@@ -47,9 +51,11 @@ def test_lifecycle_drives_the_prefect_deployment(
     active = client.put(url, json={"status": "active"})
     assert active.status_code == 200, active.text
     deployment_id = active.json()["deployment_id"]
-    assert active.json()["deployment_name"] == "trinity-workflow/lifecycle"
+    assert active.json()["deployment_name"] == "lifecycle/trinity"
     deployment = prefect_get(prefect_sqlite_server, f"/deployments/{deployment_id}").json()
-    assert deployment["name"] == "lifecycle"
+    assert deployment["name"] == "trinity"
+    flow = prefect_get(prefect_sqlite_server, f"/flows/{deployment['flow_id']}").json()
+    assert flow["name"] == "lifecycle"
     assert deployment["paused"] is False
     assert [s["active"] for s in deployment["schedules"]] == [True]
     assert deployment["parameter_openapi_schema"]["properties"]["day"]["type"] == "string"
@@ -240,3 +246,132 @@ def test_run_status_has_per_task_states_after_the_run(
     assert detail["state"]["type"] == "COMPLETED"
     states = {task["task_id"]: task["state"]["type"] for task in detail["tasks"]}
     assert states == {"extract": "COMPLETED", "load": "COMPLETED"}
+
+
+def test_an_unknown_parameter_is_refused_before_a_run_exists(
+    prefect_api_server: ApiServer, prefect_sqlite_server: PrefectServer
+) -> None:
+    names = {"type": "object", "properties": {"names": {"type": "array", "items": {"type": "string"}}}}
+    client = prefect_api_server.client()
+    assert client.post("/specs", json=spec_document("greeting", parameters=names)).status_code == 201
+    document = workflow_document("greet", spec_name="greeting")
+    document["tasks"] = [{"id": "greet", "uses": "noop", "with": {"output": "${{ params.names }}"}}]
+    created = client.post("/workflows", params={"status": "active"}, json=document)
+    assert created.status_code == 201, created.text
+    workflow = created.json()
+    url = f"/workflows/{workflow['id']}/execute"
+
+    misspelt = client.post(url, json={"parameters": {"nams": ["ada"]}})
+    unlike = client.post(url, json={"parameters": {"qqq": 1}})
+
+    assert misspelt.status_code == 422, misspelt.text
+    assert misspelt.json()["error"]["details"] == [
+        {"loc": "$.parameters.nams", "msg": "unknown parameter 'nams'; did you mean 'names'?"}
+    ]
+    assert unlike.json()["error"]["details"] == [
+        {"loc": "$.parameters.qqq", "msg": "unknown parameter 'qqq'"}
+    ]
+    assert client.get(f"/workflows/{workflow['id']}/runs").json()["total"] == 0
+    runs = httpx.post(
+        f"{prefect_sqlite_server.api_url}/flow_runs/filter",
+        json={"deployments": {"id": {"any_": [workflow["deployment_id"]]}}},
+        timeout=30,
+    ).json()
+    assert runs == []
+    assert client.post(url, json={"parameters": {"names": ["ada"]}}).status_code == 202
+
+
+def _age_keys(api: ApiServer, seconds: int) -> None:
+    """Make every stored Idempotency-Key ``seconds`` older, as if time had passed."""
+    engine = sa.create_engine(normalise_url(api.settings.database_url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE idempotency_keys SET created_at = created_at - make_interval(secs => :s)"),
+                {"s": seconds},
+            )
+    finally:
+        engine.dispose()
+
+
+def _key_count(api: ApiServer) -> int:
+    engine = sa.create_engine(normalise_url(api.settings.database_url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM idempotency_keys")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_an_expired_key_starts_a_new_run_and_expired_keys_are_purged(
+    prefect_api_server: ApiServer, prefect_sqlite_server: PrefectServer
+) -> None:
+    workflow = active_workflow(prefect_api_server, "expiring")
+    client = prefect_api_server.client()
+    url = f"/workflows/{workflow['id']}/execute"
+    headers = {"Idempotency-Key": "nightly-2024-05-01"}
+    first = client.post(url, json={"parameters": DAY}, headers=headers)
+    assert first.status_code == 202
+    ttl = prefect_api_server.settings.server.idempotency_ttl_seconds
+    assert ttl == 86400
+    _age_keys(prefect_api_server, ttl - 60)
+    assert client.post(url, json={"parameters": DAY}, headers=headers).json()["id"] == first.json()["id"]
+    _age_keys(prefect_api_server, 120)
+    later = client.post(url, json={"parameters": DAY}, headers=headers)
+    assert later.status_code == 202
+    assert "idempotent-replayed" not in later.headers
+    assert later.json()["flow_run_id"] != first.json()["flow_run_id"]
+    assert _key_count(prefect_api_server) == 1
+
+    _age_keys(prefect_api_server, ttl + 1)
+    database = Database(create_engine(prefect_api_server.settings.database_url))
+
+    async def purge() -> int:
+        async with database.session() as session:
+            purged = await purge_idempotency_keys(session=session, ttl_seconds=ttl)
+        await database.dispose()
+        return purged
+
+    assert asyncio.run(purge()) == 1
+    assert _key_count(prefect_api_server) == 0
+
+
+def test_a_crashed_run_and_its_rerun_link_each_other(
+    prefect_api_server: ApiServer, prefect_sqlite_server: PrefectServer
+) -> None:
+    client = prefect_api_server.client()
+    assert client.post("/specs", json=spec_document()).status_code in (201, 409)
+    document = workflow_document("crashy") | {"on_crash": {"rerun": 1}}
+    workflow = client.post("/workflows", params={"status": "active"}, json=document).json()
+    run = client.post(f"/workflows/{workflow['id']}/execute", json={"parameters": DAY}).json()
+    flow_run_id = uuid.UUID(run["flow_run_id"])
+
+    async def crash_and_rerun() -> uuid.UUID:
+        from prefect.client.orchestration import get_client
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.states import Crashed
+
+        from flows.worker.reruns import CrashPolicies, rerun_if_allowed
+
+        with temporary_settings(updates={PREFECT_API_URL: prefect_sqlite_server.api_url}):
+            async with get_client() as prefect:
+                await prefect.set_flow_run_state(flow_run_id, Crashed(message="worker killed"), force=True)
+                rerun = await rerun_if_allowed(prefect, flow_run_id, CrashPolicies(prefect))
+        assert rerun is not None
+        return rerun.id
+
+    rerun_id = asyncio.run(crash_and_rerun())
+    crashed = client.get(f"/runs/{run['id']}").json()
+    assert crashed["state"]["type"] == "CRASHED"
+    assert crashed["rerun_of"] is None
+    assert crashed["reruns"] == [str(rerun_id)]
+    rerun = client.get(f"/runs/{rerun_id}")
+    assert rerun.status_code == 200, rerun.text
+    assert rerun.json()["rerun_of"] == run["flow_run_id"]
+    assert rerun.json()["workflow_id"] == workflow["id"]
+    assert rerun.json()["parameters"] == DAY
+    listed = client.get(f"/workflows/{workflow['id']}/runs").json()
+    assert sorted(item["flow_run_id"] for item in listed["items"]) == sorted(
+        [run["flow_run_id"], str(rerun_id)]
+    )
+    assert client.get(f"/runs/{uuid.uuid4()}").status_code == 404

@@ -8,14 +8,16 @@ import uuid
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
 from prefect.client.schemas.objects import ConcurrencyLimitStrategy
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
-from prefect.exceptions import PrefectHTTPStatusError
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
 from deployments.prefect_yaml import render_prefect_yaml
+from deployments.runs import DeploymentNotFoundError
 from deployments.schedules import deployment_schedules
 from deployments.service import (
-    DeploymentNotFoundError,
+    DeploymentError,
     delete_deployment,
     deploy_workflow,
     deployment_spec,
@@ -58,11 +60,13 @@ async def test_deploy_creates_the_deployment_prefect_runs(prefect_api: object) -
 
     ref = await deploy_workflow(workflow=wf, specification=SPEC, work_pool=pool)
 
-    assert ref.full_name == "trinity-workflow/sales.daily"
+    assert ref.full_name == "sales.daily/trinity"
     async with get_client() as client:
-        deployment = await client.read_deployment_by_name("trinity-workflow/sales.daily")
+        deployment = await client.read_deployment_by_name("sales.daily/trinity")
+        flow = await client.read_flow_by_name("sales.daily")
         work_pool = await client.read_work_pool(pool)
     assert deployment.id == ref.id
+    assert deployment.flow_id == flow.id  # the workflow is its own flow, the deployment under it
     assert deployment.version == "1.0.0"
     assert deployment.description == "Daily sales."
     assert set(deployment.tags) == {"trinity", "workflow:sales.daily", "sales"}
@@ -70,7 +74,7 @@ async def test_deploy_creates_the_deployment_prefect_runs(prefect_api: object) -
     assert deployment.entrypoint == entrypoint_for(
         deployment_spec(workflow=wf, specification=SPEC).block_name
     )
-    assert deployment.parameter_openapi_schema == SPEC.parameters
+    assert deployment.parameter_openapi_schema == {**SPEC.parameters, "additionalProperties": False}
     assert deployment.enforce_parameter_schema is True
     assert deployment.paused is False
     assert deployment.global_concurrency_limit.limit == 2
@@ -172,10 +176,68 @@ def test_prefect_yaml_describes_the_same_deployment() -> None:
     document = yaml.safe_load(render_prefect_yaml([spec]))
 
     (entry,) = document["deployments"]
-    assert entry["name"] == "sales.daily"
+    assert entry["name"] == "trinity"  # the flow, "sales.daily", comes from the entrypoint
     assert entry["entrypoint"] == spec.entrypoint
     assert entry["work_pool"]["name"] == "p1"
     assert entry["schedules"] == [{"cron": "0 2 * * *", "timezone": "UTC", "active": True}]
     assert entry["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
-    assert entry["parameter_openapi_schema"] == SPEC.parameters
+    assert entry["parameter_openapi_schema"] == {**SPEC.parameters, "additionalProperties": False}
     assert entry["enforce_parameter_schema"] is True
+
+
+async def _legacy_deployment(name: str, pool: str) -> uuid.UUID:
+    """A deployment as older versions made it: ``trinity-workflow/<name>`` of the one generic flow."""
+    wf = workflow([{"id": "a", "uses": "noop"}], name=name)
+    spec = deployment_spec(workflow=wf, specification=SPEC, work_pool=pool)
+    await ensure_work_pool(name=pool)
+    async with get_client() as client:
+        flow_id = await client.create_flow_from_name("trinity-workflow")
+        return await client.create_deployment(
+            flow_id=flow_id,
+            name=name,
+            version="1.0.0",
+            tags=["trinity", f"workflow:{name}"],
+            entrypoint=spec.entrypoint,
+            work_pool_name=pool,
+        )
+
+
+async def _workflow_deployments(name: str) -> list[str]:
+    async with get_client() as client:
+        found = await client.read_deployments(
+            deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[f"workflow:{name}"]))
+        )
+        flows = {d.flow_id: (await client.read_flow(d.flow_id)).name for d in found}
+    return sorted(f"{flows[d.flow_id]}/{d.name}" for d in found)
+
+
+@pytest.mark.parametrize("prefect_api", ["sqlite", "postgres"], indirect=True)
+async def test_deploy_replaces_a_deployment_made_by_an_older_version(prefect_api: object) -> None:
+    name = f"legacy-{uuid.uuid4().hex[:8]}"
+    legacy_id = await _legacy_deployment(name, pool="legacy-pool")
+    assert await _workflow_deployments(name) == [f"trinity-workflow/{name}"]
+
+    ref = await deploy_workflow(
+        workflow=workflow([{"id": "a", "uses": "noop"}], name=name),
+        specification=SPEC,
+        work_pool="legacy-pool",
+    )
+
+    assert await _workflow_deployments(name) == [f"{name}/trinity"]  # no orphan left behind
+    async with get_client() as client:
+        with pytest.raises(ObjectNotFound):
+            await client.read_deployment(legacy_id)
+        assert (await client.read_deployment_by_name(f"{name}/trinity")).id == ref.id
+    again = await deploy_workflow(
+        workflow=workflow([{"id": "a", "uses": "noop"}], name=name),
+        specification=SPEC,
+        work_pool="legacy-pool",
+    )
+    assert again.id == ref.id
+
+
+async def test_trinitys_own_flow_names_cannot_be_deployed(prefect_api: object) -> None:
+    wf = workflow([{"id": "a", "uses": "noop"}], name="trinity-performance-report")
+
+    with pytest.raises(DeploymentError, match="is reserved"):
+        await deploy_workflow(workflow=wf, specification=SPEC)

@@ -61,7 +61,7 @@ async def test_prefect_deployment_run_through_a_process_worker(
     env = {**os.environ, "PREFECT_API_URL": prefect_api.api_url, "TRINITY_DATABASE_URL": logs_url}
 
     started = _prefect(
-        ["deployment", "run", "trinity-workflow/worker-e2e", "--param", "day=2026-11-21"], env, tmp_path, 120
+        ["deployment", "run", "worker-e2e/trinity", "--param", "day=2026-11-21"], env, tmp_path, 120
     )
     assert started.returncode == 0, started.stdout + started.stderr
     worker = _prefect(
@@ -70,10 +70,13 @@ async def test_prefect_deployment_run_through_a_process_worker(
     assert worker.returncode == 0, worker.stdout[-3000:] + worker.stderr[-3000:]
 
     async with get_client() as client:
-        deployment = await client.read_deployment_by_name("trinity-workflow/worker-e2e")
+        deployment = await client.read_deployment_by_name("worker-e2e/trinity")
         (flow_run,) = await client.read_flow_runs(
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
         )
+        flow = await client.read_flow(flow_run.flow_id)
+    assert flow.name == "worker-e2e"
+    assert set(flow_run.tags) >= {"trinity", "workflow:worker-e2e"}
     assert flow_run.state.is_completed(), flow_run.state.message
     assert flow_run.parameters == {"day": "2026-11-21"}
     runs = await task_runs(flow_run.id, expected=2)

@@ -11,10 +11,13 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentTaskRunId
 from prefect.client.schemas.objects import FlowRun, State, TaskRun
 from prefect.client.schemas.sorting import TaskRunSort
+from prefect.flow_engine import run_flow_async
 
 from flows.compiler import compile_workflow
+from flows.local_run import create_local_run
 from flows.workflow_flow import build_flow
 from specs.models import Specification, Workflow
+from specs.parameters import apply_defaults
 
 
 def specification(
@@ -49,9 +52,17 @@ def workflow(
 
 
 async def run_workflow(wf: Workflow, spec: Specification | None = None, **params: Any) -> State:
-    """Run a workflow in-process against the configured Prefect API; returns the final state."""
-    flow = build_flow(compile_workflow(wf, spec or specification()))
-    return await flow(**params, return_state=True)
+    """Run a workflow in-process against the configured Prefect API; returns the final state.
+
+    The run is tagged as every workflow run is (without storing the definition, as ``trinity run``
+    would).
+    """
+    spec = spec or specification()
+    flow = build_flow(compile_workflow(wf, spec))
+    params = apply_defaults(spec.parameters, params)
+    flow_run = await create_local_run(flow, wf.name, params)
+    state: State = await run_flow_async(flow, flow_run=flow_run, parameters=params, return_type="state")
+    return state
 
 
 def flow_run_id(state: State) -> UUID:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from prefect.client.orchestration import get_client
 
 from blocks.workflow_definition import save_definition
 from deployments.runs import read_run
@@ -57,6 +58,10 @@ async def test_child_runs_as_a_subflow_of_the_parent_task(prefect_api: object) -
     assert children[0].state.is_completed()
     assert children[0].flow_version == "1.0.0"
     assert children[0].parameters == {"n": 21}
+    # The child is a run of its own workflow's flow, tagged as such (not with its parent's tag).
+    assert sorted(children[0].tags) == ["trinity", "workflow:child-wf"]
+    async with get_client() as client:
+        assert (await client.read_flow(children[0].flow_id)).name == "child-wf"
     # What the REST layer reports for the parent: the spec's tasks, not Prefect's tracking run.
     status = await read_run(flow_run_id=flow_run_id(state))
     assert sorted(task.name for task in status.tasks) == ["call", "use"]

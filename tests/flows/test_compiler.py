@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import inspect
 
-from flows.compiler import backoff_delays, compile_workflow, parameters_signature
+from analytics.frames import WorkflowContext
+from analytics.workflow_doc import read_document
+from flows.compiler import compile_workflow, parameters_signature
 from flows.task_run import build_task
-from specs.models import RetryBackoff
+from specs.parameters import EXTRA_PARAMETERS
 from tests.flows.factories import specification, workflow
 
 
@@ -26,13 +28,6 @@ def test_task_settings_override_workflow_defaults() -> None:
     assert (plans["b"].retries, plans["b"].retry_delays) == (1, (2.0,))
     assert (plans["c"].retries, plans["c"].retry_delays, plans["c"].timeout_seconds) == (0, (), 5)
     assert plans["c"].upstream == {"a", "b"}
-
-
-def test_backoff_grows_by_factor_up_to_the_cap() -> None:
-    backoff = RetryBackoff(base_seconds=0.5, factor=2, cap_seconds=3, jitter=0.2)
-
-    assert backoff_delays(backoff, 5) == (0.5, 1.0, 2.0, 3.0, 3.0)
-    assert len(backoff_delays(backoff, 100)) == 50  # Prefect's limit; it repeats the last delay
 
 
 def test_prefect_task_carries_the_plan() -> None:
@@ -79,3 +74,38 @@ def test_signature_lists_spec_parameters_with_defaults() -> None:
     assert signature.parameters["note"].default is None  # optional: Prefect must not demand it
     assert signature.parameters["start-date"].default == "x"
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in signature.parameters.values())
+
+
+def test_signature_takes_undeclared_parameters_only_when_the_schema_accepts_them() -> None:
+    closed = {"type": "object", "properties": {"day": {"type": "string"}}}
+
+    assert list(parameters_signature(closed).parameters) == ["day"]
+    signature = parameters_signature({**closed, "additionalProperties": True})
+    assert list(signature.parameters) == ["day", EXTRA_PARAMETERS]
+    assert signature.parameters[EXTRA_PARAMETERS].kind is inspect.Parameter.VAR_KEYWORD
+
+
+def test_the_analytics_read_the_settings_the_compiler_runs_with() -> None:
+    wf = workflow(
+        [
+            {"id": "a", "uses": "noop"},
+            {"id": "b", "uses": "noop", "needs": ["a"], "retries": 4, "retry_delay_seconds": 3},
+            {"id": "c", "uses": "noop", "needs": ["a"], "retry_backoff": {"base_seconds": 2}, "retries": 0},
+        ],
+        defaults={"retries": 2, "retry_backoff": {"base_seconds": 1, "jitter": 0.5}, "timeout_seconds": 9},
+    )
+    plans = compile_workflow(wf, specification()).plans
+    read = read_document(WorkflowContext.from_models(wf).document)
+
+    for task_id, plan in plans.items():
+        settings = read.tasks[task_id]
+        assert (settings.retries, settings.timeout_seconds) == (plan.retries, plan.timeout_seconds)
+    assert read.tasks["a"].retry_backoff == {
+        "base_seconds": 1.0,
+        "factor": 2.0,
+        "cap_seconds": 300.0,
+        "jitter": 0.5,
+    }
+    assert plans["a"].retry_jitter == 0.5
+    assert read.tasks["b"].retry_delay_seconds == 3.0
+    assert read.max_parallel_tasks == wf.concurrency.max_parallel_tasks

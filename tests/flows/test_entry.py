@@ -25,7 +25,7 @@ async def test_entrypoint_loads_the_stored_workflow_as_a_flow(prefect_api: objec
 
     flow = await anyio.to_thread.run_sync(load_flow_from_entrypoint, entrypoint)
 
-    assert flow.name == "trinity-workflow"
+    assert flow.name == "entry.test_wf"  # each workflow is its own flow
     assert flow.version == "2.0.0"
     assert list(flow.parameters.properties) == ["day"]
     assert (

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from specs.actions import (
@@ -18,6 +15,9 @@ from specs.actions import (
     refresh_actions,
 )
 from tests.specs.helpers import only, problems, workflow_text
+from tests.support.plugins import plugin
+
+__all__ = ["plugin"]
 
 
 def test_builtins_are_known() -> None:
@@ -62,33 +62,6 @@ def test_workflow_inputs_check_the_version_range() -> None:
 
 def test_with_must_be_a_mapping() -> None:
     assert input_problems(HttpInputs, ["x"])[0][1] == "'with' must be a mapping, got list"
-
-
-@pytest.fixture
-def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """An installed distribution that adds two actions: one good, one broken."""
-    package = tmp_path / "trinity_test_plugin"
-    package.mkdir()
-    (package / "__init__.py").write_text(
-        "from pydantic import BaseModel, ConfigDict\n"
-        "class Inputs(BaseModel):\n"
-        "    model_config = ConfigDict(extra='forbid')\n"
-        "    channel: str\n"
-        "class Notify:\n"
-        "    name = 'notify'\n"
-        "    inputs = Inputs\n"
-        "notify = Notify()\n"
-    )
-    info = tmp_path / "trinity_test_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: trinity-test-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        "[trinity.actions]\nnotify = trinity_test_plugin:notify\nbroken = trinity_test_plugin:missing\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    refresh_actions()
-    yield
-    refresh_actions()
 
 
 @pytest.mark.usefixtures("plugin")

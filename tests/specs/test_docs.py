@@ -29,6 +29,7 @@ YAML_BLOCKS = blocks("yaml")
 
 
 def test_docs_have_yaml_examples() -> None:
+    assert DOCS, "no Markdown files found in docs/"
     assert len(YAML_BLOCKS) >= 4
 
 

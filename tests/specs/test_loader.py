@@ -138,4 +138,6 @@ def test_folders_skip_json_schema_files() -> None:
     result = check_paths([root])
     assert result.problems == []
     assert (root / "schema" / "trinity.schema.json").exists()
-    assert result.files == len(list((root / "examples").glob("*.yaml")))
+    examples = list((root / "examples").glob("*.yaml"))
+    assert examples, "no example files found"
+    assert result.files == len(examples)

@@ -5,16 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from specs.errors import SpecError
 from specs.parameters import (
+    EXTRA_PARAMETERS,
+    accepts_undeclared_parameters,
     apply_defaults,
     check_parameters_schema,
+    checked_run_parameters,
     declared_parameters,
     drop_unset_optionals,
     optional_parameters,
     parse_cli_param,
     parse_cli_params,
+    prefect_parameters,
+    prefect_parameters_schema,
+    unknown_parameters,
     validate_parameters,
 )
 
@@ -128,3 +135,120 @@ def test_drop_unset_optionals_removes_only_a_null_the_schema_refuses() -> None:
 
     assert kept == {"note": None, "must": None, "limit": None}
     assert optional_parameters(schema) == {"day", "note"}
+
+
+NAMES = {"type": "object", "properties": {"names": {"type": "array", "items": {"type": "string"}}}}
+
+
+def test_an_unknown_name_is_refused_when_the_schema_says_nothing_of_others() -> None:
+    found = validate_parameters(NAMES, {"nams": ["ada"]})
+
+    assert [(p.json_path, p.message) for p in found] == [
+        ("$.nams", "unknown parameter 'nams'; did you mean 'names'?")
+    ]
+    assert [p.message for p in unknown_parameters(NAMES, {"zzz": 1, "names": []})] == [
+        "unknown parameter 'zzz'"
+    ]
+
+
+def test_unknown_names_are_reported_once_each_beside_other_problems() -> None:
+    found = validate_parameters(schema(), {"dya": "x", "limt": 2, "limit": 0, "day": "2024-01-01"})
+
+    messages = sorted(p.message for p in found if p.message.startswith("unknown"))
+    assert messages == [
+        "unknown parameter 'dya'; did you mean 'day'?",
+        "unknown parameter 'limt'; did you mean 'limit'?",
+    ]
+    assert [p.json_path for p in found if not p.message.startswith("unknown")] == ["$.limit"]
+
+
+@pytest.mark.parametrize(
+    ("openness", "refused"),
+    [
+        ({"additionalProperties": True}, []),
+        ({"additionalProperties": {"type": "integer"}}, ["$.x_n"]),
+        ({"patternProperties": {"^x_": {"type": "integer"}}}, ["$.x_n"]),
+    ],
+)
+def test_a_schema_that_says_so_accepts_undeclared_names(openness: dict[str, Any], refused: list[str]) -> None:
+    open_schema = {**NAMES, **openness}
+
+    assert accepts_undeclared_parameters(open_schema)
+    assert validate_parameters(open_schema, {"names": ["a"], "x_n": 3}) == []
+    assert unknown_parameters(open_schema, {"x_n": 3}) == []
+    # What the schema says of them still holds.
+    assert [p.json_path for p in validate_parameters(open_schema, {"x_n": "three"})] == refused
+
+
+@pytest.mark.parametrize("closed", [{}, {"additionalProperties": False}])
+def test_patterns_admit_only_matching_names(closed: dict[str, Any]) -> None:
+    patterned = {**NAMES, "patternProperties": {"^x_": {}}, **closed}
+
+    found = validate_parameters(patterned, {"x_ok": 1, "nams": [], "other": 2})
+
+    assert sorted((p.json_path, p.message) for p in found) == [
+        ("$.nams", "unknown parameter 'nams'; did you mean 'names'?"),
+        ("$.other", "unknown parameter 'other'"),
+    ]
+    assert not Draft202012Validator(prefect_parameters_schema(patterned)).is_valid(
+        prefect_parameters(patterned, {"other": 2})
+    )
+    assert Draft202012Validator(prefect_parameters_schema(patterned)).is_valid(
+        prefect_parameters(patterned, {"x_ok": 2})
+    )
+
+
+def test_prefect_schema_of_a_closed_spec_refuses_other_names() -> None:
+    prefect_schema = prefect_parameters_schema(NAMES)
+
+    assert prefect_schema == {**NAMES, "additionalProperties": False}
+    assert "additionalProperties" not in NAMES  # the spec's own schema is left as it was
+    assert prefect_parameters(NAMES, {"names": ["a"]}) == {"names": ["a"]}
+
+
+def test_prefect_schema_of_an_open_spec_carries_undeclared_names_as_one_object() -> None:
+    open_schema = {**NAMES, "additionalProperties": {"type": "integer"}}
+
+    prefect_schema = prefect_parameters_schema(open_schema)
+
+    assert prefect_schema["additionalProperties"] is False
+    extra = prefect_schema["properties"][EXTRA_PARAMETERS]
+    assert extra["type"] == "object"
+    assert extra["additionalProperties"] == {"type": "integer"}
+    folded = prefect_parameters(open_schema, {"names": ["a"], "n": 1})
+    assert folded == {"names": ["a"], EXTRA_PARAMETERS: {"n": 1}}
+    # Prefect's check of the folded form, and ours of the user's form against either schema.
+    assert Draft202012Validator(prefect_schema).is_valid(folded)
+    assert not Draft202012Validator(prefect_schema).is_valid({"names": ["a"], "n": 1})
+    assert not Draft202012Validator(prefect_schema).is_valid({EXTRA_PARAMETERS: {"n": "x"}})
+    assert validate_parameters(prefect_schema, {"names": ["a"], "n": 1}) == []
+    assert [p.json_path for p in validate_parameters(prefect_schema, {"n": "x"})] == ["$.n"]
+
+
+def test_checked_run_parameters_checks_fills_defaults_and_folds() -> None:
+    with pytest.raises(SpecError) as caught:
+        checked_run_parameters(schema(), {"dy": "2024-01-01"}, source="--param")
+    assert [p.format() for p in caught.value.problems] == [
+        "--param: error: unknown parameter 'dy'; did you mean 'day'? (at $.dy)",
+        "--param: error: missing required parameter 'day' (at $.day)",
+    ]
+
+    assert checked_run_parameters(schema(), {"day": "2024-01-31"}) == {
+        "day": "2024-01-31",
+        "limit": 10,
+        "tags": ["a"],
+    }
+    open_schema = {**NAMES, "additionalProperties": True}
+    for given in (open_schema, prefect_parameters_schema(open_schema)):
+        assert checked_run_parameters(given, {"names": [], "k": "v"}) == {
+            "names": [],
+            EXTRA_PARAMETERS: {"k": "v"},
+        }
+
+
+def test_the_extra_parameters_name_is_reserved_only_in_an_open_schema() -> None:
+    declared = {"type": "object", "properties": {EXTRA_PARAMETERS: {"type": "object"}}}
+
+    assert check_parameters_schema(declared) == []
+    found = check_parameters_schema({**declared, "additionalProperties": True})
+    assert [p.json_path for p in found] == [f"$.properties.{EXTRA_PARAMETERS}"]

@@ -26,7 +26,9 @@ def test_schema_is_valid_draft_2020_12() -> None:
 
 def test_examples_satisfy_the_schema() -> None:
     validator = Draft202012Validator(json.loads(COMMITTED.read_text()))
-    for path in sorted((ROOT / "specs" / "examples").glob("*.yaml")):
+    examples = sorted((ROOT / "specs" / "examples").glob("*.yaml"))
+    assert examples, "no example files found"
+    for path in examples:
         for document in yaml.safe_load_all(path.read_text()):
             errors = [e.message for e in validator.iter_errors(document)]
             assert errors == [], f"{path.name}: {errors[:3]}"

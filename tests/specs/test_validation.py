@@ -248,6 +248,18 @@ def test_undeclared_parameter_suggests() -> None:
     assert "did you mean 'day'?" in problem.message
 
 
+def test_a_spec_that_accepts_undeclared_parameters_lets_tasks_read_them() -> None:
+    text = workflow_text("- {id: a, uses: noop, with: {output: '${{ params.region }}'}}")
+    open_spec = text.replace(
+        "    limit: {type: integer, default: 10}\n",
+        "    limit: {type: integer, default: 10}\n  additionalProperties: true\n",
+        1,
+    )
+
+    assert open_spec != text
+    assert problems(open_spec) == []
+
+
 def test_unknown_names_and_run_fields() -> None:
     text = workflow_text(
         """

@@ -109,15 +109,21 @@ def prefect_server_env(home: Path, *, database_url: str | None = None) -> dict[s
 
 
 def start_prefect_server(
-    home: Path, *, database_url: str | None = None, timeout: float = 90.0
+    home: Path,
+    *,
+    database_url: str | None = None,
+    timeout: float = 90.0,
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> PrefectServer:
-    """Start ``prefect server start`` on a free loopback port and wait until it is healthy."""
+    """Start ``prefect server start`` on a loopback port (a free one unless given) and wait until
+    it is healthy."""
     home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = prefect_server_env(home, database_url=database_url)
+    port = port or free_port()
+    env = prefect_server_env(home, database_url=database_url) | (extra_env or {})
     log_path = home / "server.log"
     # The child keeps its own copy of the log descriptor; ours is closed at once.
-    with log_path.open("wb") as log:
+    with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
             env=env,

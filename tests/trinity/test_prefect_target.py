@@ -10,6 +10,7 @@ from pathlib import Path
 
 import anyio
 from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
 
 from tests.support.servers import PrefectServer
 
@@ -48,8 +49,11 @@ def _deploy(tmp_path: Path, name: str, extra_env: dict[str, str]) -> subprocess.
 def _deployed(name: str) -> bool:
     async def read() -> bool:
         async with get_client() as client:
-            found = await client.read_deployments()
-        return any(deployment.name == name for deployment in found)
+            try:
+                await client.read_deployment_by_name(f"{name}/trinity")
+            except ObjectNotFound:
+                return False
+        return True
 
     return anyio.run(read)
 
@@ -61,7 +65,7 @@ def test_deploy_uses_prefect_api_url_from_the_config(prefect_api: PrefectServer,
     result = _deploy(tmp_path, name, {})
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"trinity-workflow/{name}"
+    assert result.stdout.strip() == f"{name}/trinity"
     assert _deployed(name)
 
 

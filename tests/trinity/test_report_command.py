@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from analytics import LOGS_TREE_PATHS
 from flows.analytics.database import migrated_tables, open_engine
+from tests.api.support import make_settings, running_api_server
 from tests.flows.analytics.support import (
     Store,
     database_url,
@@ -26,7 +28,7 @@ from tests.flows.analytics.support import (
     store,
 )
 from tests.flows.factories import specification, workflow
-from trinity.commands import report_commands
+from trinity.commands import report_commands, run_commands
 
 TRINITY = Path(sys.executable).parent / "trinity"
 
@@ -91,13 +93,64 @@ def test_report_writes_the_logs_tree_and_prints_the_summary(
     code, stdout, stderr = invoke("--since", "-1h", "--out", str(out), "--workflow", "cli-demo")
 
     assert code == 0, stderr
-    assert stderr.startswith("harvested ")
+    assert re.match(
+        r"Read \d+ runs? from Prefect (?:that ended since \S+|\(all so far\)): \d+ new, "
+        r"\d+ already known \(\d+ of them changed since last read\); their task runs: ",
+        stderr,
+    ), stderr
     assert len(stderr.splitlines()) == 1
     task_runs = trinity_db.tables.task_runs
     assert len(trinity_db.rows(task_runs, task_runs.c.workflow_name == "cli-demo")) == 4
     times = json.loads((out / "performance" / "execution_times.json").read_text())
     assert [w["workflow"] for w in times["workflows"]] == ["cli-demo"]
     assert times["workflows"][0]["runs"] == 2
+
+
+SLOW_FILE = """\
+kind: Specification
+name: slow-file
+version: 1.0.0
+success_metrics: {duration_p95_seconds: 0.2}
+---
+kind: Workflow
+name: slow-file
+version: 1.0.0
+spec: {name: slow-file, version: ^1.0.0}
+tasks:
+  - {id: fetch, uses: sleep, with: {seconds: 0.3}}
+  - {id: store, uses: noop, needs: [fetch]}
+"""
+
+
+def test_runs_from_a_file_are_analysed_against_their_document(
+    prefect_api: object, trinity_db: Store, tmp_path: Path
+) -> None:
+    reset_events_worker()
+    path = tmp_path / "slow.yaml"
+    path.write_text(SLOW_FILE)
+    runner = CliRunner()
+    run_app = typer.Typer()
+    run_commands.register(run_app)
+    for _ in range(3):
+        result = runner.invoke(run_app, ["run", str(path)])
+        assert result.exit_code == 0, result.stderr
+    out = tmp_path / "LOGS"
+
+    code, stdout, stderr = invoke("--since", "-1h", "--out", str(out), "--workflow", "slow-file")
+
+    assert code == 0, stderr
+    # Rich draws the Markdown tables with or without pipes, depending on the console.
+    text = " ".join(stdout.replace("|", " ").split())
+    assert "no workflow document" not in text
+    assert "Specification breaches" in text
+    assert "slow-file duration_p95_seconds 0.2 " in text
+    bottlenecks = json.loads((out / "performance" / "bottleneck_analysis.json").read_text())
+    (section,) = bottlenecks["workflows"]
+    assert section["workflow"] == "slow-file"
+    assert section["most_common_path"] == ["fetch", "store"]
+    assert section["critical_path_mean_seconds"] >= 0.3
+    improvements = (out / "optimization" / "performance_improvements.md").read_text()
+    assert "### slow-file" in improvements
 
 
 def test_default_out_is_the_state_dir(prefect_api: object, trinity_db: Store, tmp_path: Path) -> None:
@@ -178,3 +231,67 @@ def test_unreachable_database_and_prefect_are_one_line(tmp_path: Path) -> None:
     assert "--no-harvest" in prefect.stderr
     assert len(prefect.stderr.strip().splitlines()) == 1
     migrated_tables(open_engine(url))  # the database was migrated before Prefect was tried
+
+
+def _run_failing_once() -> None:
+    spec = specification({"type": "object", "properties": {"fail": {"type": "boolean", "default": False}}})
+    wf = workflow(
+        [
+            {
+                "id": "check",
+                "uses": "python",
+                "if": "${{ params.fail }}",
+                "with": {"callable": "tests.flows.helpers:boom", "args": ["planted failure"]},
+            },
+            {"id": "after", "uses": "noop"},
+        ],
+        name="cli-failing",
+    )
+
+    async def run_both() -> None:
+        await run_and_settle(wf, spec, expected_tasks=2, fail=True)
+        await run_and_settle(wf, spec, expected_tasks=2, fail=False)
+
+    asyncio.run(run_both())
+
+
+def test_report_writes_the_rows_the_api_serves(
+    prefect_api: object, trinity_db: Store, tmp_path: Path
+) -> None:
+    reset_events_worker()
+    _run_workflows(3)
+    _run_failing_once()
+
+    code, stdout, stderr = invoke("--out", str(tmp_path / "LOGS"))
+
+    assert code == 0, stderr
+    assert "cli-failing/check failed 1 of" in stdout  # the finding the report prints ...
+    written = re.search(r"wrote (\d+) performance and (\d+) insight rows to the database", stdout)
+    assert written is not None, stdout
+    with running_api_server(make_settings(trinity_db.url, state_dir=tmp_path / "api")) as api:
+        client = api.client()
+        performance = client.get("/analytics/performance", params={"limit": 200}).json()
+        insights = client.get("/analytics/insights", params={"workflow": "cli-failing"}).json()
+        every_insight = client.get("/analytics/insights", params={"limit": 200}).json()
+    # ... is a row the API serves, and so is every figure of the report.
+    assert any(row["kind"] == "failures" and row["task_id"] == "check" for row in insights["items"])
+    assert every_insight["total"] == int(written.group(2)) >= 1
+    assert performance["total"] == int(written.group(1))
+    demo = {row["task_id"]: row for row in performance["items"] if row["workflow"] == "cli-demo"}
+    assert set(demo) == {None, "fetch", "store"}
+    assert demo[None]["metrics"]["runs"] == 3
+
+    # Again over the same (default) window: the rows are replaced, not added to.
+    code, _, stderr = invoke("--out", str(tmp_path / "LOGS"), "--no-harvest")
+    assert code == 0, stderr
+    perf = trinity_db.tables.performance
+    assert len(trinity_db.rows(perf, perf.c.workflow == "cli-demo")) == 3
+
+    # A report of one workflow replaces that workflow's rows of the window, no other's.
+    failing_rows = len(trinity_db.rows(perf, perf.c.workflow == "cli-failing"))
+    code, _, stderr = invoke("--out", str(tmp_path / "LOGS"), "--no-harvest", "--workflow", "cli-demo")
+    assert code == 0, stderr
+    assert len(trinity_db.rows(perf, perf.c.workflow == "cli-demo")) == 3
+    assert len(trinity_db.rows(perf, perf.c.workflow == "cli-failing")) == failing_rows > 0
+    insight = trinity_db.tables.insights
+    assert trinity_db.rows(insight, insight.c.workflow == "cli-failing")

@@ -135,21 +135,22 @@ def test_deploy_examples_and_write_prefect_yaml(prefect_api: object, tmp_path: P
     code, out, err = cli("deploy", str(EXAMPLES), "--pool", pool, "--write-prefect-yaml", str(target))
 
     assert code == 0, err
-    names = [line for line in out.splitlines() if line.startswith("trinity-workflow/")]
-    assert "trinity-workflow/orders-etl" in names
-    assert "trinity-workflow/noop-dag" in names
+    analytics = ("trinity-performance-report/trinity", "trinity-insights-report/trinity")
+    names = [line for line in out.splitlines() if line.endswith("/trinity") and line not in analytics]
+    assert set(analytics) <= set(out.splitlines())
+    assert "orders-etl/trinity" in names
+    assert "noop-dag/trinity" in names
     assert len(names) == 8
     document = yaml.safe_load(target.read_text())
-    assert sorted(entry["name"] for entry in document["deployments"]) == sorted(
-        n.split("/", 1)[1] for n in names
-    )
+    assert [entry["name"] for entry in document["deployments"]] == ["trinity"] * len(names)
 
-    async def pools() -> str:
+    async def pools() -> tuple[str, str]:
         async with get_client() as client:
-            deployment = await client.read_deployment_by_name("trinity-workflow/orders-etl")
-            return str(deployment.work_pool_name)
+            deployment = await client.read_deployment_by_name("orders-etl/trinity")
+            flow = await client.read_flow(deployment.flow_id)
+            return str(deployment.work_pool_name), flow.name
 
-    assert asyncio.run(pools()) == pool
+    assert asyncio.run(pools()) == (pool, "orders-etl")
 
 
 def test_run_unknown_deployment(prefect_api: object) -> None:
@@ -157,7 +158,7 @@ def test_run_unknown_deployment(prefect_api: object) -> None:
 
     assert code == 1
     assert err.strip() == (
-        "error: no deployment 'trinity-workflow/no-such-workflow' (deploy it with `trinity deploy FILE`)"
+        "error: no deployment 'no-such-workflow/trinity' (deploy it with `trinity deploy FILE`)"
     )
 
 
@@ -190,7 +191,7 @@ def worker(prefect_api: PrefectServer, tmp_path: Path) -> Iterator[str]:
 def test_run_deployed_workflow_by_name_through_a_worker(worker: str, demo_file: Path) -> None:
     code, out, err = cli("deploy", str(demo_file), "--pool", worker, "--no-analytics")
     assert code == 0, err
-    assert out.strip() == "trinity-workflow/cli-demo"
+    assert out.strip() == "cli-demo/trinity"
 
     bad_code, _, bad_err = cli("run", "cli-demo", "--param", "n=zero")
     assert bad_code == 1

@@ -66,7 +66,7 @@ def test_validate_prints_one_line_per_problem(tmp_path: Path) -> None:
         f"{path}:14:52: error: unknown parameter 'dya': specification demo@1.0.0 does not declare it; "
         "did you mean 'day'? (at $.tasks[2].with.output)",
     ]
-    assert err.strip() == "3 problems in 1 file"
+    assert err.strip() == "3 problems in 1 file (2 documents read, 1 valid)"
 
 
 def test_validate_json_format(tmp_path: Path) -> None:
@@ -84,6 +84,22 @@ def test_validate_json_format(tmp_path: Path) -> None:
         "message": "unknown key 'taks'; did you mean 'tasks'?",
         "json_path": "$.taks",
     }
+
+
+def test_validate_json_counts_every_document_read(tmp_path: Path) -> None:
+    invalid = tmp_path / "invalid.yaml"
+    invalid.write_text("kind: Specification\nname: broken\nversion: not-a-version\n")
+    valid = EXAMPLES / "noop-dag.yaml"
+
+    code, out, _ = run("validate", "--format", "json", str(valid), str(invalid))
+    alone = json.loads(run("validate", "--format", "json", str(valid))[1])
+
+    body = json.loads(out)
+    assert code == 1
+    assert body["documents"] == alone["documents"] + 1  # the invalid one is counted too
+    assert body["valid_documents"] == alone["valid_documents"] == alone["documents"] >= 2
+    assert (body["specifications"], body["workflows"]) == (alone["specifications"], alone["workflows"])
+    assert [problem["file"] for problem in body["problems"]] == [str(invalid)]
 
 
 def test_validate_missing_spec_and_missing_file(tmp_path: Path) -> None:

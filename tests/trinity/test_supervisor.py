@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.servers import free_port
+from tests.trinity import children
 from trinity.supervisor import ChildSpec, StopRequestedError, Supervisor, SupervisorError, http_ok
 
 
@@ -93,8 +94,8 @@ def test_child_that_dies_while_starting_names_its_log(tmp_path: Path) -> None:
     supervisor = Supervisor(state_dir=tmp_path, log_dir=tmp_path / "logs")
     spec = ChildSpec(
         name="broken",
-        argv=[sys.executable, "-c", "import sys; print('bad config: no secret'); sys.exit(3)"],
-        env=dict(os.environ),
+        argv=children.argv("bad-config"),
+        env=children.env(),
         health=lambda: False,
         start_timeout=30,
     )
@@ -105,8 +106,8 @@ def test_child_that_dies_while_starting_names_its_log(tmp_path: Path) -> None:
 def sleeper_spec(name: str, health: Callable[[], bool]) -> ChildSpec:
     return ChildSpec(
         name=name,
-        argv=[sys.executable, "-c", "import time; time.sleep(600)"],
-        env=dict(os.environ),
+        argv=children.argv("sleep"),
+        env=children.env(),
         health=health,
         start_timeout=60,
     )

@@ -2,11 +2,13 @@
 
 Starts the whole stack as a person would, opens the Prefect UI it serves, finds the example
 workflow's deployment and its completed run, checks that the run's task names are the spec's task
-ids and that the analytics artifact is there, then stops the stack and checks nothing is left.
+ids and that the analytics artifact is there, runs the banner's commands in a fresh shell, opens the
+API docs with every other host cut off, then stops the stack and checks nothing is left.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,10 +16,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from tests.support.servers import free_port
+from tests.support.services import service_missing
+from tests.support.shell import commands_in, run_in_clean_shell
 
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_ARGS = [
@@ -48,6 +54,15 @@ def wait_for_line(path: Path, pattern: str, process: subprocess.Popen[bytes], ti
     pytest.fail(f"no line matching {pattern!r} within {timeout}s:\n{path.read_text()[-3000:]}")
 
 
+def keep_local(route: Any, origin: str, elsewhere: list[str]) -> None:
+    """Let requests to ``origin`` through; abort (and note) any other."""
+    if route.request.url.startswith(origin + "/"):
+        route.continue_()
+    else:
+        elsewhere.append(route.request.url)
+        route.abort()
+
+
 def pids_alive(pids: list[int]) -> list[int]:
     alive = []
     for pid in pids:
@@ -57,10 +72,9 @@ def pids_alive(pids: list[int]) -> list[int]:
     return alive
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/test installs it)")
 def test_up_serves_the_demo_in_the_prefect_ui(tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
+    if CHROMIUM is None:
+        service_missing("Debian's chromium is not installed (scripts/test installs it)")
     state = tmp_path / "state"
     out = tmp_path / "up.out"
     prefect_port, api_port = free_port(), free_port()
@@ -81,6 +95,13 @@ def test_up_serves_the_demo_in_the_prefect_ui(tmp_path: Path) -> None:
         assert "trinity-worker" in status.stdout
         assert "performance report run" in out.read_text()
         assert "Completed" in out.read_text()
+        # The banner's commands, pasted into a fresh shell (all but the one that stops the stack).
+        pasted = [line for line in commands_in(out.read_text()) if " down " not in line]
+        assert len(pasted) >= 4, out.read_text()[-3000:]
+        (tmp_path / "home").mkdir()
+        for line in pasted:
+            result = run_in_clean_shell(line, home=tmp_path / "home", cwd=tmp_path)
+            assert result.returncode == 0, f"{line}\n{result.stdout}{result.stderr}"
 
         ui = f"http://127.0.0.1:{prefect_port}"
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -102,13 +123,23 @@ def test_up_serves_the_demo_in_the_prefect_ui(tmp_path: Path) -> None:
             page.goto(f"{ui}/artifacts", wait_until="networkidle")
             page.get_by_text("trinity-performance-report").first.wait_for(timeout=60_000)
             page.screenshot(path=str(tmp_path / "artifacts.png"))
+
+            # The API docs with every other host unreachable: Swagger UI still renders.
+            api = f"http://127.0.0.1:{api_port}"
+            elsewhere: list[str] = []
+            docs = browser.new_page(viewport={"width": 1400, "height": 900})
+            docs.route("**/*", lambda route: keep_local(route, api, elsewhere))
+            docs.goto(f"{api}/docs", wait_until="networkidle")
+            docs.locator(".swagger-ui .info .title").first.wait_for(state="visible", timeout=60_000)
+            assert docs.url == f"{api}/api/v1/docs"
+            assert "Trinity" in docs.locator(".swagger-ui .info .title").first.inner_text()
+            assert elsewhere == []
+            docs.screenshot(path=str(tmp_path / "api-docs.png"))
             browser.close()
     finally:
         children = []
         status_file = state / "status.json"
         if status_file.exists():
-            import json
-
             children = [c["pid"] for c in json.loads(status_file.read_text())["children"] if c.get("pid")]
         down = subprocess.run([*trinity, "down", "--state-dir", str(state)], capture_output=True, text=True)
         try:

@@ -9,64 +9,24 @@ file and the status file) keeps these tests to seconds; the full stack is exerci
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.support.servers import free_port, running_prefect_server
-from trinity.stack import StackConfig, StackError, bring_up, child_specs, load_secrets, stack_env
-from trinity.stack_setup import run_step, worker_heartbeat
+from tests.trinity import children
+from trinity.stack import bring_up
+from trinity.stack_config import StackConfig, child_specs, load_secrets, stack_env
+from trinity.stack_setup import StackError, run_step, worker_heartbeat
 from trinity.supervisor import StopRequestedError, Supervisor, http_ok, port_in_use, reap_orphans
 
 TRINITY = [sys.executable, "-m", "trinity.cli"]
-
-# A web server and a process that starts a grandchild, both supervised like `trinity up` does;
-# SIGTERM stops them the way `trinity up` does.
-FAKE_UP = """
-import os, signal, sys, time
-from pathlib import Path
-from trinity.supervisor import ChildSpec, Supervisor, http_ok
-
-state, port = Path(sys.argv[1]), int(sys.argv[2])
-supervisor = Supervisor(state_dir=state, log_dir=state / "logs")
-(state / "up.pid").write_text(str(os.getpid()))
-
-def stop(signum, frame):
-    supervisor.stop_all()
-    (state / "up.pid").unlink()
-    (state / "status.json").unlink()
-    sys.exit(0)
-
-signal.signal(signal.SIGTERM, stop)
-supervisor.start(ChildSpec(
-    name="web",
-    argv=[sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-    env=dict(os.environ),
-    health=lambda: http_ok(f"http://127.0.0.1:{port}/"),
-    port=port,
-))
-sleeper = (
-    "import subprocess, sys, time;"
-    "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']);"
-    "open(sys.argv[1], 'w').write(str(p.pid)); time.sleep(600)"
-)
-supervisor.start(ChildSpec(
-    name="sleeper",
-    argv=[sys.executable, "-c", sleeper, str(state / "grandchild.pid")],
-    env=dict(os.environ),
-    health=lambda: (state / "grandchild.pid").exists() and (state / "grandchild.pid").read_text() != "",
-))
-supervisor.write_status(state / "status.json", {"prefect_ui": f"http://127.0.0.1:{port}"})
-print("ready", flush=True)
-time.sleep(600)
-"""
 
 
 def pid_alive(pid: int) -> bool:
@@ -105,13 +65,12 @@ class FakeUp:
 def fake_up(tmp_path: Path) -> Iterator[FakeUp]:
     state = tmp_path / "state"
     state.mkdir()
-    script = tmp_path / "fake_up.py"
-    script.write_text(FAKE_UP)
     port = free_port()
     out = tmp_path / "fake_up.out"
     with out.open("wb") as handle:
         process = subprocess.Popen(
-            [sys.executable, str(script), str(state), str(port)],
+            children.argv("fake-up", str(state), str(port)),
+            env=children.env(),
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -203,11 +162,29 @@ def test_second_up_shows_the_running_stack_and_succeeds(fake_up: FakeUp) -> None
     assert wait_until(lambda: not any(pid_alive(pid) for pid in fake_up.pids), 10)
 
 
-SPAWNS_A_GRANDCHILD = (
-    "import subprocess, sys, time;"
-    "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']);"
-    "print(p.pid, flush=True); time.sleep(600)"
-)
+def run_step_as(
+    tmp_path: Path,
+    program: str,
+    *,
+    timeout: float,
+    stop_requested: Callable[[], bool] = lambda: False,
+    tick: Callable[[float], None] | None = None,
+) -> str:
+    """A set-up step running one of the test children, logged to ``setup.log`` in ``tmp_path``."""
+    return run_step(
+        children.argv(program),
+        children.env(),
+        tmp_path / "setup.log",
+        timeout=timeout,
+        stop_requested=stop_requested,
+        tick=None if tick is None else lambda: tick(time.monotonic()),
+    )
+
+
+def assert_grandchild_stopped(tmp_path: Path) -> None:
+    """The grandchild that the ``spawn`` step printed the pid of is gone."""
+    grandchild = int((tmp_path / "setup.log").read_text().split("\n")[1])
+    assert wait_until(lambda: not pid_alive(grandchild), 10)
 
 
 def test_a_stop_during_a_step_kills_the_step_and_everything_it_started(tmp_path: Path) -> None:
@@ -218,37 +195,21 @@ def test_a_stop_during_a_step_kills_the_step_and_everything_it_started(tmp_path:
         return time.monotonic() - started > 3
 
     with pytest.raises(StopRequestedError):
-        run_step(
-            [sys.executable, "-c", SPAWNS_A_GRANDCHILD],
-            dict(os.environ),
-            tmp_path / "setup.log",
-            timeout=600,
-            stop_requested=stop_requested,
-            tick=lambda: ticks.append(time.monotonic()),
-        )
+        run_step_as(tmp_path, "spawn", timeout=600, stop_requested=stop_requested, tick=ticks.append)
     assert time.monotonic() - started < 30
     assert ticks
-    grandchild = int((tmp_path / "setup.log").read_text().split("\n")[1])
-    assert wait_until(lambda: not pid_alive(grandchild), 10)
+    assert_grandchild_stopped(tmp_path)
 
 
 def test_a_step_that_outlives_its_timeout_is_killed(tmp_path: Path) -> None:
     with pytest.raises(StackError, match="did not finish within 2s"):
-        run_step(
-            [sys.executable, "-c", SPAWNS_A_GRANDCHILD],
-            dict(os.environ),
-            tmp_path / "setup.log",
-            timeout=2,
-            stop_requested=lambda: False,
-        )
-    grandchild = int((tmp_path / "setup.log").read_text().split("\n")[1])
-    assert wait_until(lambda: not pid_alive(grandchild), 10)
+        run_step_as(tmp_path, "spawn", timeout=2)
+    assert_grandchild_stopped(tmp_path)
 
 
 def test_a_failed_step_names_its_last_line(tmp_path: Path) -> None:
-    argv = [sys.executable, "-c", "import sys; print('ok'); sys.exit('no such workflow')"]
     with pytest.raises(StackError, match=r"exit 1.*no such workflow"):
-        run_step(argv, dict(os.environ), tmp_path / "setup.log", timeout=60, stop_requested=lambda: False)
+        run_step_as(tmp_path, "failed-step", timeout=60)
     assert "no such workflow" in (tmp_path / "setup.log").read_text()
 
 

@@ -1,6 +1,7 @@
 """``trinity validate``, ``trinity schema`` and ``trinity graph``: the document tools.
 
-They only need :mod:`specs` (pure, fast to import): no Prefect, no database, no network.
+They only need :mod:`specs` (pure: no Prefect, no database, no network), imported when a command
+runs (see :mod:`trinity.cli` for why).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def validate(
     output_format: ValidateFormat = typer.Option(ValidateFormat.text, "--format", help="text or json."),
 ) -> None:
     """Check documents before anything runs: one line per problem, exit 1 when any."""
-    from specs.loader import check_paths, document_counts
+    from specs.loader import check_paths, document_counts  # see trinity.cli
 
     result = check_paths(paths)
     counts = document_counts(result.documents)
@@ -43,7 +44,8 @@ def validate(
         body = {
             "valid": result.ok,
             "files": result.files,
-            "documents": len(result.documents),
+            "documents": result.read,  # every document read, valid or not
+            "valid_documents": len(result.documents),
             "specifications": counts["Specification"],
             "workflows": counts["Workflow"],
             "problems": [problem.to_dict() for problem in result.problems],
@@ -58,7 +60,11 @@ def validate(
     else:
         for problem in result.problems:
             typer.echo(problem.format())
-        typer.echo(f"{_plural(len(result.problems), 'problem')} in {_plural(result.files, 'file')}", err=True)
+        typer.echo(
+            f"{_plural(len(result.problems), 'problem')} in {_plural(result.files, 'file')} "
+            f"({_plural(result.read, 'document')} read, {len(result.documents)} valid)",
+            err=True,
+        )
     if not result.ok:
         raise typer.Exit(code=1)
 
@@ -67,7 +73,7 @@ def schema(
     output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
     """Print the JSON Schema of Trinity documents (for editor completion and checks)."""
-    from specs.schema import schema_text
+    from specs.schema import schema_text  # see trinity.cli
 
     text = schema_text()
     if output is None:
@@ -88,28 +94,25 @@ def graph(
     ),
 ) -> None:
     """Draw a workflow's DAG as Mermaid (default) or Graphviz DOT."""
-    from specs.errors import SpecError
-    from specs.graph import to_dot, to_mermaid
-    from specs.loader import load_path
-    from specs.models import Workflow
+    import specs.graph  # see trinity.cli
 
     try:
-        documents = load_path(file)
-    except SpecError as exc:
+        documents = specs.load_path(file)
+    except specs.SpecError as exc:
         for problem in exc.problems:
             typer.echo(problem.format(), err=True)
         raise typer.Exit(code=1) from None
-    workflows = [d for d in documents if isinstance(d, Workflow)]
+    workflows = [d for d in documents if isinstance(d, specs.Workflow)]
     if workflow is not None:
         workflows = [w for w in workflows if w.name == workflow]
     if len(workflows) != 1:
-        names = ", ".join(sorted(d.name for d in documents if isinstance(d, Workflow))) or "none"
+        names = ", ".join(sorted(d.name for d in documents if isinstance(d, specs.Workflow))) or "none"
         wanted = f"no workflow named '{workflow}'" if workflow else "choose one workflow with --workflow"
         if not workflows and workflow is None:
             wanted = "no workflow in this file"
         typer.echo(f"{file}: error: {wanted} (workflows: {names})", err=True)
         raise typer.Exit(code=1)
-    render = to_dot if output_format is GraphFormat.dot else to_mermaid
+    render = specs.graph.to_dot if output_format is GraphFormat.dot else specs.graph.to_mermaid
     typer.echo(render(workflows[0]), nl=False)
 
 

@@ -37,6 +37,8 @@ class ServerSettings(_Section):
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     workers: Annotated[int, Field(ge=1, le=256)] = 1
     max_body_bytes: Annotated[int, Field(ge=1024, le=1024**3)] = 1024 * 1024
+    # How long an execute Idempotency-Key is remembered; older keys are purged and start anew.
+    idempotency_ttl_seconds: Annotated[int, Field(ge=60, le=366 * 86400)] = 86400
 
 
 class DatabaseSettings(_Section):

@@ -141,13 +141,16 @@ async def test_second_harvest_reads_only_runs_that_ended_since(
     assert trinity_db.count(trinity_db.tables.harvested_runs) == 3
 
 
-async def _manual_run(tags: list[str], task_names: list[str]) -> tuple[Any, dict[str, Any]]:
-    """A trinity-workflow flow run made through the API, its task runs left Running."""
+async def _manual_run(
+    tags: list[str], task_names: list[str], *, flow_name: str = "trinity-workflow"
+) -> tuple[Any, dict[str, Any]]:
+    """A flow run made through the API, its task runs left Running (by default of the flow every
+    workflow ran as in older versions)."""
 
     def body() -> None:
         return None
 
-    flow: Flow[..., Any] = Flow(fn=body, name="trinity-workflow")
+    flow: Flow[..., Any] = Flow(fn=body, name=flow_name)
     async with get_client() as client:
         flow_run = await client.create_flow_run(flow, tags=tags, state=Running())
         task_runs_by_name = {}
@@ -250,3 +253,21 @@ async def test_deployment_and_subflow_runs_are_named_and_linked(
     assert harvested[child_run.id]["workflow_name"] == "child-demo"
     assert list(trinity_db.task_rows(child_run.id)) == ["inner"]
     assert list(trinity_db.task_rows(flow_run.id)) == ["call"]  # not the subflow's tracking task run
+
+
+async def test_only_workflow_runs_are_read(prefect_api: object, trinity_db: Store) -> None:
+    started = utcnow()
+    by_flow, _ = await _manual_run(["trinity"], ["step"], flow_name="flow-named-demo")
+    analytics, _ = await _manual_run(
+        ["trinity", "trinity-analytics"], [], flow_name="trinity-performance-report"
+    )
+    untagged, _ = await _manual_run([], ["step"], flow_name="someone-elses-flow")
+    legacy_untagged, _ = await _manual_run(["trinity"], ["step"])
+
+    result = await harvest_history(engine=trinity_db.engine, since=started)
+
+    assert by_flow.id in result.flow_runs
+    assert trinity_db.run_row(by_flow.id)["workflow_name"] == "flow-named-demo"  # named by its flow
+    assert analytics.id not in result.flow_runs + result.unresolved
+    assert untagged.id not in result.flow_runs + result.unresolved
+    assert result.unresolved == [legacy_untagged.id]  # the old generic flow names no workflow

@@ -167,7 +167,7 @@ async def test_report_flows_write_files_artifacts_and_rows(
     ]
     assert f"no runs recorded since {watermark.isoformat()}: no period rebuilt" in str(summary.data)
     assert f"left the files in {logs} as they were" in str(summary.data)
-    assert "harvested " in str(summary.data)
+    assert " from Prefect " in str(summary.data)
     assert not [
         a for a in await _artifacts("trinity-performance-report") if a.flow_run_id == flow_run_id(idle)
     ]
@@ -177,7 +177,7 @@ async def test_report_flows_write_files_artifacts_and_rows(
     ]
     flow_runs = (await harvested.aresult())["flow_runs"]
     assert flow_runs >= 3  # the re-read window covers the runs above
-    assert f"harvested {flow_runs} flow run(s) ended since " in str(harvest_summary.data)
+    assert f"Read {flow_runs} runs from Prefect that ended since " in str(harvest_summary.data)
     ran.append(flow_run_id(await run_and_settle(wf, specification(), expected_tasks=2)))
     third = await performance_report(logs_dir_path=str(logs), database_url=trinity_db.url)
     assert today.isoformat() in third["periods"]

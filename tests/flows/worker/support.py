@@ -17,10 +17,14 @@ from typing import Any
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.responses import WorkerFlowRunResponse
 from prefect.client.schemas.sorting import TaskRunSort
+from prefect.states import Pending
+from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorkerResult
 
 from api.db import migrate
 from deployments.service import deploy_workflow
+from flows.worker.prefect_compat import SlotAwareWorker
 from tests.flows.factories import specification, workflow
 from tests.support.servers import PrefectServer
 
@@ -97,7 +101,7 @@ def trinity_worker_command(
     command = [
         str(VENV_BIN / "trinity"), "worker", "--pool", pool,
         "--processes", str(processes), "--concurrency", str(concurrency),
-        "--poll-seconds", "0.5", "--shutdown-grace", "5",
+        "--poll-seconds", "0.5", "--grace-seconds", "5",
     ]  # fmt: skip
     return [*command, "--name", name] if name else command
 
@@ -204,3 +208,41 @@ async def task_run_names(
             if len(page) < 200:
                 return names
             offset += 200
+
+
+async def pending_deployment_run(
+    flow_name: str, parameters: dict[str, Any], *, pool: str | None = None, pending: bool = True
+) -> FlowRun:
+    """A flow run of a new deployment of ``flow_name``, moved to Pending as a worker does before
+    starting it (``pending=False``: left Scheduled, to be claimed)."""
+    async with get_client() as client:
+        flow_id = await client.create_flow_from_name(flow_name)
+        deployment_id = await client.create_deployment(
+            flow_id=flow_id, name=f"{flow_name}-{uuid.uuid4().hex[:6]}", work_pool_name=pool
+        )
+        flow_run = await client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+        if pending:
+            await client.set_flow_run_state(flow_run.id, Pending())
+        return await client.read_flow_run(flow_run.id)
+
+
+class ClaimProbe(SlotAwareWorker[BaseJobConfiguration, BaseVariables, BaseWorkerResult]):
+    """A worker type that records the runs offered to its claim step and claims none of them."""
+
+    type = "trinity-claim-probe"
+    job_configuration = BaseJobConfiguration
+    job_configuration_variables = BaseVariables
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.offered: list[list[uuid.UUID]] = []
+
+    async def scheduled_flow_runs(self) -> list[WorkerFlowRunResponse]:
+        found = await super().scheduled_flow_runs()
+        self.offered.append([entry.flow_run.id for entry in found])
+        return []
+
+    async def run(
+        self, flow_run: FlowRun, configuration: BaseJobConfiguration, task_status: Any = None
+    ) -> Any:
+        raise AssertionError(f"flow run {flow_run.id} was not to be claimed")

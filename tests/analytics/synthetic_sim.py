@@ -1,4 +1,4 @@
-"""Vectorised simulation of workflow runs for :mod:`analytics.synthetic`.
+"""Vectorised simulation of workflow runs for :mod:`tests.analytics.synthetic`.
 
 All runs of a workflow are simulated together: tasks in topological order, fan-out items one after
 another, each step a numpy operation over every run. Task runs take a slot from a per-run pool of

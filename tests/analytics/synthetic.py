@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from analytics.frames import WorkflowContext
-from analytics.synthetic_sim import SimRuns, SimTask, simulate
+from tests.analytics.factories import workflow_doc
+from tests.analytics.synthetic_sim import SimRuns, SimTask, simulate
 
 ETL, INGEST, FANOUT = "etl-daily", "ingest-api", "fanout-report"
 SLOW_TASK, BOTTLENECK_TASK, LONG_TAIL_TASK, CACHE_TASK, TIGHT_TASK = (
@@ -92,14 +93,7 @@ def _spec(name: str, **metrics: float) -> dict[str, Any]:
 
 
 def _doc(name: str, tasks: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    return {
-        "kind": "Workflow",
-        "name": name,
-        "version": "1.2.0",
-        "spec": {"name": name, "version": "^1.0.0"},
-        **extra,
-        "tasks": tasks,
-    }
+    return workflow_doc(tasks, name=name, version="1.2.0", **extra)
 
 
 def _etl(facts: Facts, n: int, n_tasks: int, slope: float) -> tuple[list[SimTask], dict[str, Any]]:

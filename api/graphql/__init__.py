@@ -1,0 +1,1 @@
+"""GraphQL at ``/api/v1/graphql`` on the same services, roles and error rules as REST."""

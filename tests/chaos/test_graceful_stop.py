@@ -1,0 +1,76 @@
+"""SIGTERM to a worker's process group (what ``trinity up`` and systemd send): the run in progress
+finishes within the grace period, the run it had claimed but not started goes back to the pool and
+another worker runs it; nothing is left Running, nothing runs twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.support import (
+    deploy,
+    is_final,
+    is_running,
+    marker_path,
+    running_state_count,
+    running_worker,
+    shell_task,
+    start_runs,
+    wait_until,
+    worker_env,
+)
+from tests.flows.worker.support import executor_pid
+from tests.support.servers import PrefectServer
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240)]
+
+
+async def test_sigterm_lets_the_run_in_progress_finish_and_hands_back_the_unstarted_one(
+    chaos_api: PrefectServer, tmp_path: Path
+) -> None:
+    pool = f"stop-{uuid.uuid4().hex[:6]}"
+    deployment = await deploy("graceful", pool, [shell_task('sleep 6; echo "done: $MARKER"')])
+    env = worker_env(chaos_api, tmp_path)
+    with running_worker(pool, env, tmp_path / "first.log", concurrency=2, grace_seconds=30) as first:
+        [in_progress] = await start_runs(deployment, 1, marker=marker_path(tmp_path))
+        [running] = await wait_until([in_progress], is_running, timeout=90, what="running", worker=first)
+        executor = executor_pid(running)
+        # Freeze the executor so the next run is claimed (Pending) but cannot start.
+        os.kill(executor, signal.SIGSTOP)
+        try:
+            [claimed] = await start_runs(deployment, 1, marker=marker_path(tmp_path))
+            await wait_until(
+                [claimed],
+                lambda run: run.state is not None and run.state.is_pending(),
+                timeout=30,
+                what="claimed",
+                worker=first,
+            )
+            first.signal_group(signal.SIGTERM)
+            stopped_at = time.monotonic()
+        finally:
+            os.kill(executor, signal.SIGCONT)
+        code = first.wait(timeout=60)
+        stop_seconds = time.monotonic() - stopped_at
+        log = first.log()
+    assert code == 0, log[-3000:]
+    # The run in progress finished on the stopping worker; the other went back to the pool.
+    [done] = await wait_until([in_progress], is_final, timeout=10, what="finished")
+    assert done.state_name == "Completed", log[-3000:]
+    [handed_back] = await wait_until(
+        [claimed], lambda run: run.state_name == "Scheduled", timeout=10, what="back"
+    )
+    assert "Handed back to the work pool" in (handed_back.state.message or "")
+    assert "stopping: claiming no new runs" in log
+    print(f"worker stopped {stop_seconds:.1f}s after SIGTERM (a 6 s task in progress)")
+
+    # Another worker takes the handed-back run and completes it; each run was executed once.
+    with running_worker(pool, env, tmp_path / "second.log") as second:
+        [finished] = await wait_until([claimed], is_final, timeout=90, what="finished", worker=second)
+    assert finished.state_name == "Completed"
+    assert [await running_state_count(in_progress), await running_state_count(claimed)] == [1, 1]
