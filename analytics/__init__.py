@@ -9,11 +9,17 @@ files, the network or a database; the caller does::
         runs=runs, tasks=tasks,
         context={"etl": WorkflowContext(document=workflow_dict, specification=spec_dict)},
         window_start=start, window_end=end,
+        models=previous,  # what earlier reports learnt (LearnedModels), or None
     )
     for path, content in render_logs_tree(report).items():
         ...  # write LOGS/<path>: str -> text, bytes -> SVG
     markdown = render_markdown_summary(report)  # Prefect artifact
     rows = performance_rows(report), insight_rows(report)  # database tables
+    report.models.rows()  # what this report learnt, to store for the next one
+    report.alerts  # findings worth an event
+
+The learning part (scikit-learn: failure families, multivariate anomalies, SLO forecasts, alerts)
+is :mod:`analytics.learning`; what it learns and finds, :mod:`analytics.learning_model`.
 """
 
 from analytics.config import AnalysisConfig

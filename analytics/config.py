@@ -79,6 +79,7 @@ class AnalysisConfig:
     # reaches ``mv_min_score`` and at least one feature is ``mv_feature_z`` robust z and
     # ``mv_min_ratio`` times away from the task's median.
     mv_sample_size: int = 256
+    mv_sample_days: float = 30.0
     mv_trees: int = 100
     mv_min_history: int = 30
     mv_min_score: float = 0.6

@@ -191,18 +191,15 @@ def _cluster_unknown(
     members: list[list[int]] = [list(np.flatnonzero(labels == k)) for k in range(int(labels.max()) + 1)]
     types = [head[rows[0]].type for rows in members]
     if tail:
+        tail_vectors = embedding.vectors([m.text for m in tail])
         nearest = _nearest(
-            embedding.vectors([m.text for m in tail]),
-            [m.type for m in tail],
-            _centroids(vectors, members),
-            types,
-            threshold,
+            tail_vectors, [m.type for m in tail], _centroids(vectors, members), types, threshold
         )
         for j, k in enumerate(nearest):
             if k >= 0:
                 members[int(k)].append(len(head) + j)
         head = head + tail
-        vectors = sp.vstack([vectors, embedding.vectors([m.text for m in tail])]).tocsr()
+        vectors = sp.vstack([vectors, tail_vectors]).tocsr()
     centroids = _centroids(vectors, members)
     known_vectors = embedding.vectors(exemplars)
     spans = np.cumsum([0, *(len(f.exemplars) for f in families)])

@@ -14,11 +14,12 @@ Output size is not recorded by the executor (only a hash of the output), so it i
 
 The model of a task (:class:`~analytics.learning_model.TaskModel`) is a bounded, uniform sample of
 its recent task runs: each task run gets a fixed pseudo-random priority from its ids, and the
-sample keeps the ``mv_sample_size`` lowest priorities among the runs of the last ``mv_sample_days``
-days. Updating it with a window only looks at the task runs newer than the last one folded in,
-so a window that adds a few runs changes a few rows of the sample at most. The baseline is the
-sample's median and MAD of ``log1p`` of each feature. The forest (``mv_trees`` trees) is fitted
-on the sample; it is only built for a task that has a candidate to judge.
+sample keeps the ``mv_sample_size`` lowest priorities among the runs of its last
+``mv_sample_days`` days. Updating it with a window only looks at the task runs newer than the
+last one folded in, so a window that adds a few runs changes a few rows of the sample at most.
+The baseline is the sample's median and MAD of ``log1p`` of each feature. The forest
+(``mv_trees`` trees) is fitted on the sample; it is only built for a task that has a candidate
+to judge.
 
 A task run is reported when its isolation-forest anomaly score reaches ``mv_min_score`` (0.5 is
 an ordinary point) and at least one feature deviates from the baseline by ``mv_feature_z``
@@ -56,7 +57,6 @@ _SECONDS = frozenset({"duration_seconds", "queue_wait_seconds", "cpu_seconds"})
 UNAVAILABLE_FEATURES = ("output_size_bytes",)
 _MAD_SCALE = 0.6745
 _MIN_PRESENT = 0.5  # share of a task's runs that must have a feature for it to be used
-SAMPLE_DAYS = 30.0
 
 
 def queue_waits(tasks: pd.DataFrame, run_queue_wait: FloatArray, roots: set[str] | None) -> FloatArray:
@@ -91,12 +91,15 @@ def feature_frame(tasks: pd.DataFrame, run_queue_wait: FloatArray, roots: set[st
     )
 
 
-def priorities(
-    flow_run_ids: npt.NDArray[np.object_], codes: npt.NDArray[np.int64], names: pd.Series
-) -> FloatArray:
-    """A fixed pseudo-random number in [0, 1) per task run, from its flow run id and name: the
-    same task run gets the same number in every report."""
-    runs = pd.util.hash_array(flow_run_ids.astype(str).astype(object))
+def run_hashes(flow_run_ids: npt.NDArray[np.object_]) -> npt.NDArray[np.uint64]:
+    """A 64-bit hash of each flow run id (the same in every report)."""
+    hashed: npt.NDArray[np.uint64] = pd.util.hash_array(flow_run_ids.astype(str).astype(object))
+    return hashed
+
+
+def priorities(runs: npt.NDArray[np.uint64], codes: npt.NDArray[np.int64], names: pd.Series) -> FloatArray:
+    """A fixed pseudo-random number in [0, 1) per task run, from its flow run's hash (``runs``,
+    indexed by ``codes``) and its name: the same task run gets the same number in every report."""
     name_codes, name_values = pd.factorize(names.astype(str))
     name_hash = pd.util.hash_array(np.asarray(name_values, dtype=object))
     mixed = pd.util.hash_array(runs[codes] ^ (name_hash[name_codes] * np.uint64(0x9E3779B97F4A7C15)))
@@ -139,7 +142,7 @@ def _update(
     pool_keys = np.concatenate([old_keys, keys[fresh]])
     pool_times = np.concatenate([old_times, times[fresh]])
     newest = float(np.nanmax(pool_times))
-    recent = pool_times >= newest - SAMPLE_DAYS * 86_400.0
+    recent = pool_times >= newest - config.mv_sample_days * 86_400.0
     order = np.flatnonzero(recent)[np.argsort(pool_keys[recent], kind="stable")][: config.mv_sample_size]
     order = np.sort(order)
     sample = pool_values[order]
@@ -206,8 +209,9 @@ def detect_multivariate(
     place."""
     anomalies: list[MultivariateAnomaly] = []
     checks: list[TaskCheck] = []
+    hashes = run_hashes(flow_run_ids)
     for workflow, task_id, rows, frame in _groups(tasks_by_workflow, run_queue_wait, roots):
-        found, check = _task(workflow, task_id, rows, frame, flow_run_ids, models, config)
+        found, check = _task(workflow, task_id, rows, frame, (flow_run_ids, hashes), models, config)
         anomalies += found
         if check is not None:
             checks.append(check)
@@ -226,10 +230,11 @@ def _task(
     task_id: str,
     rows: pd.DataFrame,
     frame: pd.DataFrame,
-    flow_run_ids: npt.NDArray[np.object_],
+    runs: tuple[npt.NDArray[np.object_], npt.NDArray[np.uint64]],
     models: LearnedModels,
     config: AnalysisConfig,
 ) -> tuple[list[MultivariateAnomaly], TaskCheck | None]:
+    flow_run_ids, hashes = runs
     present = frame.notna().mean()
     features = [f for f in FEATURES if present[f] >= _MIN_PRESENT]
     key = LearnedModels.task_key(workflow, task_id)
@@ -239,7 +244,7 @@ def _task(
     codes = rows["run_code"].to_numpy(dtype=np.int64)
     times = rows["t_start"].fillna(rows["t_end"]).to_numpy(dtype=np.float64)
     prior = models.tasks.get(key)
-    keys = priorities(flow_run_ids, codes, rows["task_run_name"])
+    keys = priorities(hashes, codes, rows["task_run_name"])
     model, sample, changed = _update(prior, features, values, keys, times, config)
     if model is None:
         return [], None

@@ -7,13 +7,15 @@ Usage: ``.venv/bin/python bench/bench_analytics.py [--task-rows N] [--new-runs N
    ``execution_logs``, ``task_runs`` and ``harvested_runs`` of a fresh database, with the workflow
    and specification documents in ``workflows``/``specifications``;
 2. full report: read the 31-day window from PostgreSQL, ``build_report``, render the LOGS tree and
-   the rows, write the rows (the daily insights flow's work);
+   the rows, write the rows (the daily insights flow's work) -- once without the learning part,
+   once with it (failure families, an isolation forest per task, SLO forecasts, alerts; the
+   models read from and written to ``analytics_models``), so the two times stand side by side;
 3. first refresh: the performance refresh's first pass, every daily period (sets its watermark);
 4. incremental: ``--new-runs`` more runs in the last hours, written the way the harvest writes them
    (upserts), then the performance refresh, which rebuilds only the periods they touched.
 
 Each phase runs in its own process so its peak RSS is its own. Targets on one machine: full report
-under 60 s and 2 GiB; incremental refresh under 5 s.
+(with learning) under 60 s and 2 GiB; incremental refresh under 5 s.
 """
 
 from __future__ import annotations
@@ -212,10 +214,11 @@ def _context(engine: Any, tables: Any) -> Any:
     return asyncio.run(load_context_source(engine, tables, from_prefect=False))
 
 
-def phase_full(url: str, now: dt.datetime, logs_dir: str) -> dict[str, Any]:
-    from analytics import build_report, insight_rows, performance_rows
+def phase_full(url: str, now: dt.datetime, logs_dir: str, learn: bool) -> dict[str, Any]:
+    from analytics import AnalysisConfig, build_report, insight_rows, performance_rows
     from flows.analytics.database import migrated_tables, open_engine
     from flows.analytics.history import read_history
+    from flows.analytics.models import load_models, store_models
     from flows.analytics.outputs import write_logs_tree
     from flows.analytics.reports import insights_window, write_report_rows
 
@@ -227,6 +230,8 @@ def phase_full(url: str, now: dt.datetime, logs_dir: str) -> dict[str, Any]:
     t1 = time.perf_counter()
     rss_read = _peak_rss_mib()
     source = _context(engine, tables)
+    with engine.connect() as connection:
+        models = load_models(connection, tables) if learn else None
     report = build_report(
         runs=history.runs,
         tasks=history.tasks,
@@ -234,12 +239,16 @@ def phase_full(url: str, now: dt.datetime, logs_dir: str) -> dict[str, Any]:
         window_start=window.start,
         window_end=window.end,
         now=now,
+        config=AnalysisConfig(learn=learn),
+        models=models,
     )
     t2 = time.perf_counter()
     files = write_logs_tree(report, Path(logs_dir))
     rows = len(performance_rows(report)) + len(insight_rows(report))
     t3 = time.perf_counter()
     write_report_rows(engine, tables, report)
+    with engine.begin() as connection:
+        stored = store_models(connection, tables, report)
     t4 = time.perf_counter()
     engine.dispose()
     return {
@@ -254,6 +263,14 @@ def phase_full(url: str, now: dt.datetime, logs_dir: str) -> dict[str, Any]:
         "rows": rows,
         "recommendations": len(report.recommendations),
         "findings": len(report.findings),
+        "families": len(report.families.families),
+        "failures": sum(f.count for f in report.families.families) + report.families.ungrouped_failures,
+        "messages": report.families.messages,
+        "anomalies": len(report.multivariate.anomalies),
+        "tasks_checked": len(report.multivariate.checks),
+        "forecasts": len(report.forecasts),
+        "breaches_expected": sum(f.status == "breach_expected" for f in report.forecasts),
+        "models": stored,
         "frame_mib": (
             history.runs.memory_usage(deep=True).sum() + history.tasks.memory_usage(deep=True).sum()
         )
@@ -387,17 +404,27 @@ def main() -> None:
             f"load: {load['runs']:,} runs, {load['task_runs']:,} task runs; "
             f"generated in {load['generate_s']:.1f} s, COPY + ANALYZE in {load['copy_s']:.1f} s"
         )
-        full = _in_child(phase_full, url, now, str(logs_dir))
+        plain = _in_child(phase_full, url, now, str(logs_dir), False)
+        full = _in_child(phase_full, url, now, str(logs_dir), True)
+        for label, phase in (("without learning", plain), ("with learning", full)):
+            print(
+                f"full report {label} ({phase['runs']:,} runs, {phase['task_runs']:,} task runs): "
+                f"read {phase['read_s']:.1f} s + build {phase['build_s']:.1f} s + render "
+                f"{phase['render_s']:.1f} s = {phase['total_s']:.1f} s; "
+                f"rows written in {phase['rows_s']:.2f} s"
+            )
+            print(
+                f"  frames {phase['frame_mib']:,.0f} MiB; "
+                f"peak RSS after read {phase['rss_after_read_mib']:,.0f} MiB, "
+                f"overall {phase['peak_rss_mib']:,.0f} MiB; {phase['files']} files, {phase['rows']} rows, "
+                f"{phase['recommendations']} recommendations, {phase['findings']} findings"
+            )
         print(
-            f"full report ({full['runs']:,} runs, {full['task_runs']:,} task runs): "
-            f"read {full['read_s']:.1f} s + build {full['build_s']:.1f} s + render {full['render_s']:.1f} s "
-            f"= {full['total_s']:.1f} s; rows written in {full['rows_s']:.2f} s"
-        )
-        print(
-            f"  frames {full['frame_mib']:,.0f} MiB; "
-            f"peak RSS after read {full['rss_after_read_mib']:,.0f} MiB, "
-            f"overall {full['peak_rss_mib']:,.0f} MiB; {full['files']} files, {full['rows']} rows, "
-            f"{full['recommendations']} recommendations, {full['findings']} findings"
+            f"  learning adds {full['build_s'] - plain['build_s']:+.1f} s to the build: "
+            f"{full['families']} failure families from {full['failures']:,} failures "
+            f"({full['messages']:,} distinct messages), isolation forests on {full['tasks_checked']} tasks "
+            f"({full['anomalies']} anomalies), {full['forecasts']} SLO forecasts "
+            f"({full['breaches_expected']} breaches expected); {full['models']} models stored"
         )
         first = _in_child(phase_first_refresh, url, now)
         print(
@@ -417,7 +444,10 @@ def main() -> None:
             if full["total_s"] < 60 and full["peak_rss_mib"] < 2048 and inc["refresh_s"] < 5
             else "MISSED"
         )
-        print(f"targets (full < 60 s and < 2 GiB, incremental < 5 s): {verdict}; load average now {_load()}")
+        print(
+            f"targets (full report with learning < 60 s and < 2 GiB, incremental < 5 s): {verdict}; "
+            f"load average now {_load()}"
+        )
     finally:
         shutil.rmtree(logs_dir, ignore_errors=True)
         if args.keep:

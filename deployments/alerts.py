@@ -27,6 +27,7 @@ from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.events.actions import DoNothing, SendNotification
+from prefect.events.filters import AutomationFilter, AutomationFilterName
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
 from prefect.exceptions import ObjectNotFound
@@ -43,6 +44,7 @@ RUNNING_TOO_LONG = "running-too-long"
 # Trinity's own notification action is told apart from actions added in the UI by its subject.
 SUBJECT_MARK = "[trinity]"
 _MIN_PROACTIVE = timedelta(seconds=10)
+_READ_LIMIT = 200  # a workflow has five automations at most; duplicates are cleaned up
 _ENDS = ("Completed", "Failed", "Cancelled", "Crashed")
 _SLO_METRICS = ("duration_p95_seconds", "success_rate_min", "max_queue_wait_seconds")
 _REACTIVE: dict[str, tuple[str, str, str]] = {
@@ -227,11 +229,11 @@ def _differs(current: AutomationCore, wanted: AutomationCore) -> bool:
 
 async def _installed(client: PrefectClient, workflow: str) -> dict[str, list[Any]]:
     """Trinity's automations of the workflow, by name (oldest id first)."""
-    prefix = automation_name(workflow, "")
+    names = [automation_name(workflow, what) for what in (RUNNING_TOO_LONG, *_REACTIVE)]
     found: dict[str, list[Any]] = {}
-    for automation in await client.read_automations():
-        if automation.name.startswith(prefix):
-            found.setdefault(automation.name, []).append(automation)
+    wanted = AutomationFilter(name=AutomationFilterName(any_=names))
+    for automation in await client.read_automations(automations=wanted, limit=_READ_LIMIT):
+        found.setdefault(automation.name, []).append(automation)
     return {name: sorted(items, key=lambda a: str(a.id)) for name, items in found.items()}
 
 

@@ -125,6 +125,8 @@ def test_default_database_is_sqlite_in_the_state_dir() -> None:
         ("servr:\n  port: 1\n", "servr"),
         ("security:\n  rate_limit: often\n", "rate limit 'often' is not like '1000/hour'"),
         ("prefect:\n  api_url: [1]\n", "prefect.api_url"),
+        ("alerts:\n  running_multiple: 0\n", "alerts.running_multiple"),
+        ("alerts:\n  notify_blok: slack-webhook/ops\n", "alerts.notify_blok"),
     ],
 )
 def test_bad_configuration_names_the_file_and_setting(tmp_path: Path, text: str, message: str) -> None:
@@ -164,6 +166,8 @@ def test_the_example_configuration_at_the_repository_root_loads() -> None:
     settings = load_settings(example, env={"JWT_SECRET": "z" * 40, "TRINITY_PG_PASSWORD": "pw"})
     settings.require_jwt_secret()
     assert settings.prefect.api_url
+    assert (settings.alerts.notify_block, settings.alerts.running_multiple) == (None, 1.0)
+    assert settings.alerts.forecast_horizon_days == 14
 
 
 def test_flags_beat_the_environment_which_beats_the_file(tmp_path: Path) -> None:
