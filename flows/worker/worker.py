@@ -282,7 +282,7 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         task_status: anyio.abc.TaskStatus[Any] | None = None,
     ) -> TrinityWorkerResult:
         """Hand the claimed flow run to an executor and wait until it leaves it."""
-        from flows.worker.handback import hand_back
+        from flows.worker.claims import hand_back
         from flows.worker.pool import PoolUnavailableError
         from flows.worker.protocol import StartRun
 
@@ -315,9 +315,12 @@ class TrinityWorker(BaseWorker[TrinityJobConfiguration, TrinityVariables, Trinit
         return TrinityWorkerResult(status_code=0, identifier=assignment.infrastructure_pid)
 
     async def _propose_pending_state(self, flow_run: FlowRun) -> bool:
-        """Claim the run; once claimed, its heartbeats start: should this process die before an
-        executor has the run, the run is found (and marked Crashed) instead of staying Pending."""
-        claimed = await super()._propose_pending_state(flow_run)
+        """Claim the run (:func:`flows.worker.claims.claim`); once claimed, its heartbeats start:
+        should this process die before an executor has the run, the run is found (and marked
+        Crashed) instead of staying Pending."""
+        from flows.worker.claims import claim
+
+        claimed = await claim(self.client, flow_run)
         if claimed:
             self.heartbeats.add(flow_run)
         return claimed
