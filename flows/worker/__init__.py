@@ -9,7 +9,7 @@
   stream for runs being cancelled or suspended;
 * :mod:`flows.worker.heartbeat` -- flow-run heartbeats, so a run whose process died is found;
 * :mod:`flows.worker.reruns` -- rerunning crashed runs as their workflow's ``on_crash`` says;
-* :mod:`flows.worker.handback` -- giving claimed runs back to the pool when the worker stops;
+* :mod:`flows.worker.claims` -- claiming runs, and giving them back when the worker stops;
 * :mod:`flows.worker.delivery` -- log lines kept in a bounded buffer while Prefect is away;
 * :mod:`flows.worker.tuning` -- Prefect settings that lower CPU per run, with their trade-offs;
 * :mod:`flows.worker.prefect_compat` -- the only module that touches Prefect's private surface,

@@ -36,7 +36,7 @@ from prefect.states import Cancelled, Crashed
 from prefect.utilities.engine import propose_state
 
 from flows.worker import delivery
-from flows.worker.handback import hand_back
+from flows.worker.claims import hand_back
 from flows.worker.heartbeat import HeartbeatSender
 from flows.worker.protocol import (
     CancelRun,

@@ -283,7 +283,7 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
         task_status: anyio.abc.TaskStatus[Any] | None = None,
     ) -> TrinityWorkerResult:
         """Hand the claimed flow run to an executor and wait until it leaves it."""
-        from flows.worker.handback import hand_back
+        from flows.worker.claims import hand_back
         from flows.worker.pool import PoolUnavailableError
         from flows.worker.protocol import StartRun
 
@@ -298,9 +298,6 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
             if deployment and deployment.updated
             else None,
         )
-        # Claimed: from now on, if this process dies the run is found by its missing heartbeats;
-        # the executor sends them once it has the run.
-        self.heartbeats.add(flow_run)
         try:
             assignment = await self.pool.submit(flow_run.id, start)
         except PoolUnavailableError:
@@ -311,8 +308,6 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
             if task_status is not None:
                 task_status.started("")
             return TrinityWorkerResult(status_code=0, identifier="")
-        finally:
-            self.heartbeats.discard(flow_run.id)
         if task_status is not None:
             task_status.started(assignment.infrastructure_pid)
         outcome = await assignment.finished
@@ -320,6 +315,24 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
         # Crashes are reported by the pool itself (it knows how the executor ended); a non-zero
         # code here would make the base class report them a second time.
         return TrinityWorkerResult(status_code=0, identifier=assignment.infrastructure_pid)
+
+    async def _propose_pending_state(self, flow_run: FlowRun) -> bool:
+        """Claim the run (:func:`flows.worker.claims.claim`); once claimed, its heartbeats start:
+        should this process die before an executor has the run, the run is found (and marked
+        Crashed) instead of staying Pending."""
+        from flows.worker.claims import claim
+
+        claimed = await claim(self.client, flow_run)
+        if claimed:
+            self.heartbeats.add(flow_run)
+        return claimed
+
+    async def _submit_run(self, flow_run: FlowRun) -> None:
+        """Submit a claimed run (``BaseWorker``); its executor sends its heartbeats from then on."""
+        try:
+            await super()._submit_run(flow_run)
+        finally:
+            self.heartbeats.discard(flow_run.id)
 
     async def kill_infrastructure(
         self,
