@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import anyio
@@ -15,6 +14,7 @@ import pytest
 from prefect_sqlalchemy import SqlAlchemyConnector
 
 from tests.flows.factories import flow_run_id, run_workflow, specification, task_runs, workflow
+from tests.support.servers import serve_http
 
 pytestmark = pytest.mark.anyio
 
@@ -46,13 +46,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def http_url() -> Iterator[str]:
     """A local HTTP server on a free port."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serve_http(_Handler) as url:
+        yield url
 
 
 async def test_shell_output_env_cwd_and_child_usage(prefect_api: object, tmp_path: Path) -> None:
