@@ -28,18 +28,21 @@ def _database_url(backend: str, folder: Path) -> Iterator[str]:
         drop_database(url)
 
 
+def _serve(backend: str, folder: Path, *, prefect_api_url: str | None = None) -> Iterator[ApiServer]:
+    for url in _database_url(backend, folder):
+        server = start_api_server(make_settings(url, state_dir=folder, prefect_api_url=prefect_api_url))
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def api_module(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiServer]:
     """A server per module and backend, without Prefect."""
-    folder = tmp_path_factory.mktemp(f"api-{request.param}")
-    for url in _database_url(request.param, folder):
-        server = start_api_server(make_settings(url, state_dir=folder))
-        try:
-            yield server
-        finally:
-            server.stop()
+    yield from _serve(request.param, tmp_path_factory.mktemp(f"api-{request.param}"))
 
 
 @pytest.fixture
@@ -52,13 +55,7 @@ def api(api_module: ApiServer) -> ApiServer:
 @pytest.fixture(scope="module")
 def pg_api_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     """A PostgreSQL-backed server per module, without Prefect."""
-    folder = tmp_path_factory.mktemp("api-pg")
-    for url in _database_url("postgres", folder):
-        server = start_api_server(make_settings(url, state_dir=folder))
-        try:
-            yield server
-        finally:
-            server.stop()
+    yield from _serve("postgres", tmp_path_factory.mktemp("api-pg"))
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +64,7 @@ def prefect_api_module(
 ) -> Iterator[ApiServer]:
     """A PostgreSQL-backed server talking to a real Prefect server."""
     folder = tmp_path_factory.mktemp("api-prefect")
-    for url in _database_url("postgres", folder):
-        server = start_api_server(
-            make_settings(url, state_dir=folder, prefect_api_url=prefect_sqlite_server.api_url)
-        )
-        try:
-            yield server
-        finally:
-            server.stop()
+    yield from _serve("postgres", folder, prefect_api_url=prefect_sqlite_server.api_url)
 
 
 @pytest.fixture
