@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from deployments.pairing import pair_documents
 from flows.examples.partitions import ingest
 from specs.loader import load_path
 from tests.flows.factories import flow_run_id, read_flow_run, run_workflow, task_runs
-from tests.support.servers import serve_http
+from tests.support.servers import QuietHandler, serve_http
 
 pytestmark = pytest.mark.anyio
 
@@ -28,17 +27,10 @@ ORDERS = [
 ]
 
 
-class _ShopHandler(BaseHTTPRequestHandler):
+class _ShopHandler(QuietHandler):
     def do_GET(self) -> None:
-        body = json.dumps(ORDERS).encode()
-        self.send_response(200 if self.path.startswith("/orders") else 404)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        status = 200 if self.path.startswith("/orders") else 404
+        self.reply(status, "application/json", json.dumps(ORDERS).encode())
 
 
 @pytest.fixture

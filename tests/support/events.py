@@ -9,12 +9,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 
-from tests.support.servers import serve_http
+from tests.support.servers import QuietHandler, serve_http
 
 
 def read_events(
@@ -64,7 +63,7 @@ def webhook_server() -> Iterator[Webhook]:
     """A real HTTP server on 127.0.0.1 answering 200 to every POST and keeping its JSON body."""
     received: queue.Queue[dict[str, Any]] = queue.Queue()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
@@ -74,9 +73,6 @@ def webhook_server() -> Iterator[Webhook]:
                 received.put({"raw": body.decode(errors="replace")})
             self.send_response(200)
             self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: the test reads what arrived."""
 
     with serve_http(Handler) as url:
         yield Webhook(url=f"{url}/hook", received=received)

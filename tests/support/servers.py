@@ -32,6 +32,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing (the tests read what arrived) and replies in one call."""
+
+    def reply(self, status: int, content_type: str, body: bytes) -> None:
+        """Send ``body`` with ``status`` and its content type and length."""
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
 @contextlib.contextmanager
 def serve_http(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     """A real HTTP server on a free port of 127.0.0.1 answering with ``handler``; yields its URL."""
