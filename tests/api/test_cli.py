@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.support.servers import free_port
+from tests.support.shell import run_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,14 +26,11 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def _api_command(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``trinity api ARGS`` run to its end in ``tmp_path``."""
-    return subprocess.run(
+    return run_command(
         [sys.executable, "-m", "trinity.cli", "api", *args],
         cwd=tmp_path,
         env=cli_env(tmp_path, PYTHONPATH=str(REPO)),
-        capture_output=True,
-        text=True,
         timeout=120,
-        check=False,
     )
 
 

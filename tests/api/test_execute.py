@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from api.db import Database, create_engine, normalise_url
 from api.services.runs import purge_idempotency_keys
 from tests.api.support import ADMIN_KEY, ApiServer, spec_document, workflow_document
 from tests.support.servers import PrefectServer
+from tests.support.shell import run_command
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = {"day": "2024-05-01"}
@@ -232,14 +232,8 @@ def test_run_status_has_per_task_states_after_the_run(
     env = dict(prefect_sqlite_server.env, PREFECT_API_URL=prefect_sqlite_server.api_url)
     env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
     env["TRINITY_DATABASE_URL"] = prefect_api_server.settings.database_url
-    result = subprocess.run(
-        [sys.executable, "-m", "prefect", "flow-run", "execute", run["flow_run_id"]],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    result = run_command(
+        [sys.executable, "-m", "prefect", "flow-run", "execute", run["flow_run_id"]], cwd=REPO, env=env
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     detail = prefect_api_server.client().get(f"/runs/{run['id']}").json()
