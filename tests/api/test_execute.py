@@ -27,6 +27,17 @@ def prefect_get(prefect: PrefectServer, path: str) -> httpx.Response:
     return httpx.get(f"{prefect.api_url}{path}", timeout=30)
 
 
+def deployment_flow_runs(prefect: PrefectServer, deployment_id: str) -> list[dict[str, Any]]:
+    """The flow runs Prefect holds for a deployment."""
+    response = httpx.post(
+        f"{prefect.api_url}/flow_runs/filter",
+        json={"deployments": {"id": {"any_": [deployment_id]}}},
+        timeout=30,
+    )
+    runs: list[dict[str, Any]] = response.json()
+    return runs
+
+
 def active_workflow(api: ApiServer, name: str = "orders-export", **kwargs: Any) -> dict[str, Any]:
     client = api.client()
     spec = client.post("/specs", json=spec_document())
@@ -168,11 +179,7 @@ def test_idempotency_key_returns_the_same_run(
     assert different.json()["error"]["code"] == "idempotency_key_reused"
     no_key = client.post(url, json={"parameters": DAY})
     assert no_key.json()["id"] != first.json()["id"]
-    runs = httpx.post(
-        f"{prefect_sqlite_server.api_url}/flow_runs/filter",
-        json={"deployments": {"id": {"any_": [workflow["deployment_id"]]}}},
-        timeout=30,
-    ).json()
+    runs = deployment_flow_runs(prefect_sqlite_server, workflow["deployment_id"])
     assert len(runs) == 2
 
 
@@ -199,11 +206,7 @@ def test_concurrent_retries_with_one_key_make_one_run(
     assert retried.status_code == 202, retried.text
     run_ids = {r.json()["id"] for r in [*responses, retried] if r.status_code == 202}
     assert len(run_ids) == 1
-    runs = httpx.post(
-        f"{prefect_sqlite_server.api_url}/flow_runs/filter",
-        json={"deployments": {"id": {"any_": [workflow["deployment_id"]]}}},
-        timeout=30,
-    ).json()
+    runs = deployment_flow_runs(prefect_sqlite_server, workflow["deployment_id"])
     assert len(runs) == 1
 
 
@@ -266,11 +269,7 @@ def test_an_unknown_parameter_is_refused_before_a_run_exists(
         {"loc": "$.parameters.qqq", "msg": "unknown parameter 'qqq'"}
     ]
     assert client.get(f"/workflows/{workflow['id']}/runs").json()["total"] == 0
-    runs = httpx.post(
-        f"{prefect_sqlite_server.api_url}/flow_runs/filter",
-        json={"deployments": {"id": {"any_": [workflow["deployment_id"]]}}},
-        timeout=30,
-    ).json()
+    runs = deployment_flow_runs(prefect_sqlite_server, workflow["deployment_id"])
     assert runs == []
     assert client.post(url, json={"parameters": {"names": ["ada"]}}).status_code == 202
 
