@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from api.db import Database, create_engine, normalise_url
 from api.services.runs import purge_idempotency_keys
-from tests.api.support import ADMIN_KEY, ApiServer, spec_document, workflow_document
+from tests.api.support import ADMIN_KEY, ApiServer, spec_document, store_active_workflow, workflow_document
 from tests.support.servers import PrefectServer
 from tests.support.shell import run_command
 
@@ -39,13 +39,7 @@ def deployment_flow_runs(prefect: PrefectServer, deployment_id: str) -> list[dic
 
 
 def active_workflow(api: ApiServer, name: str = "orders-export", **kwargs: Any) -> dict[str, Any]:
-    client = api.client()
-    spec = client.post("/specs", json=spec_document())
-    assert spec.status_code in (201, 409), spec.text
-    response = client.post("/workflows", params={"status": "active"}, json=workflow_document(name, **kwargs))
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return store_active_workflow(api, spec_document(), workflow_document(name, **kwargs))
 
 
 def test_lifecycle_drives_the_prefect_deployment(
