@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.support import ApiServer, make_settings, start_api_server
+from tests.api.support import ApiServer, make_settings, running_api_server
 from tests.conftest import require_postgres
 from tests.support.servers import PrefectServer, create_database, drop_database
 
@@ -30,11 +30,10 @@ def _database_url(backend: str, folder: Path) -> Iterator[str]:
 
 def _serve(backend: str, folder: Path, *, prefect_api_url: str | None = None) -> Iterator[ApiServer]:
     for url in _database_url(backend, folder):
-        server = start_api_server(make_settings(url, state_dir=folder, prefect_api_url=prefect_api_url))
-        try:
+        with running_api_server(
+            make_settings(url, state_dir=folder, prefect_api_url=prefect_api_url)
+        ) as server:
             yield server
-        finally:
-            server.stop()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
