@@ -27,7 +27,6 @@ import io
 import multiprocessing
 import os
 import platform
-import resource
 import shutil
 import sys
 import time
@@ -40,24 +39,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd
 import psycopg
 
+from bench.machine import cpu_model, peak_rss_mib
 from tests.support.servers import create_database, drop_database
 
 ROWS_PER_RUN = 7.1  # task rows per run of the synthetic mix with 10 etl tasks
 
 
-def _peak_rss_mib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            names = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
+    cpu = cpu_model(platform.processor() or platform.machine())
     memory = ""
     try:
         with open("/proc/meminfo", encoding="utf-8") as info:
@@ -204,7 +193,7 @@ def phase_load(url: str, task_rows: int, now: dt.datetime) -> dict[str, Any]:
         "task_runs": len(tasks),
         "generate_s": generated - started,
         "copy_s": time.perf_counter() - generated,
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
@@ -228,7 +217,7 @@ def phase_full(url: str, now: dt.datetime, logs_dir: str, learn: bool) -> dict[s
     t0 = time.perf_counter()
     history = read_history(engine, tables, window)
     t1 = time.perf_counter()
-    rss_read = _peak_rss_mib()
+    rss_read = peak_rss_mib()
     source = _context(engine, tables)
     with engine.connect() as connection:
         models = load_models(connection, tables) if learn else None
@@ -276,7 +265,7 @@ def phase_full(url: str, now: dt.datetime, logs_dir: str, learn: bool) -> dict[s
         )
         / 2**20,
         "rss_after_read_mib": rss_read,
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
@@ -307,7 +296,7 @@ def phase_first_refresh(url: str, now: dt.datetime) -> dict[str, Any]:
         "runs": result.runs,
         "rows": result.rows,
         "seconds": seconds,
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
@@ -371,7 +360,7 @@ def phase_incremental(url: str, new_runs: int, now: dt.datetime) -> dict[str, An
         "period_runs": result.runs,
         "period_task_runs": result.task_runs,
         "rows": result.rows,
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 

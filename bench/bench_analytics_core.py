@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -19,26 +18,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analytics import build_report, insight_rows, performance_rows, render_logs_tree
+from bench.machine import cpu_model, peak_rss_mib
 from tests.analytics.synthetic import generate_history
 
 # Task rows per run of the default synthetic mix (etl-daily with 10 tasks, ingest-api, fanout-report).
 ROWS_PER_RUN = 7.1
 
 
-def _peak_rss_mib() -> float:
-    # ru_maxrss is KiB on Linux, bytes on macOS.
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            names = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
+    cpu = cpu_model(platform.processor() or platform.machine())
     system = f"{platform.system()} {platform.release()}"
     return f"{system}, {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
@@ -57,7 +45,7 @@ def main() -> None:
         f"generated {len(history.runs):,} runs, {len(history.tasks):,} task rows "
         f"in {generated - started:.1f} s"
     )
-    print(f"peak RSS after generation: {_peak_rss_mib():,.0f} MiB")
+    print(f"peak RSS after generation: {peak_rss_mib():,.0f} MiB")
 
     report = build_report(runs=history.runs, tasks=history.tasks, context=history.context)
     built = time.perf_counter()
@@ -70,7 +58,7 @@ def main() -> None:
     print(f"recommendations: {len(report.recommendations)}, findings: {len(report.findings)}")
     for note in report.notes:
         print(f"note: {note}")
-    print(f"peak RSS: {_peak_rss_mib():,.0f} MiB")
+    print(f"peak RSS: {peak_rss_mib():,.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import bench_live  # noqa: E402
+from bench.machine import cpu_model  # noqa: E402
 from flows.worker.tuning import server_environment  # noqa: E402
 from tests.support.servers import (  # noqa: E402
     create_database,
@@ -67,14 +68,7 @@ class Result:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model(platform.processor() or "unknown cpu")
     try:
         pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         memory = f"{pages / 1024**3:.1f} GiB"

@@ -32,6 +32,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.machine import cpu_model  # noqa: E402
+
 _HOME = Path(tempfile.mkdtemp(prefix="trinity-bench-executor-"))
 os.environ["PREFECT_HOME"] = str(_HOME / "client")
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
@@ -55,14 +58,7 @@ def machine() -> str:
     """CPU model, core count, Python and Prefect versions."""
     import prefect
 
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model(platform.processor() or "unknown CPU")
     return f"{cpu}, nproc={os.cpu_count()}, Python {platform.python_version()}, Prefect {prefect.__version__}"
 
 

@@ -39,6 +39,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.machine import cpu_model  # noqa: E402
 from tests.support.servers import create_database, drop_database, start_prefect_server  # noqa: E402
 
 TASKS_PER_RUN = 10
@@ -78,12 +79,7 @@ class Phase:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model(platform.processor() or "unknown CPU")
     memory = psutil.virtual_memory().total / 1024**3
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (

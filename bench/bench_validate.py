@@ -25,20 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate_wide_dag import generate
 
+from bench.machine import cpu_model
 from specs.loader import load_text
 from specs.models import Specification, Workflow
 
 
 def machine() -> str:
     """CPU model, core count and Python version."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model(platform.processor() or "unknown CPU")
     return f"{cpu}, nproc={os.cpu_count()}, Python {platform.python_version()}, {platform.system()}"
 
 

@@ -7,7 +7,7 @@ here is linear in nodes + edges and iterative, so a 20,000-task chain neither re
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from specs.errors import SpecError
 
@@ -183,31 +183,27 @@ def critical_path(needs: Needs, durations: Mapping[str, float]) -> tuple[list[st
     return path[::-1], finish[end]
 
 
-def upstream_closure(needs: Needs, node: str) -> set[str]:
-    """Every node that ``node`` depends on, directly or not (the node itself excluded)."""
+def _reachable(edges: Mapping[str, Iterable[str]], node: str) -> set[str]:
+    """Every node reached from ``node`` along ``edges`` (the node itself excluded)."""
     seen: set[str] = set()
-    todo = list(needs.get(node, ()))
+    todo = list(edges.get(node, ()))
     while todo:
-        dep = todo.pop()
-        if dep not in seen:
-            seen.add(dep)
-            todo.extend(needs.get(dep, ()))
+        nxt = todo.pop()
+        if nxt not in seen:
+            seen.add(nxt)
+            todo.extend(edges.get(nxt, ()))
     seen.discard(node)
     return seen
+
+
+def upstream_closure(needs: Needs, node: str) -> set[str]:
+    """Every node that ``node`` depends on, directly or not (the node itself excluded)."""
+    return _reachable(needs, node)
 
 
 def downstream_closure(needs: Needs, node: str) -> set[str]:
     """Every node that depends on ``node``, directly or not."""
-    down = _downstream(needs)
-    seen: set[str] = set()
-    todo = list(down.get(node, ()))
-    while todo:
-        child = todo.pop()
-        if child not in seen:
-            seen.add(child)
-            todo.extend(down.get(child, ()))
-    seen.discard(node)
-    return seen
+    return _reachable(_downstream(needs), node)
 
 
 class Reachability:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # Keep every Prefect file of the test session out of the user's home; set before Prefect is imported.
@@ -58,6 +58,16 @@ def pg_url() -> Iterator[str]:
     drop_database(url)
 
 
+def prefect_on_new_database(prefix: str, start: Callable[[str], PrefectServer]) -> Iterator[PrefectServer]:
+    """A Prefect server ``start``-ed on a fresh PostgreSQL database, both gone afterwards."""
+    require_postgres()
+    url = create_database(prefix)
+    server = start(url)
+    yield server
+    server.stop()
+    drop_database(url)
+
+
 @pytest.fixture(scope="session")
 def prefect_sqlite_server(session_home: Path) -> Iterator[PrefectServer]:
     """A real Prefect server on SQLite."""
@@ -69,12 +79,10 @@ def prefect_sqlite_server(session_home: Path) -> Iterator[PrefectServer]:
 @pytest.fixture(scope="session")
 def prefect_postgres_server(session_home: Path) -> Iterator[PrefectServer]:
     """A real Prefect server on its own PostgreSQL database."""
-    require_postgres()
-    url = create_database("prefect_test")
-    server = start_prefect_server(session_home / "prefect-postgres", database_url=url)
-    yield server
-    server.stop()
-    drop_database(url)
+    home = session_home / "prefect-postgres"
+    yield from prefect_on_new_database(
+        "prefect_test", lambda url: start_prefect_server(home, database_url=url)
+    )
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.models.analytics import AnalyticsFailureFamily, AnalyticsInsight, AnalyticsPerformance
-from api.services.paging import fetch_page
+from api.services.paging import fetch_model_page
 
 Row = TypeVar("Row", AnalyticsPerformance, AnalyticsInsight, AnalyticsFailureFamily)
 
@@ -44,8 +44,7 @@ async def _page(
     statement = (
         sa.select(model).where(*conditions).order_by(col(model.window_start).desc(), *then, col(model.id))
     )
-    rows, total = await fetch_page(session, statement, limit=limit, offset=offset)
-    return [row[0] for row in rows], total
+    return await fetch_model_page(session, statement, limit=limit, offset=offset)
 
 
 async def list_performance(

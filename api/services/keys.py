@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.errors import ConflictError, NotFoundError
 from api.models.api_key import ApiKey, ApiKeyCreate, Role
 from api.security import generate_api_key, hash_api_key, key_prefix
-from api.services.paging import fetch_page
+from api.services.paging import fetch_model_page
 
 
 async def create_api_key(*, session: AsyncSession, key_in: ApiKeyCreate) -> tuple[ApiKey, str]:
@@ -27,8 +27,7 @@ async def create_api_key(*, session: AsyncSession, key_in: ApiKeyCreate) -> tupl
 async def list_api_keys(*, session: AsyncSession, limit: int, offset: int) -> tuple[list[ApiKey], int]:
     """One page of keys, oldest first, and the total."""
     statement = sa.select(ApiKey).order_by(col(ApiKey.created_at), col(ApiKey.id))
-    rows, total = await fetch_page(session, statement, limit=limit, offset=offset)
-    return [row[0] for row in rows], total
+    return await fetch_model_page(session, statement, limit=limit, offset=offset)
 
 
 async def delete_api_key(*, session: AsyncSession, key_id: uuid.UUID) -> None:

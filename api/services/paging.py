@@ -27,3 +27,11 @@ async def fetch_page(
         return [], 0
     counted = select(func.count()).select_from(statement.order_by(None).subquery())
     return [], int((await session.exec(counted)).one())
+
+
+async def fetch_model_page(
+    session: AsyncSession, statement: sa.Select[*tuple[Any, ...]], *, limit: int, offset: int
+) -> tuple[list[Any], int]:
+    """:func:`fetch_page` for a select of one model: the model rows of the page and the total."""
+    rows, total = await fetch_page(session, statement, limit=limit, offset=offset)
+    return [row[0] for row in rows], total

@@ -21,7 +21,7 @@ from api.errors import (
 )
 from api.models.specification import Specification, SpecificationCreate, SpecificationUpdate
 from api.models.workflow import LIVE_STATUSES, Workflow
-from api.services.paging import fetch_page
+from api.services.paging import fetch_model_page
 from specs.errors import SpecError
 from specs.versions import best_match
 
@@ -35,8 +35,7 @@ async def list_specifications(
         statement = statement.where(col(Specification.name) == name)
     if version is not None:
         statement = statement.where(col(Specification.version) == version)
-    rows, total = await fetch_page(session, statement, limit=limit, offset=offset)
-    return [row[0] for row in rows], total
+    return await fetch_model_page(session, statement, limit=limit, offset=offset)
 
 
 async def get_specification(*, session: AsyncSession, spec_id: uuid.UUID) -> Specification:

@@ -9,7 +9,6 @@ Prefect's own runner uses.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from uuid import UUID
 
@@ -22,9 +21,9 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
-from prefect.events.clients import get_events_subscriber
-from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.logging.loggers import get_logger
+
+from flows.worker.flow_run_events import flow_run_event_stream, listen_or_poll
 
 logger = get_logger("trinity.worker.cancellation")
 
@@ -48,30 +47,20 @@ class CancellationWatcher:
 
     async def run(self) -> None:
         """Watch until cancelled: the event stream first, polling whenever it is down."""
-        while True:
-            try:
-                await self._listen()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning("Cancellation event stream unavailable (%s); polling instead", exc)
-            # Catch up on anything missed while the stream was down, then try it again.
-            await self._poll_once()
-            await asyncio.sleep(self._poll_seconds)
+        await listen_or_poll(
+            self._listen,
+            self._poll_once,
+            poll_seconds=self._poll_seconds,
+            stream_down=lambda exc: logger.warning(
+                "Cancellation event stream unavailable (%s); polling instead", exc
+            ),
+        )
 
     async def _listen(self) -> None:
-        event_filter = EventFilter(event=EventNameFilter(name=[CANCELLING_EVENT]))
-        async with get_events_subscriber(filter=event_filter, reconnect_on_clean_close=True) as events:
+        async with flow_run_event_stream(CANCELLING_EVENT) as flow_run_ids:
             # Runs that went Cancelling before the stream was up.
             await self._poll_once()
-            async for event in events:
-                resource_id = event.resource.id
-                if not resource_id.startswith("prefect.flow-run."):
-                    continue
-                try:
-                    flow_run_id = UUID(resource_id.removeprefix("prefect.flow-run."))
-                except ValueError:
-                    continue
+            async for flow_run_id in flow_run_ids:
                 self._notify(flow_run_id)
 
     async def _poll_once(self) -> None:

@@ -75,6 +75,7 @@ from prefect.client.schemas.responses import WorkerFlowRunResponse  # noqa: E402
 from prefect.events.worker import EventsWorker  # noqa: E402
 from prefect.flow_engine import (  # noqa: E402
     AsyncFlowRunEngine,
+    BaseFlowRunEngine,
     FlowRunEngine,
     run_generator_flow_async,
     run_generator_flow_sync,
@@ -144,28 +145,24 @@ def _suspension_scope(
         yield request
 
 
-class ExecutorAsyncFlowRunEngine(AsyncFlowRunEngine[Any, Any]):
+class _WatchedSuspension(BaseFlowRunEngine[Any, Any]):
+    """The engine hook both executor engines override: suspension from the executor's watcher."""
+
+    suspension_watcher: SuspensionWatcher | None = None
+
+    @contextmanager
+    def setup_flow_run_suspension_request(self) -> Iterator[FlowRunSuspensionRequest]:
+        request = self._get_flow_run_suspension_request()
+        with _suspension_scope(self.flow_run, request, self.suspension_watcher) as scoped:
+            yield scoped
+
+
+class ExecutorAsyncFlowRunEngine(_WatchedSuspension, AsyncFlowRunEngine[Any, Any]):
     """Prefect's async flow engine, learning of suspension from the executor's watcher."""
 
-    suspension_watcher: SuspensionWatcher | None = None
 
-    @contextmanager
-    def setup_flow_run_suspension_request(self) -> Iterator[FlowRunSuspensionRequest]:
-        request = self._get_flow_run_suspension_request()
-        with _suspension_scope(self.flow_run, request, self.suspension_watcher) as scoped:
-            yield scoped
-
-
-class ExecutorFlowRunEngine(FlowRunEngine[Any, Any]):
+class ExecutorFlowRunEngine(_WatchedSuspension, FlowRunEngine[Any, Any]):
     """Prefect's sync flow engine, learning of suspension from the executor's watcher."""
-
-    suspension_watcher: SuspensionWatcher | None = None
-
-    @contextmanager
-    def setup_flow_run_suspension_request(self) -> Iterator[FlowRunSuspensionRequest]:
-        request = self._get_flow_run_suspension_request()
-        with _suspension_scope(self.flow_run, request, self.suspension_watcher) as scoped:
-            yield scoped
 
 
 # -- running one flow run -----------------------------------------------------------------------

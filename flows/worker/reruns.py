@@ -31,7 +31,6 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
-from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import (
     EventFilter,
     EventNameFilter,
@@ -43,6 +42,7 @@ from prefect.logging.loggers import get_logger
 
 from blocks.workflow_definition import DefinitionNotFoundError, load_definition
 from flows.entry import block_name_from_entrypoint
+from flows.worker.flow_run_events import flow_run_event_stream
 from flows.worker.heartbeat import HEARTBEAT_EVENT, heartbeat_seconds
 
 logger = get_logger("trinity.worker.reruns")
@@ -236,18 +236,10 @@ class CrashWatcher:
                     task.cancel()
 
     async def _listen(self, client: PrefectClient, policies: CrashPolicies) -> None:
-        event_filter = EventFilter(event=EventNameFilter(name=[CRASHED_EVENT]))
-        async with get_events_subscriber(filter=event_filter, reconnect_on_clean_close=True) as events:
+        async with flow_run_event_stream(CRASHED_EVENT) as flow_run_ids:
             # Crashes from before the stream was up (or while no worker was running).
             await self._poll(client, policies)
-            async for event in events:
-                resource_id = event.resource.id
-                if not resource_id.startswith("prefect.flow-run."):
-                    continue
-                try:
-                    flow_run_id = UUID(resource_id.removeprefix("prefect.flow-run."))
-                except ValueError:
-                    continue
+            async for flow_run_id in flow_run_ids:
                 await self._handle(client, policies, flow_run_id)
 
     async def _poll(self, client: PrefectClient, policies: CrashPolicies) -> None:

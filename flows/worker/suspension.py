@@ -14,7 +14,6 @@ to this watcher (Prefect 3.8 has no public hook for it; that module says what it
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,10 +29,9 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import State, StateType
-from prefect.events.clients import get_events_subscriber
-from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.logging.loggers import get_logger
 
+from flows.worker.flow_run_events import flow_run_event_stream, listen_or_poll
 from flows.worker.prefect_compat import SuspensionNotice
 
 logger = get_logger("trinity.worker.suspension")
@@ -71,27 +69,16 @@ class SuspensionWatch:
 
     async def run(self) -> None:
         """Listen to the event stream until cancelled; poll while it is unavailable."""
-        while True:
-            try:
-                await self._listen()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.debug("Suspension event stream unavailable (%s); polling", exc)
-            await self._poll_once()
-            await asyncio.sleep(self._poll_seconds)
+        await listen_or_poll(
+            self._listen,
+            self._poll_once,
+            poll_seconds=self._poll_seconds,
+            stream_down=lambda exc: logger.debug("Suspension event stream unavailable (%s); polling", exc),
+        )
 
     async def _listen(self) -> None:
-        event_filter = EventFilter(event=EventNameFilter(name=[SUSPENDED_EVENT]))
-        async with get_events_subscriber(filter=event_filter, reconnect_on_clean_close=True) as events:
-            async for event in events:
-                resource_id = event.resource.id
-                if not resource_id.startswith("prefect.flow-run."):
-                    continue
-                try:
-                    flow_run_id = UUID(resource_id.removeprefix("prefect.flow-run."))
-                except ValueError:
-                    continue
+        async with flow_run_event_stream(SUSPENDED_EVENT) as flow_run_ids:
+            async for flow_run_id in flow_run_ids:
                 if flow_run_id in self._watched():
                     await self._confirm(flow_run_id)
 

@@ -10,6 +10,17 @@ import pandas as pd
 from analytics.frames import RUN_COLUMNS, TASK_COLUMNS
 
 T0 = datetime(2025, 1, 6, tzinfo=UTC)
+# The seed's failure family fields, in the order patterns/failure_families.json and the API give them.
+FAMILY_KEYS = [
+    "signature",
+    "count",
+    "example",
+    "workflows",
+    "tasks",
+    "first_seen",
+    "last_seen",
+    "flow_run_ids",
+]
 
 
 def at(seconds: float | None) -> datetime | None:

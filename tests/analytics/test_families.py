@@ -13,18 +13,7 @@ import pytest
 from analytics import AnalysisConfig, Report, build_report, render_logs_tree
 from analytics.families import exception_type
 from analytics.learning_model import LearnedModels
-from tests.analytics.factories import frames, run_row, task_row
-
-FAMILY_KEYS = [
-    "signature",
-    "count",
-    "example",
-    "workflows",
-    "tasks",
-    "first_seen",
-    "last_seen",
-    "flow_run_ids",
-]
+from tests.analytics.factories import FAMILY_KEYS, frames, run_row, task_row
 
 
 def _connection(rng: np.random.Generator) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analytics import WorkflowContext, build_report
+from analytics import Report, WorkflowContext, build_report
 from tests.analytics.factories import T0, frames, run_row, task, task_row, workflow_doc
 
 P95_TARGET = 120.0
@@ -27,17 +27,16 @@ def _history() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     return runs, tasks
 
 
-def test_duration_and_queue_wait_breaches() -> None:
+def _report_against(success_metrics: dict[str, float]) -> Report:
+    """The report of :func:`_history` for workflow ``wf`` whose specification sets ``success_metrics``."""
     runs, tasks = frames(*_history())
-    spec = {
-        "kind": "Specification",
-        "name": "wf",
-        "version": "1.0.0",
-        "success_metrics": {"duration_p95_seconds": P95_TARGET, "max_queue_wait_seconds": WAIT_TARGET},
-    }
+    spec = {"kind": "Specification", "name": "wf", "version": "1.0.0", "success_metrics": success_metrics}
     context = {"wf": WorkflowContext(workflow_doc([task("only")]), spec)}
+    return build_report(runs=runs, tasks=tasks, context=context, now=T0)
 
-    report = build_report(runs=runs, tasks=tasks, context=context, now=T0)
+
+def test_duration_and_queue_wait_breaches() -> None:
+    report = _report_against({"duration_p95_seconds": P95_TARGET, "max_queue_wait_seconds": WAIT_TARGET})
 
     checks = {c.metric: c for c in report.spec_checks}
     assert set(checks) == {"duration_p95_seconds", "max_queue_wait_seconds"}
@@ -65,16 +64,7 @@ def test_duration_and_queue_wait_breaches() -> None:
 
 
 def test_metrics_within_target_are_not_breached() -> None:
-    runs, tasks = frames(*_history())
-    spec = {
-        "kind": "Specification",
-        "name": "wf",
-        "version": "1.0.0",
-        "success_metrics": {"duration_p95_seconds": 150.0, "max_queue_wait_seconds": 90.0},
-    }
-    context = {"wf": WorkflowContext(workflow_doc([task("only")]), spec)}
-
-    report = build_report(runs=runs, tasks=tasks, context=context, now=T0)
+    report = _report_against({"duration_p95_seconds": 150.0, "max_queue_wait_seconds": 90.0})
 
     checks = {c.metric: c for c in report.spec_checks}
     assert not checks["duration_p95_seconds"].breached

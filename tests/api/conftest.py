@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.support import ApiServer, make_settings, start_api_server
+from tests.api.support import ApiServer, make_settings, running_api_server
 from tests.conftest import require_postgres
 from tests.support.servers import PrefectServer, create_database, drop_database
 
@@ -28,18 +28,20 @@ def _database_url(backend: str, folder: Path) -> Iterator[str]:
         drop_database(url)
 
 
+def _serve(backend: str, folder: Path, *, prefect_api_url: str | None = None) -> Iterator[ApiServer]:
+    for url in _database_url(backend, folder):
+        with running_api_server(
+            make_settings(url, state_dir=folder, prefect_api_url=prefect_api_url)
+        ) as server:
+            yield server
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def api_module(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiServer]:
     """A server per module and backend, without Prefect."""
-    folder = tmp_path_factory.mktemp(f"api-{request.param}")
-    for url in _database_url(request.param, folder):
-        server = start_api_server(make_settings(url, state_dir=folder))
-        try:
-            yield server
-        finally:
-            server.stop()
+    yield from _serve(request.param, tmp_path_factory.mktemp(f"api-{request.param}"))
 
 
 @pytest.fixture
@@ -52,13 +54,7 @@ def api(api_module: ApiServer) -> ApiServer:
 @pytest.fixture(scope="module")
 def pg_api_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     """A PostgreSQL-backed server per module, without Prefect."""
-    folder = tmp_path_factory.mktemp("api-pg")
-    for url in _database_url("postgres", folder):
-        server = start_api_server(make_settings(url, state_dir=folder))
-        try:
-            yield server
-        finally:
-            server.stop()
+    yield from _serve("postgres", tmp_path_factory.mktemp("api-pg"))
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +63,7 @@ def prefect_api_module(
 ) -> Iterator[ApiServer]:
     """A PostgreSQL-backed server talking to a real Prefect server."""
     folder = tmp_path_factory.mktemp("api-prefect")
-    for url in _database_url("postgres", folder):
-        server = start_api_server(
-            make_settings(url, state_dir=folder, prefect_api_url=prefect_sqlite_server.api_url)
-        )
-        try:
-            yield server
-        finally:
-            server.stop()
+    yield from _serve("postgres", folder, prefect_api_url=prefect_sqlite_server.api_url)
 
 
 @pytest.fixture

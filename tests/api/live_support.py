@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from flows.worker.tuning import server_environment
-from tests.api.support import ApiServer, make_settings, start_api_server
+from tests.api.support import ApiServer, make_settings, start_api_server, store_active_workflow
 from tests.support.servers import PrefectServer, create_database, drop_database, start_prefect_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,13 +107,7 @@ def fanout_workflow(name: str, *, spec: str = "fan", nap: float = 2.0, fail: boo
 
 def active_fanout(api: ApiServer, name: str, **kwargs: Any) -> dict[str, Any]:
     """Store the spec (once) and an active workflow through REST; returns the workflow."""
-    client = api.client()
-    response = client.post("/specs", json=fanout_spec())
-    assert response.status_code in (201, 409), response.text
-    created = client.post("/workflows", params={"status": "active"}, json=fanout_workflow(name, **kwargs))
-    assert created.status_code == 201, created.text
-    body: dict[str, Any] = created.json()
-    return body
+    return store_active_workflow(api, fanout_spec(), fanout_workflow(name, **kwargs))
 
 
 def run_parameters(folder: Path, items: int = 3) -> dict[str, Any]:

@@ -199,3 +199,14 @@ def workflow_document(
     if schedule is not None:
         document["schedule"] = schedule
     return document
+
+
+def store_active_workflow(api: ApiServer, spec: dict[str, Any], workflow: dict[str, Any]) -> dict[str, Any]:
+    """Store ``spec`` (once) and ``workflow`` as an active workflow through REST; returns the workflow."""
+    client = api.client()
+    stored = client.post("/specs", json=spec)
+    assert stored.status_code in (201, 409), stored.text
+    created = client.post("/workflows", params={"status": "active"}, json=workflow)
+    assert created.status_code == 201, created.text
+    body: dict[str, Any] = created.json()
+    return body

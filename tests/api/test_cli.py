@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.support.servers import free_port
+from tests.support.shell import run_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,16 +24,18 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def test_refuses_to_start_without_a_jwt_secret(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "trinity.cli", "api", "--port", str(free_port())],
+def _api_command(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``trinity api ARGS`` run to its end in ``tmp_path``."""
+    return run_command(
+        [sys.executable, "-m", "trinity.cli", "api", *args],
         cwd=tmp_path,
         env=cli_env(tmp_path, PYTHONPATH=str(REPO)),
-        capture_output=True,
-        text=True,
         timeout=120,
-        check=False,
     )
+
+
+def test_refuses_to_start_without_a_jwt_secret(tmp_path: Path) -> None:
+    result = _api_command(tmp_path, "--port", str(free_port()))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -43,15 +46,7 @@ def test_refuses_to_start_without_a_jwt_secret(tmp_path: Path) -> None:
 def test_bad_config_file_is_one_line(tmp_path: Path) -> None:
     config = tmp_path / "bad.yml"
     config.write_text("server:\n  port: [\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "trinity.cli", "api", "--config", str(config)],
-        cwd=tmp_path,
-        env=cli_env(tmp_path, PYTHONPATH=str(REPO)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _api_command(tmp_path, "--config", str(config))
     assert result.returncode == 1
     assert result.stderr.strip().startswith(f"error: {config}:")
     assert len(result.stderr.strip().splitlines()) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import uuid
@@ -227,25 +228,16 @@ async def _one_fast_one_stalled(prefect: PrefectServer, flow_run_id: uuid.UUID) 
     registry = event_service.StreamRegistry()
     principal = Principal(key_id=uuid.uuid4(), name="test", role=Role.VIEWER, via="api_key")
     scope = StreamScope(flow_run_id=flow_run_id)
+    streams = functools.partial(
+        event_service.open_stream,
+        prefect=gateway,
+        registry=registry,
+        principal=principal,
+        scope=scope,
+        after=None,
+    )
     try:
-        async with (
-            event_service.open_stream(
-                prefect=gateway,
-                registry=registry,
-                principal=principal,
-                scope=scope,
-                after=None,
-                description="stalled",
-            ) as stalled,
-            event_service.open_stream(
-                prefect=gateway,
-                registry=registry,
-                principal=principal,
-                scope=scope,
-                after=None,
-                description="fast",
-            ) as reader,
-        ):
+        async with streams(description="stalled") as stalled, streams(description="fast") as reader:
             fast = [event async for event in reader]
             with pytest.raises(event_service.SlowConsumerError) as dropped:
                 await anext(stalled)

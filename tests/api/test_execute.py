@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +15,9 @@ import sqlalchemy as sa
 
 from api.db import Database, create_engine, normalise_url
 from api.services.runs import purge_idempotency_keys
-from tests.api.support import ADMIN_KEY, ApiServer, spec_document, workflow_document
+from tests.api.support import ADMIN_KEY, ApiServer, spec_document, store_active_workflow, workflow_document
 from tests.support.servers import PrefectServer
+from tests.support.shell import run_command
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = {"day": "2024-05-01"}
@@ -27,14 +27,19 @@ def prefect_get(prefect: PrefectServer, path: str) -> httpx.Response:
     return httpx.get(f"{prefect.api_url}{path}", timeout=30)
 
 
+def deployment_flow_runs(prefect: PrefectServer, deployment_id: str) -> list[dict[str, Any]]:
+    """The flow runs Prefect holds for a deployment."""
+    response = httpx.post(
+        f"{prefect.api_url}/flow_runs/filter",
+        json={"deployments": {"id": {"any_": [deployment_id]}}},
+        timeout=30,
+    )
+    runs: list[dict[str, Any]] = response.json()
+    return runs
+
+
 def active_workflow(api: ApiServer, name: str = "orders-export", **kwargs: Any) -> dict[str, Any]:
-    client = api.client()
-    spec = client.post("/specs", json=spec_document())
-    assert spec.status_code in (201, 409), spec.text
-    response = client.post("/workflows", params={"status": "active"}, json=workflow_document(name, **kwargs))
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return store_active_workflow(api, spec_document(), workflow_document(name, **kwargs))
 
 
 def test_lifecycle_drives_the_prefect_deployment(
@@ -168,11 +173,7 @@ def test_idempotency_key_returns_the_same_run(
     assert different.json()["error"]["code"] == "idempotency_key_reused"
     no_key = client.post(url, json={"parameters": DAY})
     assert no_key.json()["id"] != first.json()["id"]
-    runs = httpx.post(
-        f"{prefect_sqlite_server.api_url}/flow_runs/filter",
-        json={"deployments": {"id": {"any_": [workflow["deployment_id"]]}}},
-        timeout=30,
-    ).json()
+    runs = deployment_flow_runs(prefect_sqlite_server, workflow["deployment_id"])
     assert len(runs) == 2
 
 
@@ -199,11 +200,7 @@ def test_concurrent_retries_with_one_key_make_one_run(
     assert retried.status_code == 202, retried.text
     run_ids = {r.json()["id"] for r in [*responses, retried] if r.status_code == 202}
     assert len(run_ids) == 1
-    runs = httpx.post(
-        f"{prefect_sqlite_server.api_url}/flow_runs/filter",
-        json={"deployments": {"id": {"any_": [workflow["deployment_id"]]}}},
-        timeout=30,
-    ).json()
+    runs = deployment_flow_runs(prefect_sqlite_server, workflow["deployment_id"])
     assert len(runs) == 1
 
 
@@ -232,14 +229,8 @@ def test_run_status_has_per_task_states_after_the_run(
     env = dict(prefect_sqlite_server.env, PREFECT_API_URL=prefect_sqlite_server.api_url)
     env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
     env["TRINITY_DATABASE_URL"] = prefect_api_server.settings.database_url
-    result = subprocess.run(
-        [sys.executable, "-m", "prefect", "flow-run", "execute", run["flow_run_id"]],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    result = run_command(
+        [sys.executable, "-m", "prefect", "flow-run", "execute", run["flow_run_id"]], cwd=REPO, env=env
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     detail = prefect_api_server.client().get(f"/runs/{run['id']}").json()
@@ -272,11 +263,7 @@ def test_an_unknown_parameter_is_refused_before_a_run_exists(
         {"loc": "$.parameters.qqq", "msg": "unknown parameter 'qqq'"}
     ]
     assert client.get(f"/workflows/{workflow['id']}/runs").json()["total"] == 0
-    runs = httpx.post(
-        f"{prefect_sqlite_server.api_url}/flow_runs/filter",
-        json={"deployments": {"id": {"any_": [workflow["deployment_id"]]}}},
-        timeout=30,
-    ).json()
+    runs = deployment_flow_runs(prefect_sqlite_server, workflow["deployment_id"])
     assert runs == []
     assert client.post(url, json={"parameters": {"names": ["ada"]}}).status_code == 202
 

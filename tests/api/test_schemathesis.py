@@ -12,8 +12,6 @@ stored specification, the specification's own parameter schema).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,9 +19,7 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 
 from api.app import create_app
-from tests.api.support import ADMIN_KEY, ApiServer, make_settings, start_api_server
-from tests.conftest import require_postgres
-from tests.support.servers import PrefectServer, create_database, drop_database
+from tests.api.support import ADMIN_KEY, ApiServer
 from trinity.core.settings import Settings
 
 MAX_EXAMPLES = int(os.environ.get("TRINITY_FUZZ_EXAMPLES", "25"))
@@ -31,20 +27,9 @@ SEMANTIC_BODIES = r"^/api/v1/(specs|workflows)(/\{[a-z_]+\})?(/execute)?$"
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(
-    tmp_path_factory: pytest.TempPathFactory, prefect_sqlite_server: PrefectServer
-) -> Iterator[ApiServer]:
-    require_postgres()
-    url = create_database("trinity_fuzz")
-    folder: Path = tmp_path_factory.mktemp("fuzz")
-    server = start_api_server(
-        make_settings(url, state_dir=folder, prefect_api_url=prefect_sqlite_server.api_url)
-    )
-    try:
-        yield server
-    finally:
-        server.stop()
-        drop_database(url)
+def fuzz_server(prefect_api_module: ApiServer) -> ApiServer:
+    """The module's PostgreSQL-backed server with Prefect (the fuzzer keeps what it creates)."""
+    return prefect_api_module
 
 
 def _config() -> SchemathesisConfig:

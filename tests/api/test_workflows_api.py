@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 import yaml
 
 from tests.api.support import ApiServer, spec_document, workflow_document
+
+
+@pytest.fixture
+def draft(api: ApiServer) -> dict[str, Any]:
+    """A draft workflow of the specification orders 1.0.0."""
+    setup_specs(api, "1.0.0")
+    body: dict[str, Any] = api.client().post("/workflows", json=workflow_document()).json()
+    return body
 
 
 def setup_specs(api: ApiServer, *versions: str, name: str = "orders") -> dict[str, str]:
@@ -56,11 +67,9 @@ def test_same_name_and_version_is_409(api: ApiServer) -> None:
     assert client.post("/workflows", json=workflow_document()).status_code == 409
 
 
-def test_invalid_transitions_are_409(api: ApiServer) -> None:
-    setup_specs(api, "1.0.0")
+def test_invalid_transitions_are_409(api: ApiServer, draft: dict[str, Any]) -> None:
     client = api.client()
-    workflow = client.post("/workflows", json=workflow_document()).json()
-    url = f"/workflows/{workflow['id']}"
+    url = f"/workflows/{draft['id']}"
     response = client.put(url, json={"status": "paused"})
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "invalid_transition"
@@ -71,11 +80,9 @@ def test_invalid_transitions_are_409(api: ApiServer) -> None:
     assert client.put(url, json=workflow_document(version="1.0.1")).status_code == 409
 
 
-def test_bad_status_values_are_422(api: ApiServer) -> None:
-    setup_specs(api, "1.0.0")
+def test_bad_status_values_are_422(api: ApiServer, draft: dict[str, Any]) -> None:
     client = api.client()
-    workflow = client.post("/workflows", json=workflow_document()).json()
-    response = client.put(f"/workflows/{workflow['id']}", json={"status": "running"})
+    response = client.put(f"/workflows/{draft['id']}", json={"status": "running"})
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["loc"] == "$.status"
     assert (
@@ -123,29 +130,25 @@ def test_list_filters_by_name_and_status_and_paginates(api: ApiServer) -> None:
     assert [item["id"] for item in named["items"]] == [ids[2]]
 
 
-def test_delete_a_draft(api: ApiServer) -> None:
-    setup_specs(api, "1.0.0")
+def test_delete_a_draft(api: ApiServer, draft: dict[str, Any]) -> None:
     client = api.client()
-    workflow = client.post("/workflows", json=workflow_document()).json()
-    assert client.delete(f"/workflows/{workflow['id']}").status_code == 204
-    assert client.get(f"/workflows/{workflow['id']}").status_code == 404
+    assert client.delete(f"/workflows/{draft['id']}").status_code == 204
+    assert client.get(f"/workflows/{draft['id']}").status_code == 404
 
 
-def test_activation_without_prefect_is_503_and_leaves_the_status(api: ApiServer) -> None:
-    setup_specs(api, "1.0.0")
+def test_activation_without_prefect_is_503_and_leaves_the_status(
+    api: ApiServer, draft: dict[str, Any]
+) -> None:
     client = api.client()
-    workflow = client.post("/workflows", json=workflow_document()).json()
-    response = client.put(f"/workflows/{workflow['id']}", json={"status": "active"})
+    response = client.put(f"/workflows/{draft['id']}", json={"status": "active"})
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "prefect_unavailable"
     assert int(response.headers["retry-after"]) > 0
-    assert client.get(f"/workflows/{workflow['id']}").json()["status"] == "draft"
+    assert client.get(f"/workflows/{draft['id']}").json()["status"] == "draft"
 
 
-def test_executing_a_draft_is_409(api: ApiServer) -> None:
-    setup_specs(api, "1.0.0")
+def test_executing_a_draft_is_409(api: ApiServer, draft: dict[str, Any]) -> None:
     client = api.client()
-    workflow = client.post("/workflows", json=workflow_document()).json()
-    response = client.post(f"/workflows/{workflow['id']}/execute", json={"parameters": {"day": "2024-01-01"}})
+    response = client.post(f"/workflows/{draft['id']}/execute", json={"parameters": {"day": "2024-01-01"}})
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "workflow_not_active"

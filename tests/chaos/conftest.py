@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.support import HEARTBEAT_SECONDS, chaos_prefect_server
-from tests.conftest import require_postgres
-from tests.support.servers import PrefectServer, create_database, drop_database
+from tests.conftest import prefect_on_new_database
+from tests.support.servers import PrefectServer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -29,12 +29,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def chaos_prefect(session_home: Path) -> Iterator[PrefectServer]:
     """A Prefect server on its own PostgreSQL database, for the fault suite only."""
-    require_postgres()
-    url = create_database("prefect_chaos")
-    server = chaos_prefect_server(session_home / "prefect-chaos", database_url=url)
-    yield server
-    server.stop()
-    drop_database(url)
+    home = session_home / "prefect-chaos"
+    yield from prefect_on_new_database(
+        "prefect_chaos", lambda url: chaos_prefect_server(home, database_url=url)
+    )
 
 
 @pytest.fixture

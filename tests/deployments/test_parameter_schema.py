@@ -22,6 +22,7 @@ from deployments.service import deploy_workflow
 from specs.parameters import EXTRA_PARAMETERS
 from tests.flows.factories import specification, workflow
 from tests.support.servers import PrefectServer
+from tests.support.shell import run_command
 
 pytestmark = pytest.mark.anyio
 
@@ -130,14 +131,8 @@ async def test_a_spec_that_accepts_more_names_gets_them_into_the_run(
         "PREFECT_API_URL": prefect_api.api_url,
         "TRINITY_DATABASE_URL": f"sqlite:///{tmp_path / 'trinity.db'}",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "prefect", "flow-run", "execute", str(flow_run.id)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    result = run_command(
+        [sys.executable, "-m", "prefect", "flow-run", "execute", str(flow_run.id)], cwd=ROOT, env=env
     )
     async with get_client() as client:
         final = await client.read_flow_run(flow_run.id)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import anyio
@@ -15,44 +13,30 @@ import pytest
 from prefect_sqlalchemy import SqlAlchemyConnector
 
 from tests.flows.factories import flow_run_id, run_workflow, specification, task_runs, workflow
+from tests.support.servers import QuietHandler, serve_http
 
 pytestmark = pytest.mark.anyio
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     def do_GET(self) -> None:
         if self.path.startswith("/missing"):
-            self._reply(404, "text/plain", b"nothing here")
+            self.reply(404, "text/plain", b"nothing here")
         else:
             body = json.dumps({"path": self.path, "ok": True}).encode()
-            self._reply(200, "application/json", body)
+            self.reply(200, "application/json", body)
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length", 0))
         received = json.loads(self.rfile.read(length))
-        self._reply(201, "application/json", json.dumps({"received": received}).encode())
-
-    def _reply(self, status: int, content_type: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("content-type", content_type)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        self.reply(201, "application/json", json.dumps({"received": received}).encode())
 
 
 @pytest.fixture
 def http_url() -> Iterator[str]:
     """A local HTTP server on a free port."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serve_http(_Handler) as url:
+        yield url
 
 
 async def test_shell_output_env_cwd_and_child_usage(prefect_api: object, tmp_path: Path) -> None:

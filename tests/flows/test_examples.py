@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from deployments.pairing import pair_documents
 from flows.examples.partitions import ingest
 from specs.loader import load_path
 from tests.flows.factories import flow_run_id, read_flow_run, run_workflow, task_runs
+from tests.support.servers import QuietHandler, serve_http
 
 pytestmark = pytest.mark.anyio
 
@@ -28,28 +27,16 @@ ORDERS = [
 ]
 
 
-class _ShopHandler(BaseHTTPRequestHandler):
+class _ShopHandler(QuietHandler):
     def do_GET(self) -> None:
-        body = json.dumps(ORDERS).encode()
-        self.send_response(200 if self.path.startswith("/orders") else 404)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        status = 200 if self.path.startswith("/orders") else 404
+        self.reply(status, "application/json", json.dumps(ORDERS).encode())
 
 
 @pytest.fixture
 def shop_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ShopHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serve_http(_ShopHandler) as url:
+        yield url
 
 
 def _parameters(name: str, tmp_path: Path, shop_url: str) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.specs.helpers import SPEC, only, problems, workflow_text
 
 
@@ -78,10 +80,37 @@ def test_needs_unknown_task_suggests() -> None:
     assert (problem.line, problem.json_path) == (16, "$.tasks[1].needs[0]")
 
 
-def test_needs_itself() -> None:
-    text = workflow_text("- {id: a, uses: noop, needs: [a]}")
-    problem = only(problems(text), "needs itself")
-    assert problem.json_path == "$.tasks[0].needs[0]"
+@pytest.mark.parametrize(
+    ("tasks", "message", "json_path"),
+    [
+        pytest.param(
+            "- {id: a, uses: noop, needs: [a]}", "needs itself", "$.tasks[0].needs[0]", id="needs-itself"
+        ),
+        pytest.param(
+            "- {id: a, uses: sleep}",
+            "missing required input 'seconds'",
+            "$.tasks[0].with.seconds",
+            id="missing-action-input",
+        ),
+        pytest.param(
+            """
+            - {id: a, uses: noop}
+            - {id: b, uses: noop, needs: [a], with: {output: "${{ tasks.a.result }}"}}
+            """,
+            "exposes only",
+            "$.tasks[1].with.output",
+            id="task-read-not-through-output",
+        ),
+        pytest.param(
+            "- {id: a, uses: noop, with: {output: '${{ item }}'}}",
+            "'item' is only defined",
+            "$.tasks[0].with.output",
+            id="item-outside-for-each",
+        ),
+    ],
+)
+def test_a_task_problem_is_located(tasks: str, message: str, json_path: str) -> None:
+    assert only(problems(workflow_text(tasks)), message).json_path == json_path
 
 
 def test_cycle_prints_its_path() -> None:
@@ -136,12 +165,6 @@ def test_invalid_action_inputs_all_reported() -> None:
     assert (extra.line, extra.col) == (19, 7)
     timeout = only(found, "greater than 0")
     assert timeout.json_path == "$.tasks[0].with.timeout_seconds"
-
-
-def test_missing_action_input() -> None:
-    text = workflow_text("- {id: a, uses: sleep}")
-    problem = only(problems(text), "missing required input 'seconds'")
-    assert problem.json_path == "$.tasks[0].with.seconds"
 
 
 def test_expression_values_skip_input_type_checks() -> None:
@@ -209,22 +232,6 @@ def test_reading_an_unknown_task_and_own_output() -> None:
     found = problems(text)
     assert only(found, "reads its own output").json_path == "$.tasks[0].with.output"
     assert only(found, "there is no task 'aa'").json_path == "$.tasks[1].with.output"
-
-
-def test_task_must_be_read_through_output() -> None:
-    text = workflow_text(
-        """
-        - {id: a, uses: noop}
-        - {id: b, uses: noop, needs: [a], with: {output: "${{ tasks.a.result }}"}}
-        """
-    )
-    assert only(problems(text), "exposes only").json_path == "$.tasks[1].with.output"
-
-
-def test_item_outside_for_each() -> None:
-    text = workflow_text("- {id: a, uses: noop, with: {output: '${{ item }}'}}")
-    problem = only(problems(text), "'item' is only defined")
-    assert problem.json_path == "$.tasks[0].with.output"
 
 
 def test_item_inside_for_each_is_fine_but_not_in_if() -> None:

@@ -5,17 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 
-from tests.support.servers import free_port
+from tests.support.servers import QuietHandler, serve_http
 
 
 def read_events(
@@ -63,29 +61,18 @@ class Webhook:
 @contextmanager
 def webhook_server() -> Iterator[Webhook]:
     """A real HTTP server on 127.0.0.1 answering 200 to every POST and keeping its JSON body."""
-    port = free_port()
-    hook = Webhook(url=f"http://127.0.0.1:{port}/hook")
+    received: queue.Queue[dict[str, Any]] = queue.Queue()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             try:
-                hook.received.put(json.loads(body or b"{}"))
+                received.put(json.loads(body or b"{}"))
             except ValueError:
-                hook.received.put({"raw": body.decode(errors="replace")})
+                received.put({"raw": body.decode(errors="replace")})
             self.send_response(200)
             self.end_headers()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: the test reads what arrived."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield hook
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serve_http(Handler) as url:
+        yield Webhook(url=f"{url}/hook", received=received)

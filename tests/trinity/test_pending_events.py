@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -18,6 +17,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from tests.support.servers import PrefectServer
+from tests.support.shell import run_command
 
 TRINITY = Path(sys.executable).parent / "trinity"
 FAILING = """\
@@ -59,15 +59,7 @@ def test_a_failed_in_process_run_exits_without_the_events_warning(
 
     # The warning came at about two exits in three: three runs.
     for _ in range(3):
-        result = subprocess.run(
-            [str(TRINITY), "run", str(path)],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
+        result = run_command([str(TRINITY), "run", str(path)], cwd=tmp_path, env=env)
         output = result.stdout + result.stderr
 
         assert result.returncode == 1, output

@@ -13,6 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
 from tests.support.servers import PrefectServer
+from tests.support.shell import run_command
 
 ROOT = Path(__file__).resolve().parents[2]
 TRINITY = ROOT / ".venv" / "bin" / "trinity"
@@ -36,13 +37,8 @@ def _deploy(tmp_path: Path, name: str, extra_env: dict[str, str]) -> subprocess.
     spec.write_text(WORKFLOW.format(name=name))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "TRINITY_"))}
     env |= {"PREFECT_HOME": str(tmp_path / "prefect-home"), **extra_env}
-    return subprocess.run(
-        [str(TRINITY), "deploy", str(spec), "--pool", "target-tests", "--no-analytics"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=180,
+    return run_command(
+        [str(TRINITY), "deploy", str(spec), "--pool", "target-tests", "--no-analytics"], cwd=tmp_path, env=env
     )
 
 

@@ -12,13 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import typer
 import yaml
 from prefect.client.orchestration import get_client
-from typer.testing import CliRunner
 
 from tests.flows.conftest import fresh_events_worker
 from tests.support.servers import PrefectServer
+from tests.trinity.invoke import invoke
 from trinity.commands import run_commands
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,16 +52,8 @@ tasks:
 """
 
 
-def app() -> typer.Typer:
-    application = typer.Typer()
-    run_commands.register(application)
-    return application
-
-
 def cli(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app(), list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    return result.exit_code, result.stdout, result.stderr
+    return invoke(run_commands.register, *args)
 
 
 @pytest.fixture

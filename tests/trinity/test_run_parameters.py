@@ -7,12 +7,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-import typer
 from prefect.client.orchestration import get_client
-from typer.testing import CliRunner
 
 from tests.flows.conftest import fresh_events_worker
 from tests.support.servers import PrefectServer
+from tests.trinity.invoke import invoke
 from trinity.commands import run_commands
 
 __all__ = ["fresh_events_worker"]
@@ -41,11 +40,7 @@ MISSPELT = "--param: error: unknown parameter 'nams'; did you mean 'names'? (at 
 
 
 def cli(*args: str) -> tuple[int, str, str]:
-    app = typer.Typer()
-    run_commands.register(app)
-    result = CliRunner().invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    return result.exit_code, result.stdout, result.stderr
+    return invoke(run_commands.register, *args)
 
 
 def hello_file(folder: Path, name: str, *, extra: str = "", more_tasks: str = "") -> Path:

@@ -7,10 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import typer
-from typer.testing import CliRunner
-
 from specs.schema import schema_text
+from tests.trinity.invoke import invoke
 from trinity.commands import specs_commands
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,16 +33,8 @@ tasks:
 """
 
 
-def app() -> typer.Typer:
-    application = typer.Typer()
-    specs_commands.register(application)
-    return application
-
-
 def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app(), list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.stdout, result.stderr
+    return invoke(specs_commands.register, *args)
 
 
 def test_validate_examples_ok() -> None:
