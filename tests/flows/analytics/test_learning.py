@@ -98,8 +98,11 @@ async def test_the_performance_flow_finds_families_stores_models_and_alerts(
     state = await performance_report(logs_dir_path=str(logs), database_url=trinity_db.url, return_state=True)
 
     assert state.is_completed(), state.message
-    assert (await state.aresult())["alerts"] == 3  # two new families, one breached SLO
-    families = json.loads((logs / "patterns" / "failure_families.json").read_text())["families"]
+    # Two new families and one breached SLO of this workflow; runs other tests left on the shared
+    # Prefect server may add alerts and families of their own.
+    assert (await state.aresult())["alerts"] >= 3
+    every_family = json.loads((logs / "patterns" / "failure_families.json").read_text())["families"]
+    families = [f for f in every_family if name in f["workflows"]]
     assert sorted(f["count"] for f in families) == [3, 3]
     assert all(f["tasks"] == [f"{name}/load"] and f["workflows"] == [name] for f in families)
     signatures = sorted(f["signature"] for f in families)
@@ -108,7 +111,7 @@ async def test_the_performance_flow_finds_families_stores_models_and_alerts(
         "ValueError: order <uuid> not found in partition p<n>",
     ]
     # The same families as rows (for the API) and as learnt models.
-    rows = trinity_db.rows(trinity_db.tables.families)
+    rows = [row for row in trinity_db.rows(trinity_db.tables.families) if name in row["workflows"]]
     assert sorted(row["signature"] for row in rows) == signatures
     models = trinity_db.rows(trinity_db.tables.models)
     kinds = {(row["kind"], row["key"]) for row in models}
@@ -124,7 +127,7 @@ async def test_the_performance_flow_finds_families_stores_models_and_alerts(
             )
             if a.flow_run_id == flow_run_id(state)
         ]
-    assert {row["signature"] for row in json.loads(str(artifact.data))} == set(signatures)
+    assert set(signatures) <= {row["signature"] for row in json.loads(str(artifact.data))}
 
     new = await _events(prefect_api.api_url, NEW_FAILURE_FAMILY, name, started, 2)
     assert sorted(e["payload"]["signature"] for e in new) == signatures
@@ -145,7 +148,8 @@ async def test_the_performance_flow_finds_families_stores_models_and_alerts(
     await anyio.sleep(1.1)
     again = await performance_report(logs_dir_path=str(logs), database_url=trinity_db.url)
     assert again["alerts"] == 0
-    families = json.loads((logs / "patterns" / "failure_families.json").read_text())["families"]
+    every_family = json.loads((logs / "patterns" / "failure_families.json").read_text())["families"]
+    families = [f for f in every_family if name in f["workflows"]]
     assert sorted(f["count"] for f in families) == [3, 5]
     assert not any(f["new"] for f in families)
 
