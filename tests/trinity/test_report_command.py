@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,10 +59,10 @@ def trinity_db(
     yield from store(url)
 
 
-def _run_workflows(count: int) -> None:
+def _run_workflows(count: int, name: str = "cli-demo") -> None:
     wf = workflow(
         [{"id": "fetch", "uses": "noop"}, {"id": "store", "uses": "noop", "needs": ["fetch"]}],
-        name="cli-demo",
+        name=name,
     )
 
     async def run_all() -> None:
@@ -259,7 +260,9 @@ def test_report_writes_the_rows_the_api_serves(
     prefect_api: object, trinity_db: Store, tmp_path: Path
 ) -> None:
     reset_events_worker()
-    _run_workflows(3)
+    # A name of its own: the shared Prefect server keeps other tests' runs of cli-demo.
+    demo_name = f"cli-rows-{uuid.uuid4().hex[:6]}"
+    _run_workflows(3, demo_name)
     _run_failing_once()
 
     code, stdout, stderr = invoke("--out", str(tmp_path / "LOGS"))
@@ -274,7 +277,7 @@ def test_report_writes_the_rows_the_api_serves(
         insights = client.get("/analytics/insights", params={"workflow": "cli-failing"}).json()
         every_insight = client.get("/analytics/insights", params={"limit": 200}).json()
         # The shared Prefect server holds other tests' runs too: read this workflow's rows alone.
-        demo_rows = client.get("/analytics/performance", params={"workflow": "cli-demo"}).json()
+        demo_rows = client.get("/analytics/performance", params={"workflow": demo_name}).json()
     # ... is a row the API serves, and so is every figure of the report.
     assert any(row["kind"] == "failures" and row["task_id"] == "check" for row in insights["items"])
     assert every_insight["total"] == int(written.group(2)) >= 1
@@ -287,13 +290,13 @@ def test_report_writes_the_rows_the_api_serves(
     code, _, stderr = invoke("--out", str(tmp_path / "LOGS"), "--no-harvest")
     assert code == 0, stderr
     perf = trinity_db.tables.performance
-    assert len(trinity_db.rows(perf, perf.c.workflow == "cli-demo")) == 3
+    assert len(trinity_db.rows(perf, perf.c.workflow == demo_name)) == 3
 
     # A report of one workflow replaces that workflow's rows of the window, no other's.
     failing_rows = len(trinity_db.rows(perf, perf.c.workflow == "cli-failing"))
-    code, _, stderr = invoke("--out", str(tmp_path / "LOGS"), "--no-harvest", "--workflow", "cli-demo")
+    code, _, stderr = invoke("--out", str(tmp_path / "LOGS"), "--no-harvest", "--workflow", demo_name)
     assert code == 0, stderr
-    assert len(trinity_db.rows(perf, perf.c.workflow == "cli-demo")) == 3
+    assert len(trinity_db.rows(perf, perf.c.workflow == demo_name)) == 3
     assert len(trinity_db.rows(perf, perf.c.workflow == "cli-failing")) == failing_rows > 0
     insight = trinity_db.tables.insights
     assert trinity_db.rows(insight, insight.c.workflow == "cli-failing")
