@@ -22,6 +22,15 @@ from api.app import create_app
 from tests.api.support import ADMIN_KEY, ApiServer
 from trinity.core.settings import Settings
 
+# The server under test runs in a thread of this process, and code there draws on the global
+# `random` (the websockets client's ping payloads, Prefect's poll jitter) while Hypothesis generates
+# a case in this thread; Hypothesis takes that for a strategy using `random` and warns, now and
+# then. The strategies are schemathesis's own.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Do not use the .random. module inside strategies"
+    ":hypothesis.errors.HypothesisDeprecationWarning"
+)
+
 MAX_EXAMPLES = int(os.environ.get("TRINITY_FUZZ_EXAMPLES", "25"))
 SEMANTIC_BODIES = r"^/api/v1/(specs|workflows)(/\{[a-z_]+\})?(/execute)?$"
 
