@@ -36,6 +36,11 @@ METADATA = sa.MetaData()
 _NOW = sa.text("CURRENT_TIMESTAMP")
 
 
+def non_key_columns(table: sa.Table) -> tuple[str, ...]:
+    """The names of a table's columns outside its primary key: what an upsert of a row rewrites."""
+    return tuple(column.name for column in table.columns if not column.primary_key)
+
+
 def _id() -> sa.Column[Any]:
     return sa.Column("id", sa.Uuid(), primary_key=True)
 
