@@ -27,6 +27,7 @@ from flows.compiler import TaskPlan
 from flows.recording import TaskRecord, process_peak_rss_bytes, stable_hash
 from specs.actions import input_problems
 from specs.expressions import ExpressionError, render
+from specs.injection import injection_problems
 from trinity.core.types import utcnow
 
 RUN, SKIP, ERROR, EMPTY, BLOCKED = "run", "skip", "error", "empty", "blocked"
@@ -93,6 +94,7 @@ class TaskCall:
         record = self.record
         record.attempts += 1
         record.start_time = record.start_time or utcnow()
+        _refuse_injection(self.plan)
         raw = self.rendered_inputs()
         record.inputs_hash = stable_hash(raw)
         inputs = _validated_inputs(self.action, raw, self.plan.task.uses)
@@ -126,6 +128,14 @@ class TaskCall:
 def _current_label(default: str) -> str:
     task_run = TaskRunContext.get()
     return task_run.task_run.name if task_run and task_run.task_run else default
+
+
+def _refuse_injection(plan: TaskPlan) -> None:
+    """Validation refuses these; a definition that skipped it (edited in Prefect) must not run."""
+    argv = plan.task.with_.get("argv")
+    if plan.task.uses == "shell" and isinstance(argv, list):
+        for position, message in injection_problems(argv):
+            raise ActionInputError(f"with.argv[{position}]: {message}")
 
 
 def _validated_inputs(action: Action, raw: Any, uses: str) -> Any:

@@ -13,7 +13,6 @@ The context holds ``params`` (dict), ``tasks`` (task id -> ``{"output": ...}``),
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from jinja2.exceptions import TemplateError
 from jinja2.parser import Parser
 
 from specs.errors import SpecError
-from specs.sandbox import ENVIRONMENT, MAX_RESULT_CHARS, MAX_SEQUENCE
+from specs.sandbox import ENVIRONMENT, MAX_RESULT_CHARS, MAX_SEQUENCE, text_of
 
 MAX_EXPRESSION_CHARS = 2_000
 
@@ -87,6 +86,11 @@ def _parse(expression: str) -> nodes.Expr:
     except RecursionError:
         raise ExpressionError(f"invalid expression '{_short(expression)}': nested too deeply") from None
     return tree
+
+
+def parse_expression(expression: str) -> nodes.Expr:
+    """The syntax tree of an expression (without ``${{ }}``); raises :class:`ExpressionError`."""
+    return _parse(expression.strip())
 
 
 @lru_cache(maxsize=4096)
@@ -284,18 +288,6 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
         ) from None
 
 
-def _as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, default=str)
-    return str(value)
-
-
 def _render_string(text: str, context: Mapping[str, Any]) -> Any:
     if _OPEN not in text:
         return text
@@ -303,7 +295,7 @@ def _render_string(text: str, context: Mapping[str, Any]) -> Any:
     if inner is not None:
         return evaluate(inner, context)
     find_expressions(text)  # refuses an unclosed ${{
-    rendered = EXPRESSION_PATTERN.sub(lambda m: _as_text(evaluate(m.group(1), context)), text)
+    rendered = EXPRESSION_PATTERN.sub(lambda m: text_of(evaluate(m.group(1), context)), text)
     if len(rendered) > MAX_RESULT_CHARS:
         raise ExpressionError(f"rendered text is over {MAX_RESULT_CHARS} characters")
     return rendered

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -193,6 +194,24 @@ def _tojson_filter(value: Any, indent: int | None = None) -> str:
     return text
 
 
+def text_of(value: Any) -> str:
+    """A value as text inside a string: ``None`` is empty, booleans ``true``/``false``, data JSON."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _quote_filter(value: Any) -> str:
+    """POSIX shell quoting (``shlex.quote``): the value is one shell word, whatever it holds."""
+    return shlex.quote(text_of(value))
+
+
 def _fromjson_filter(value: str) -> Any:
     return json.loads(value)
 
@@ -248,6 +267,7 @@ def _make_environment() -> _Sandbox:
     env.filters["replace"] = _replace_filter
     env.filters["fromjson"] = _fromjson_filter
     env.filters["tojson"] = _tojson_filter
+    env.filters["quote"] = _quote_filter
     env.globals = {"range": _bounded_range, "dict": dict}
     return env
 
