@@ -69,6 +69,8 @@ def parse_rule(text: str, why: str = "") -> Rule:
         return Rule(raw, network=ipaddress.ip_network(raw, strict=False), why=why)
     except ValueError:
         pass
+    if "://" in raw:
+        raise ValueError(f"'{raw}' is a URL; write its host and port (db.internal:5432) or a CIDR")
     host, port = _split_host_port(raw)
     if port is not None and not 0 < port < 65536:
         raise ValueError(f"'{raw}': port {port} is out of range")

@@ -99,7 +99,7 @@ def test_rule_forms(text: str, network: str | None, host: str | None, port: int 
         ("", "an empty rule"),
         ("db:port", "'port' is not a port number"),
         ("db:70000", "port 70000 is out of range"),
-        ("http://db/", "neither a CIDR"),
+        ("http://db/", "is a URL; write its host and port"),
         ("a b", "neither a CIDR"),
     ],
 )
