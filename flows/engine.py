@@ -40,6 +40,7 @@ from flows.task_run import RunScope, TaskCall, build_task
 from specs.errors import SpecError
 from specs.expressions import ExpressionError, evaluate_condition, evaluate_items
 from specs.parameters import apply_defaults, drop_unset_optionals, validate_parameters
+from trinity.core.redaction import redact_urls
 from trinity.core.types import utcnow
 
 COMPLETED, SKIPPED, FAILED, BLOCKED = "completed", "skipped", "failed", "blocked"
@@ -91,8 +92,8 @@ async def error_text(state: State) -> str:
     except Exception:
         exception = None
     if isinstance(exception, BaseException):
-        return f"{type(exception).__name__}: {exception}".strip().splitlines()[0]
-    return state.message or state.name or "failed"
+        return redact_urls(f"{type(exception).__name__}: {exception}".strip().splitlines()[0])
+    return redact_urls(state.message or state.name or "failed")
 
 
 class WorkflowEngine:
