@@ -14,12 +14,15 @@ used again, it starts a new run, since its new row gives Prefect a new key.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -43,6 +46,7 @@ from api.services.paging import fetch_page
 from deployments import runs as prefect_runs
 from specs.errors import SpecError
 from specs.parameters import checked_run_parameters
+from specs.schema_limits import PARAMETER_TIME_LIMIT_SECONDS, TIMEOUT_MESSAGE, ParameterTimeoutError
 from trinity.core.types import utcnow
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -68,6 +72,26 @@ async def _parameters_schema(session: AsyncSession, workflow: Workflow) -> dict[
         raise ConflictError(f"workflow {workflow.name} has no stored specification; update it first")
     schema = spec.document.get("parameters") or {"type": "object"}
     return dict(schema)
+
+
+async def _checked_off_the_loop(schema: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    """The run's parameters checked in a worker thread, so a schema pattern that backtracks for
+    seconds never holds the event loop (health checks included); 422 past the time limit."""
+    check = functools.partial(checked_run_parameters, schema, parameters, source="request body")
+    try:
+        with anyio.fail_after(PARAMETER_TIME_LIMIT_SECONDS):
+            return await anyio.to_thread.run_sync(check, abandon_on_cancel=True)
+    except (TimeoutError, ParameterTimeoutError) as exc:
+        raise UnprocessableError(
+            TIMEOUT_MESSAGE,
+            details=[
+                Detail(
+                    loc="$.parameters",
+                    msg=f"checking them against the specification's schema took over "
+                    f"{PARAMETER_TIME_LIMIT_SECONDS:g} s (a pattern that backtracks?)",
+                )
+            ],
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -132,7 +156,7 @@ async def execute_workflow(
     check_storable(parameters, prefix=("parameters",), what="the parameters")
     schema = await _parameters_schema(session, workflow)
     try:
-        run_parameters = checked_run_parameters(schema, parameters, source="request body")
+        run_parameters = await _checked_off_the_loop(schema, parameters)
     except SpecError as exc:
         # Problems are located inside the parameters object; the body nests it under "parameters".
         details = [

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from trinity.core.egress import parse_rule
+
 DEFAULT_STATE_DIR = ".trinity"
 MIN_JWT_SECRET_LENGTH = 32
 
@@ -73,6 +75,21 @@ class LoggingSettings(_Section):
         return value.upper() if isinstance(value, str) else value
 
 
+class HttpEgressSettings(_Section):
+    """``security.http``: where ``http`` tasks may connect, beyond the defaults of
+    :mod:`trinity.core.egress` (link-local addresses and the stack's own services are denied)."""
+
+    deny: list[str] = Field(default_factory=list, description="CIDRs (10.0.0.0/8) and host:port.")
+    allow: list[str] = Field(default_factory=list, description="Exceptions to deny, same forms.")
+
+    @field_validator("deny", "allow")
+    @classmethod
+    def _rules(cls, value: list[str]) -> list[str]:
+        for text in value:
+            parse_rule(text)
+        return value
+
+
 class SecuritySettings(_Section):
     """Tokens, keys, limits."""
 
@@ -81,6 +98,7 @@ class SecuritySettings(_Section):
     rate_limit: str | None = "1000/hour"
     dev_mode: bool = False
     bootstrap_api_key: str | None = None
+    http: HttpEgressSettings = Field(default_factory=HttpEgressSettings)
 
     @field_validator("jwt_secret", "bootstrap_api_key", "rate_limit", mode="before")
     @classmethod
