@@ -79,17 +79,28 @@ class SecuritySettings(_Section):
     jwt_secret: str | None = None
     token_expiry: Annotated[int, Field(ge=30, le=86400, description="JWT lifetime in seconds.")] = 3600
     rate_limit: str | None = "1000/hour"
+    # Per client address: failed authentications (beyond: 429 before credentials are even
+    # looked at) and requests to the token endpoint. Unset: no limit.
+    auth_failure_rate_limit: str | None = "20/minute"
+    token_rate_limit: str | None = "30/minute"
     dev_mode: bool = False
     bootstrap_api_key: str | None = None
 
-    @field_validator("jwt_secret", "bootstrap_api_key", "rate_limit", mode="before")
+    @field_validator(
+        "jwt_secret",
+        "bootstrap_api_key",
+        "rate_limit",
+        "auth_failure_rate_limit",
+        "token_rate_limit",
+        mode="before",
+    )
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             return None
         return value
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "auth_failure_rate_limit", "token_rate_limit")
     @classmethod
     def _parse_rate(cls, value: str | None) -> str | None:
         if value is not None:
