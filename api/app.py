@@ -9,10 +9,8 @@ too), with every file they need served by the API itself (see :mod:`api.docs`).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import metadata
@@ -38,7 +36,7 @@ from api.services.keys import ensure_bootstrap_key
 from api.services.runs import purge_idempotency_keys
 from specs import models as documents
 from trinity.core.config import load_settings
-from trinity.core.settings import LoggingSettings, Settings, parse_rate_limit
+from trinity.core.settings import Settings, parse_rate_limit
 
 logger = logging.getLogger("trinity.api")
 
@@ -187,37 +185,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app, docs_url=DOCS_URL, openapi_url=OPENAPI_URL)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging(config: LoggingSettings) -> None:
-    """Send Trinity's and uvicorn's logs where ``logging`` says, as text or JSON lines."""
-    formatter: logging.Formatter = (
-        _JsonFormatter()
-        if config.format == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
-    handlers: list[logging.Handler] = []
-    if "console" in config.handlers:
-        handlers.append(logging.StreamHandler(sys.stderr))
-    if "file" in config.handlers:
-        handlers.append(logging.FileHandler(config.file or "trinity-api.log"))
-    for handler in handlers:
-        handler.setFormatter(formatter)
-    for name in ("trinity", "uvicorn", "uvicorn.access", "uvicorn.error"):
-        target = logging.getLogger(name)
-        target.handlers = list(handlers)
-        target.setLevel(config.level)
-        target.propagate = False

@@ -8,8 +8,8 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.app import configure_logging
 from api.db import migrate
+from api.logs import configure_logging
 from trinity.commands.common import fail
 from trinity.core.config import load_settings
 from trinity.core.settings import ConfigError
