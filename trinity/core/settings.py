@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 DEFAULT_STATE_DIR = ".trinity"
 MIN_JWT_SECRET_LENGTH = 32
@@ -39,6 +39,24 @@ class ServerSettings(_Section):
     max_body_bytes: Annotated[int, Field(ge=1024, le=1024**3)] = 1024 * 1024
     # How long an execute Idempotency-Key is remembered; older keys are purged and start anew.
     idempotency_ttl_seconds: Annotated[int, Field(ge=60, le=366 * 86400)] = 86400
+    # HTTPS: the certificate (chain) and its private key, both PEM; unset: plain HTTP.
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    # The oldest TLS version accepted.
+    ssl_min_version: Literal["1.2", "1.3"] = "1.3"
+
+    @field_validator("ssl_certfile", "ssl_keyfile", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> ServerSettings:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together: give both or neither")
+        return self
 
 
 class DatabaseSettings(_Section):
