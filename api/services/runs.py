@@ -42,6 +42,7 @@ from api.models.run import IdempotencyKey, Run, RunDetail, RunPublic, RunState, 
 from api.models.specification import Specification
 from api.models.workflow import Workflow, WorkflowStatus
 from api.prefect import PrefectGateway
+from api.services.audit import AuditTrail
 from api.services.paging import fetch_page
 from deployments import runs as prefect_runs
 from specs.errors import SpecError
@@ -143,8 +144,12 @@ async def execute_workflow(
     parameters: dict[str, Any],
     idempotency_key: str | None,
     idempotency_ttl_seconds: int,
+    audit: AuditTrail | None = None,
 ) -> tuple[Run, str | None, bool]:
-    """Start a run of an active workflow; returns (run, Prefect UI link, replayed)."""
+    """Start a run of an active workflow; returns (run, Prefect UI link, replayed).
+
+    The audit event (the workflow, the run; never the parameters) is committed with the run.
+    """
     if workflow.status != WorkflowStatus.ACTIVE or workflow.deployment_id is None:
         raise ConflictError(
             f"workflow {workflow.name} {workflow.version} is {workflow.status}; only active workflows run",
@@ -172,6 +177,7 @@ async def execute_workflow(
             session, target, idempotency_key, body_hash, idempotency_ttl_seconds
         )
         if earlier is not None:
+            await _audit_run(session, audit, target, earlier, replayed=True)
             return earlier, prefect.flow_run_url(earlier.flow_run_id), True
         # The key's row outlives any attempt that dies after committing it, and a key used again
         # after it expired gets a new row: the same run for retries, a new one after expiry.
@@ -195,7 +201,7 @@ async def execute_workflow(
             raise UnprocessableError(
                 "Prefect refused the run", details=[Detail(loc="$.parameters", msg=str(exc))]
             ) from exc
-    run = await _record_run(session, target, ref, parameters)
+    run = await _record_run(session, target, ref, parameters, audit)
     if claimed is not None:
         link = update(IdempotencyKey).where(col(IdempotencyKey.id) == claimed).values(run_id=run.id)
         await session.exec(link)
@@ -211,12 +217,38 @@ async def purge_idempotency_keys(*, session: AsyncSession, ttl_seconds: int) -> 
     return int(result.rowcount or 0)
 
 
+def _stage_run(
+    session: AsyncSession, audit: AuditTrail | None, target: _Target, run: Run, *, replayed: bool
+) -> None:
+    if audit is None:
+        return
+    details = {"run_id": str(run.id), "flow_run_id": str(run.flow_run_id), "replayed": replayed}
+    audit.stage(
+        session, resource_type="workflow", resource_id=target.id, version=target.version, details=details
+    )
+
+
+async def _audit_run(
+    session: AsyncSession, audit: AuditTrail | None, target: _Target, run: Run, *, replayed: bool
+) -> None:
+    """Record an execute that made no new run (a replay) in a transaction of its own."""
+    if audit is not None:
+        _stage_run(session, audit, target, run, replayed=replayed)
+        await session.commit()
+
+
 async def _record_run(
-    session: AsyncSession, target: _Target, ref: prefect_runs.RunRef, parameters: dict[str, Any]
+    session: AsyncSession,
+    target: _Target,
+    ref: prefect_runs.RunRef,
+    parameters: dict[str, Any],
+    audit: AuditTrail | None,
 ) -> Run:
     existing = (await session.exec(select(Run).where(Run.flow_run_id == ref.flow_run_id))).first()
     if existing is not None:
-        return existing  # Prefect replayed a run we recorded before (same idempotency key)
+        # Prefect replayed a run we recorded before (same idempotency key).
+        await _audit_run(session, audit, target, existing, replayed=True)
+        return existing
     run = Run(
         workflow_id=target.id,
         workflow_name=target.name,
@@ -227,11 +259,15 @@ async def _record_run(
         state_name=ref.state_name,
     )
     session.add(run)
+    _stage_run(session, audit, target, run, replayed=False)
     try:
         await session.commit()
     except IntegrityError:
+        # A concurrent retry recorded this flow run first: record this request as its replay.
         await session.rollback()
-        return (await session.exec(select(Run).where(Run.flow_run_id == ref.flow_run_id))).one()
+        existing = (await session.exec(select(Run).where(Run.flow_run_id == ref.flow_run_id))).one()
+        await _audit_run(session, audit, target, existing, replayed=True)
+        return existing
     return run
 
 
