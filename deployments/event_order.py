@@ -263,18 +263,18 @@ class OrderingBuffer:
 
         ``state_cap`` keeps state events after it held (while a catch-up read is pending).
         """
-        out: list[RunEvent] = []
+        due: list[RunEvent] = []
         for feed in Feed:
             heap = self._heaps.get(feed, [])
             limit = None if now is None else now - int(self.hold[feed] * 1_000_000)
             if limit is not None and feed is Feed.STATE and state_cap is not None:
                 limit = min(limit, state_cap)
             while heap and (limit is None or heap[0][0].at <= limit):
-                _, event = heapq.heappop(heap)
-                out.append(self._stamp(event))
-        # Interleave the feeds by time, so a client reading both sees one timeline.
-        out.sort(key=lambda e: e.position)
-        return out
+                due.append(heapq.heappop(heap)[1])
+        # Interleave the feeds by time, so a client reading both sees one timeline. Stamped only
+        # after: each event's cursor must cover exactly the events sent before it and itself.
+        due.sort(key=lambda e: e.position)
+        return [self._stamp(event) for event in due]
 
     def next_due(self) -> int | None:
         """When (µs) the earliest held event's window closes; None when nothing is held."""
