@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from dataclasses import replace
 
 import pytest
 
@@ -79,3 +80,29 @@ def test_events_released_together_carry_cursors_in_the_order_they_are_sent() -> 
     cursors = [Cursor.parse(e.cursor) for e in sent]
     assert cursors[1] == Cursor(state=first.position, log=line.position)
     assert cursors[2] == Cursor(state=second.position, log=line.position)
+
+
+def test_a_runs_final_state_waits_for_task_states_still_on_their_way() -> None:
+    # The server records the run's end at once; the process's last task state reaches us later.
+    rng = random.Random(1)
+    task_done = event(EventKind.TASK_RUN_STATE, 10 * SECOND, rng)
+    final = replace(event(EventKind.FLOW_RUN_STATE, 10 * SECOND + 20_000, rng), state="FAILED")
+    buffer = OrderingBuffer(hold=HOLD)
+    buffer.offer(final)
+    assert buffer.release(15 * SECOND) == []
+    assert buffer.next_due() is None
+    buffer.offer(task_done)
+    sent = buffer.release(16 * SECOND) + buffer.release(None)
+    assert [e.position for e in sent] == [task_done.position, final.position]
+
+
+def test_a_workflow_streams_final_state_waits_for_a_while_only() -> None:
+    rng = random.Random(2)
+    final = replace(event(EventKind.FLOW_RUN_STATE, 10 * SECOND, rng), state="COMPLETED")
+    later = event(EventKind.FLOW_RUN_STATE, 11 * SECOND, rng)  # another run's state change
+    buffer = OrderingBuffer(hold=HOLD, final_hold=4.0)
+    buffer.offer(final)
+    buffer.offer(later)
+    assert buffer.release(12 * SECOND) == []  # the later change waits behind the final state
+    assert buffer.next_due() == 14 * SECOND
+    assert [e.position for e in buffer.release(14 * SECOND)] == [final.position, later.position]
