@@ -9,10 +9,8 @@ too), with every file they need served by the API itself (see :mod:`api.docs`).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import metadata
@@ -32,13 +30,13 @@ from api.graphql.router import graphql_router
 from api.middleware import BodySizeLimitMiddleware
 from api.models.workflow import WorkflowUpdate
 from api.prefect import PrefectGateway
-from api.ratelimit import build_rate_limiter
+from api.ratelimit import RateLimiter, build_rate_limiter
 from api.routes import api_router, events
 from api.services.keys import ensure_bootstrap_key
 from api.services.runs import purge_idempotency_keys
 from specs import models as documents
 from trinity.core.config import load_settings
-from trinity.core.settings import LoggingSettings, Settings, parse_rate_limit
+from trinity.core.settings import Settings, parse_rate_limit
 
 logger = logging.getLogger("trinity.api")
 
@@ -117,24 +115,37 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await ensure_bootstrap_key(session=session, key=settings.security.bootstrap_api_key)
     prefect = PrefectGateway(api_url=settings.prefect.api_url, ui_url=settings.prefect.ui_url)
     await prefect.start()
-    rate = parse_rate_limit(settings.security.rate_limit) if settings.security.rate_limit else None
-    limiter = build_rate_limiter(rate=rate, redis_url=settings.redis.url, redis_db=settings.redis.db)
+    security = settings.security
+    limiter = _limiter(settings, security.rate_limit, "trinity:rl:")
+    auth_failures = _limiter(settings, security.auth_failure_rate_limit, "trinity:authfail:")
+    token_requests = _limiter(settings, security.token_rate_limit, "trinity:token:")
     app.state.trinity = AppState(
         settings=settings,
         db=database,
         prefect=prefect,
         jwt_secret=app.state.jwt_secret,
         rate_limiter=limiter,
+        auth_failures=auth_failures,
+        token_requests=token_requests,
     )
     purger = asyncio.create_task(_purge_expired_keys(database, settings.server.idempotency_ttl_seconds))
     try:
         yield
     finally:
         purger.cancel()
-        if limiter is not None:
-            await limiter.close()
+        for each in (limiter, auth_failures, token_requests):
+            if each is not None:
+                await each.close()
         await prefect.close()
         await database.dispose()
+
+
+def _limiter(settings: Settings, rate: str | None, prefix: str) -> RateLimiter | None:
+    """A limiter for a configured rate (None: unlimited), shared through Redis when configured."""
+    parsed = parse_rate_limit(rate) if rate else None
+    return build_rate_limiter(
+        rate=parsed, redis_url=settings.redis.url, redis_db=settings.redis.db, prefix=prefix
+    )
 
 
 async def _purge_expired_keys(database: Database, ttl_seconds: int) -> None:
@@ -174,37 +185,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app, docs_url=DOCS_URL, openapi_url=OPENAPI_URL)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging(config: LoggingSettings) -> None:
-    """Send Trinity's and uvicorn's logs where ``logging`` says, as text or JSON lines."""
-    formatter: logging.Formatter = (
-        _JsonFormatter()
-        if config.format == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
-    handlers: list[logging.Handler] = []
-    if "console" in config.handlers:
-        handlers.append(logging.StreamHandler(sys.stderr))
-    if "file" in config.handlers:
-        handlers.append(logging.FileHandler(config.file or "trinity-api.log"))
-    for handler in handlers:
-        handler.setFormatter(formatter)
-    for name in ("trinity", "uvicorn", "uvicorn.access", "uvicorn.error"):
-        target = logging.getLogger(name)
-        target.handlers = list(handlers)
-        target.setLevel(config.level)
-        target.propagate = False

@@ -17,7 +17,13 @@ from fastapi import Request
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 
-from api.errors import Detail, UnprocessableError, UnsupportedMediaTypeError
+from api.errors import (
+    Detail,
+    UnprocessableError,
+    UnsupportedMediaTypeError,
+    is_number_too_large,
+    number_too_large,
+)
 from specs.errors import Problem, SpecError, json_path
 from specs.loader import load_text
 from specs.models import Specification, Workflow
@@ -129,6 +135,10 @@ def parse_document(
         raise UnprocessableError(
             "the document is not valid", details=problems_to_details(exc.problems)
         ) from exc
+    except ValueError as exc:
+        if is_number_too_large(exc):
+            raise number_too_large() from exc
+        raise
     expected = kind.__name__
     if len(documents) != 1:
         raise UnprocessableError(

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -207,6 +208,22 @@ def error_response(
 
 # --- translating errors -------------------------------------------------------------------------
 
+
+def is_number_too_large(exc: BaseException | None) -> bool:
+    """True for Python's refusal to read an integer of more digits than it converts (4300 by
+    default): what ``json.loads`` and YAML raise for such a number in a body."""
+    return isinstance(exc, ValueError) and "integer string conversion" in str(exc)
+
+
+def number_too_large() -> UnprocessableError:
+    """The 422 for a body holding an integer too long to read."""
+    limit = sys.get_int_max_str_digits()
+    return UnprocessableError(
+        "the request body holds a number too large to read",
+        details=[Detail(loc="$", msg=f"integers may have at most {limit} digits")],
+    )
+
+
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -259,6 +276,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(_allowed_methods(request)) or headers.get("Allow", "")
     if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        if is_number_too_large(exc.__cause__):
+            return await _api_error(request, number_too_large())
         # FastAPI's answer to a JSON body that is not UTF-8: the same 422 as any undecodable body.
         detail = Detail(loc="$", msg="the body is not valid JSON text (UTF-8)")
         return error_response(422, "validation_error", "the request body cannot be read", details=[detail])
@@ -305,6 +324,8 @@ async def _prefect_transport_error(request: Request, exc: Exception) -> JSONResp
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if is_number_too_large(exc):  # a parser the API does not wrap itself
+        return await _api_error(request, number_too_large())
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "internal error")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api.app import configure_logging, create_app
+from api.app import create_app
+from api.logs import configure_logging
 from trinity.core.config import load_settings
 
 

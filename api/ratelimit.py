@@ -1,4 +1,9 @@
-"""Per-principal rate limits: a sliding window (log of request times).
+"""Rate limits: a sliding window (log of request times), per principal or per client address.
+
+The same limiter counts requests per API key (``security.rate_limit``), failed authentications
+per client address (``security.auth_failure_rate_limit``: :meth:`check` before trying the
+credentials, :meth:`hit` when they fail) and token requests per client address
+(``security.token_rate_limit``).
 
 In-process by default. With ``redis.url`` configured the log lives in Redis (one sorted set per
 principal, updated atomically by a Lua script), so every API process shares the same budget. If
@@ -27,6 +32,9 @@ class RateLimiter(Protocol):
     async def hit(self, key: str) -> float | None:
         """Record one request; None when allowed, else the seconds until one is allowed."""
 
+    async def check(self, key: str) -> float | None:
+        """Like :meth:`hit` without recording anything."""
+
     async def close(self) -> None: ...
 
 
@@ -54,6 +62,16 @@ class MemoryRateLimiter:
         log.append(now)
         return None
 
+    async def check(self, key: str) -> float | None:
+        log = self._log.get(key)
+        if not log:
+            return None
+        now = time.monotonic()
+        cutoff = now - self.window
+        while log and log[0] <= cutoff:
+            log.popleft()
+        return log[0] + self.window - now if len(log) >= self.limit else None
+
     def _evict_idle(self, now: float) -> None:
         cutoff = now - self.window
         for key in [k for k, log in self._log.items() if not log or log[-1] <= cutoff]:
@@ -76,6 +94,17 @@ redis.call('PEXPIRE', key, window)
 return -1
 """
 
+# The same without recording: KEYS[1]; ARGV: now (ms), window (ms), limit.
+_SLIDING_WINDOW_CHECK = """
+local key, now, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+if redis.call('ZCARD', key) >= limit then
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + window - now
+end
+return -1
+"""
+
 
 class RedisRateLimiter:
     """The same sliding window, shared through Redis."""
@@ -86,14 +115,20 @@ class RedisRateLimiter:
         self._prefix = prefix
         self._redis: Any = redis.Redis.from_url(url, db=db, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._script: Any = self._redis.register_script(_SLIDING_WINDOW)
+        self._check_script: Any = self._redis.register_script(_SLIDING_WINDOW_CHECK)
 
     async def hit(self, key: str) -> float | None:
         now_ms = int(time.time() * 1000)
+        member = f"{now_ms}-{uuid.uuid4().hex[:8]}"
+        return await self._run(self._script, key, [now_ms, int(self.window * 1000), self.limit, member])
+
+    async def check(self, key: str) -> float | None:
+        now_ms = int(time.time() * 1000)
+        return await self._run(self._check_script, key, [now_ms, int(self.window * 1000), self.limit])
+
+    async def _run(self, script: Any, key: str, args: list[Any]) -> float | None:
         try:
-            wait_ms = await self._script(
-                keys=[self._prefix + key],
-                args=[now_ms, int(self.window * 1000), self.limit, f"{now_ms}-{uuid.uuid4().hex[:8]}"],
-            )
+            wait_ms = await script(keys=[self._prefix + key], args=args)
         except (RedisError, OSError) as exc:
             logger.warning("rate limiter: Redis unavailable, allowing request (%s)", exc)
             return None
@@ -104,12 +139,12 @@ class RedisRateLimiter:
 
 
 def build_rate_limiter(
-    *, rate: tuple[int, float] | None, redis_url: str | None, redis_db: int
+    *, rate: tuple[int, float] | None, redis_url: str | None, redis_db: int, prefix: str = "trinity:rl:"
 ) -> RateLimiter | None:
-    """The limiter for the configured rate (None: no limit)."""
+    """The limiter for the configured rate (None: no limit); ``prefix`` names its Redis keys."""
     if rate is None:
         return None
     limit, window = rate
     if redis_url:
-        return RedisRateLimiter(url=redis_url, db=redis_db, limit=limit, window=window)
+        return RedisRateLimiter(url=redis_url, db=redis_db, limit=limit, window=window, prefix=prefix)
     return MemoryRateLimiter(limit=limit, window=window)

@@ -53,6 +53,7 @@ class Principal:
     name: str
     role: Role
     via: str  # "api_key" or "token"
+    token_id: str | None = None  # the bearer token's jti
 
 
 class InvalidTokenError(Exception):
@@ -64,10 +65,16 @@ class TokenClaims:
     key_id: uuid.UUID
     role: Role
     expires_at: datetime
+    token_id: str | None = None
 
 
-def issue_token(*, key_id: uuid.UUID, role: Role, secret: str, expiry_seconds: int) -> tuple[str, int]:
-    """Sign a short-lived token for a key; returns (token, lifetime in seconds)."""
+def issue_token(
+    *, key_id: uuid.UUID, role: Role, secret: str, expiry_seconds: int, token_id: str | None = None
+) -> tuple[str, int]:
+    """Sign a short-lived token for a key; returns (token, lifetime in seconds).
+
+    ``token_id`` becomes the token's ``jti`` (a new random one when not given).
+    """
     now = datetime.now(UTC)
     claims: dict[str, Any] = {
         "sub": str(key_id),
@@ -76,7 +83,7 @@ def issue_token(*, key_id: uuid.UUID, role: Role, secret: str, expiry_seconds: i
         "iat": now,
         "nbf": now - timedelta(seconds=5),
         "exp": now + timedelta(seconds=expiry_seconds),
-        "jti": uuid.uuid4().hex,
+        "jti": token_id or uuid.uuid4().hex,
     }
     return jwt.encode(claims, secret, algorithm=ALGORITHM), expiry_seconds
 
@@ -101,6 +108,7 @@ def verify_token(token: str, *, secret: str) -> TokenClaims:
             key_id=uuid.UUID(str(claims["sub"])),
             role=Role(claims["role"]),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+            token_id=str(claims["jti"])[:64] if claims.get("jti") else None,
         )
     except (ValueError, TypeError) as exc:
         raise InvalidTokenError("invalid token claims") from exc

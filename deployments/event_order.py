@@ -237,12 +237,18 @@ def from_prefect_log(log: Any) -> RunEvent | None:
 class OrderingBuffer:
     """Holds events for ``hold[feed]`` seconds past their time, then releases them in order.
 
+    A flow run's final state is held for ``final_hold`` seconds instead (``None``: until
+    everything is released): Prefect's server records it the moment the run's process asks,
+    while the process's own last task-run states are still on their way over its events
+    connection; sent at once, it would overtake them.
+
     ``cursor`` starts where the client is (nothing at or before it is sent again) and advances
     as events are released; each released event carries the cursor after it.
     """
 
     hold: dict[Feed, float]
     cursor: Cursor = field(default_factory=Cursor)
+    final_hold: float | None = None
     _start: Cursor = field(init=False)
     _heaps: dict[Feed, list[tuple[Position, RunEvent]]] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
@@ -263,23 +269,38 @@ class OrderingBuffer:
 
         ``state_cap`` keeps state events after it held (while a catch-up read is pending).
         """
-        out: list[RunEvent] = []
+        due: list[RunEvent] = []
         for feed in Feed:
             heap = self._heaps.get(feed, [])
             limit = None if now is None else now - int(self.hold[feed] * 1_000_000)
             if limit is not None and feed is Feed.STATE and state_cap is not None:
                 limit = min(limit, state_cap)
             while heap and (limit is None or heap[0][0].at <= limit):
-                _, event = heapq.heappop(heap)
-                out.append(self._stamp(event))
-        # Interleave the feeds by time, so a client reading both sees one timeline.
-        out.sort(key=lambda e: e.position)
-        return out
+                if now is not None and not self._final_due(heap[0][1], now):
+                    break  # later state changes wait behind it, so the order holds
+                due.append(heapq.heappop(heap)[1])
+        # Interleave the feeds by time, so a client reading both sees one timeline. Stamped only
+        # after: each event's cursor must cover exactly the events sent before it and itself.
+        due.sort(key=lambda e: e.position)
+        return [self._stamp(event) for event in due]
 
     def next_due(self) -> int | None:
         """When (µs) the earliest held event's window closes; None when nothing is held."""
-        due = [heap[0][0].at + int(self.hold[feed] * 1_000_000) for feed, heap in self._heaps.items() if heap]
+        due = []
+        for feed, heap in self._heaps.items():
+            if not heap:
+                continue
+            event = heap[0][1]
+            if not event.is_final:
+                due.append(event.position.at + int(self.hold[feed] * 1_000_000))
+            elif self.final_hold is not None:
+                due.append(event.position.at + int(self.final_hold * 1_000_000))
         return min(due) if due else None
+
+    def _final_due(self, event: RunEvent, now: int) -> bool:
+        if not event.is_final:
+            return True
+        return self.final_hold is not None and event.position.at + int(self.final_hold * 1_000_000) <= now
 
     def _stamp(self, event: RunEvent) -> RunEvent:
         sent = self.cursor.get(event.feed)

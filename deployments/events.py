@@ -95,6 +95,11 @@ def log_hold_seconds() -> float:
     return float(PREFECT_LOGGING_TO_API_BATCH_INTERVAL.value()) + 1.0
 
 
+def tail_seconds() -> float:
+    """How long after a run's final state its last log lines may still arrive."""
+    return log_hold_seconds() + 1.0
+
+
 @dataclass
 class StreamScope:
     """Whose events: one flow run, or every run tagged ``workflow:<name>``."""
@@ -141,8 +146,12 @@ class _Stream:
     def __init__(self, client: Any, scope: StreamScope, after: Cursor | None) -> None:
         self.client = client
         self.scope = scope
+        # A run's stream sends its final state last, after its closing read; a workflow's stream
+        # goes on, so there a final state waits as long as a run's stream waits for its last lines.
         self.buffer = OrderingBuffer(
-            hold={Feed.STATE: STATE_HOLD_SECONDS, Feed.LOG: log_hold_seconds()}, cursor=after or Cursor()
+            hold={Feed.STATE: STATE_HOLD_SECONDS, Feed.LOG: log_hold_seconds()},
+            cursor=after or Cursor(),
+            final_hold=None if scope.flow_run_id is not None else tail_seconds(),
         )
         self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.task_names: dict[UUID, str | None] = {}
@@ -297,7 +306,7 @@ async def run_events(scope: StreamScope, *, after: Cursor | None = None) -> Asyn
     """
     async with get_client() as client:
         stream = _Stream(client, scope, after)
-        tail = int((log_hold_seconds() + 1.0) * 1_000_000)
+        tail = int(tail_seconds() * 1_000_000)
         lag = int(PERSIST_LAG_SECONDS * 1_000_000)
         since, log_after, finished_long_ago = await _start(client, scope, after, tail + lag)
         if finished_long_ago:
@@ -359,7 +368,7 @@ async def _wait_for_items(stream: _Stream, now: int, second_read_at: int | None,
     """Sleep until something arrives or the next held event is due; offer what arrived."""
     wake = [t for t in (stream.buffer.next_due(), second_read_at) if t is not None]
     if stream.final_at is not None:
-        wake.append(stream.final_at + int((log_hold_seconds() + 1.0) * 1_000_000))
+        wake.append(stream.final_at + int(tail_seconds() * 1_000_000))
     timeout = max(0.0, (min(wake) - now) / 1_000_000) + 0.01 if wake else 5.0
     try:
         first = await asyncio.wait_for(stream.queue.get(), timeout=min(timeout, 5.0))

@@ -37,8 +37,10 @@ from flows.actions import Action, resolve_action
 from flows.compiler import CompiledWorkflow, TaskPlan
 from flows.recording import RunRecord, write_execution_log
 from flows.task_run import RunScope, TaskCall, build_task
+from specs.errors import SpecError
 from specs.expressions import ExpressionError, evaluate_condition, evaluate_items
 from specs.parameters import apply_defaults, drop_unset_optionals, validate_parameters
+from trinity.core.redaction import redact_urls
 from trinity.core.types import utcnow
 
 COMPLETED, SKIPPED, FAILED, BLOCKED = "completed", "skipped", "failed", "blocked"
@@ -90,8 +92,8 @@ async def error_text(state: State) -> str:
     except Exception:
         exception = None
     if isinstance(exception, BaseException):
-        return f"{type(exception).__name__}: {exception}".strip().splitlines()[0]
-    return state.message or state.name or "failed"
+        return redact_urls(f"{type(exception).__name__}: {exception}".strip().splitlines()[0])
+    return redact_urls(state.message or state.name or "failed")
 
 
 class WorkflowEngine:
@@ -123,7 +125,10 @@ class WorkflowEngine:
         )
         if flow_run is not None:
             self._records[flow_run.id] = record
-        problems = validate_parameters(schema, params)
+        try:
+            problems = validate_parameters(schema, params)
+        except SpecError as exc:  # over the time limit
+            return Failed(message=f"invalid parameters: {exc.message}")
         if problems:
             details = "; ".join(f"{problem.json_path}: {problem.message}" for problem in problems)
             return Failed(message=f"invalid parameters: {details}")

@@ -27,6 +27,8 @@ from flows.compiler import TaskPlan
 from flows.recording import TaskRecord, process_peak_rss_bytes, stable_hash
 from specs.actions import input_problems
 from specs.expressions import ExpressionError, render
+from specs.injection import injection_problems
+from trinity.core.redaction import redact_urls
 from trinity.core.types import utcnow
 
 RUN, SKIP, ERROR, EMPTY, BLOCKED = "run", "skip", "error", "empty", "blocked"
@@ -93,6 +95,7 @@ class TaskCall:
         record = self.record
         record.attempts += 1
         record.start_time = record.start_time or utcnow()
+        _refuse_injection(self.plan)
         raw = self.rendered_inputs()
         record.inputs_hash = stable_hash(raw)
         inputs = _validated_inputs(self.action, raw, self.plan.task.uses)
@@ -111,6 +114,9 @@ class TaskCall:
                 output = await self.action.run(inputs, context)
             else:
                 output = await context.run_in_thread(self.action.run, inputs, context)
+        except Exception as exc:
+            _mask_credentials(exc)  # its text becomes the task run's state message in Prefect
+            raise
         finally:
             usage = context.usage
             if usage.cpu_seconds is not None:
@@ -126,6 +132,22 @@ class TaskCall:
 def _current_label(default: str) -> str:
     task_run = TaskRunContext.get()
     return task_run.task_run.name if task_run and task_run.task_run else default
+
+
+def _mask_credentials(exc: Exception) -> None:
+    """Mask credentials in URLs in an exception's text (kept in Prefect's state message and logs)."""
+    text = str(exc)
+    masked = redact_urls(text)
+    if masked != text and len(exc.args) <= 1:
+        exc.args = (masked,)
+
+
+def _refuse_injection(plan: TaskPlan) -> None:
+    """Validation refuses these; a definition that skipped it (edited in Prefect) must not run."""
+    argv = plan.task.with_.get("argv")
+    if plan.task.uses == "shell" and isinstance(argv, list):
+        for position, message in injection_problems(argv):
+            raise ActionInputError(f"with.argv[{position}]: {message}")
 
 
 def _validated_inputs(action: Action, raw: Any, uses: str) -> Any:

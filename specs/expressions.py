@@ -13,7 +13,6 @@ The context holds ``params`` (dict), ``tasks`` (task id -> ``{"output": ...}``),
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -25,7 +24,9 @@ from jinja2.exceptions import TemplateError
 from jinja2.parser import Parser
 
 from specs.errors import SpecError
-from specs.sandbox import ENVIRONMENT, MAX_RESULT_CHARS, MAX_SEQUENCE
+from specs.expression_checks import static_problems
+from specs.sandbox import ENVIRONMENT, text_of
+from specs.sizes import budget, current_limit, items_size, text_size
 
 MAX_EXPRESSION_CHARS = 2_000
 
@@ -87,6 +88,11 @@ def _parse(expression: str) -> nodes.Expr:
     except RecursionError:
         raise ExpressionError(f"invalid expression '{_short(expression)}': nested too deeply") from None
     return tree
+
+
+def parse_expression(expression: str) -> nodes.Expr:
+    """The syntax tree of an expression (without ``${{ }}``); raises :class:`ExpressionError`."""
+    return _parse(expression.strip())
 
 
 @lru_cache(maxsize=4096)
@@ -186,6 +192,7 @@ def analyze(expression: str) -> References:
     collector = _Collector()
     try:
         collector.visit(tree, None)
+        collector.problems.extend(static_problems(tree))
     except RecursionError:
         raise ExpressionError(f"invalid expression '{_short(expression)}': nested too deeply") from None
     return References(
@@ -243,38 +250,48 @@ def _undefined_message(value: Undefined) -> str:
     return str(value._undefined_message)
 
 
-def _finish(value: Any, expression: str, depth: int = 0) -> Any:
+def _finish(value: Any, expression: str) -> Any:
     """Turn sandbox results into plain data and refuse undefined or oversized values."""
+    size = items_size(value)
+    if size > current_limit():
+        raise ExpressionError(
+            f"expression '{_short(expression)}' returned a value over {current_limit():,} characters or items"
+        )
+    return _plain(value, expression, 0)
+
+
+def _plain(value: Any, expression: str, depth: int) -> Any:
     if depth > 64:
         raise ExpressionError(f"expression '{_short(expression)}' returned a value nested too deeply")
     if isinstance(value, Undefined):
         raise ExpressionError(f"expression '{_short(expression)}' failed: {_undefined_message(value)}")
     if isinstance(value, str):
-        if len(value) > MAX_RESULT_CHARS:
-            raise ExpressionError(
-                f"expression '{_short(expression)}' built a string over {MAX_RESULT_CHARS} characters"
-            )
         return str(value)
     if isinstance(value, bool | int | float | type(None)):
         return value
     if isinstance(value, Mapping):
-        return {k: _finish(v, expression, depth + 1) for k, v in value.items()}
+        return {k: _plain(v, expression, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple | range | Iterator):
         items = []
         for count, item in enumerate(value):
-            if count >= MAX_SEQUENCE:
-                raise ExpressionError(f"expression '{_short(expression)}' returned over {MAX_SEQUENCE} items")
-            items.append(_finish(item, expression, depth + 1))
+            if count >= current_limit():  # an iterator: its size shows only now
+                raise ExpressionError(
+                    f"expression '{_short(expression)}' returned over {current_limit():,} items"
+                )
+            items.append(_plain(item, expression, depth + 1))
         return items
     return value
 
 
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
-    """Evaluate one expression (without ``${{ }}``) against a context; keeps the native type."""
+    """Evaluate one expression (without ``${{ }}``) against a context; keeps the native type.
+
+    Everything the expression builds is charged to one :func:`specs.sizes.budget`.
+    """
     compiled = _compile(expression.strip())
     try:
-        result = compiled(dict(context))
-        return _finish(result, expression)
+        with budget():
+            return _finish(compiled(dict(context)), expression)
     except ExpressionError:
         raise
     except Exception as exc:
@@ -284,18 +301,6 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
         ) from None
 
 
-def _as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, default=str)
-    return str(value)
-
-
 def _render_string(text: str, context: Mapping[str, Any]) -> Any:
     if _OPEN not in text:
         return text
@@ -303,10 +308,13 @@ def _render_string(text: str, context: Mapping[str, Any]) -> Any:
     if inner is not None:
         return evaluate(inner, context)
     find_expressions(text)  # refuses an unclosed ${{
-    rendered = EXPRESSION_PATTERN.sub(lambda m: _as_text(evaluate(m.group(1), context)), text)
-    if len(rendered) > MAX_RESULT_CHARS:
-        raise ExpressionError(f"rendered text is over {MAX_RESULT_CHARS} characters")
-    return rendered
+    values = [evaluate(match.group(1), context) for match in EXPRESSION_PATTERN.finditer(text)]
+    limit = current_limit()
+    size = len(text) + sum(text_size(value, limit, quoted=not isinstance(value, str)) for value in values)
+    if size > limit:
+        raise ExpressionError(f"rendered text '{_short(text)}' would be over {limit:,} characters")
+    parts = iter(values)
+    return EXPRESSION_PATTERN.sub(lambda _: text_of(next(parts)), text)
 
 
 def render(value: Any, context: Mapping[str, Any]) -> Any:

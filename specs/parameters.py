@@ -21,10 +21,13 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
+from jsonschema.protocols import Validator
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 
 from specs.errors import Problem, SpecError, json_path
+from specs.schema_limits import PARAMETER_TIME_LIMIT_SECONDS, BoundedValidator, search
+from specs.schema_limits import time_limit as schema_time_limit
 
 PathParts = tuple[str | int, ...]
 
@@ -40,8 +43,8 @@ EXTRA_PARAMETERS = "extra_parameters"
 _EXTRA_MARK = "x-trinity-extra-parameters"
 
 
-def _validator(schema: Mapping[str, Any]) -> Draft202012Validator:
-    return Draft202012Validator(schema, registry=_EMPTY_REGISTRY, format_checker=_FORMATS)
+def _validator(schema: Mapping[str, Any]) -> Validator:
+    return BoundedValidator(schema, registry=_EMPTY_REGISTRY, format_checker=_FORMATS)
 
 
 def _walk_refs(value: Any, path: PathParts) -> Iterator[PathParts]:
@@ -129,7 +132,7 @@ def unknown_parameters(
     if spec.get("additionalProperties", False) is not False:
         return []  # the schema judges undeclared names by its additionalProperties
     known = sorted(declared_parameters(spec))
-    patterns = [re.compile(pattern) for pattern in spec.get("patternProperties", {})]
+    patterns = list(spec.get("patternProperties", {}))
     return [
         Problem(
             file=source,
@@ -139,7 +142,7 @@ def unknown_parameters(
             json_path=json_path([name]),
         )
         for name in params
-        if name not in known and not any(pattern.search(name) for pattern in patterns)
+        if name not in known and not any(search(pattern, name) for pattern in patterns)
     ]
 
 
@@ -162,14 +165,27 @@ def _located(error: ValidationError) -> tuple[PathParts, str] | None:
 
 
 def validate_parameters(
-    schema: Mapping[str, Any], params: Mapping[str, Any], *, source: str = "<parameters>"
+    schema: Mapping[str, Any],
+    params: Mapping[str, Any],
+    *,
+    source: str = "<parameters>",
+    time_limit: float = PARAMETER_TIME_LIMIT_SECONDS,
 ) -> list[Problem]:
     """Check parameter values against the specification's schema; every problem, JSON-path located.
 
     Unknown names come first (:func:`unknown_parameters`). ``schema`` may also be a deployment's
     schema as :func:`prefect_parameters_schema` made it; ``params`` are then still the run's
     parameters as a user gives them, undeclared names at the top level.
+
+    Raises :class:`~specs.schema_limits.ParameterTimeoutError` after ``time_limit`` seconds (a
+    pattern that backtracks without end cannot hold it longer); patterns are matched with the GIL
+    released, so a caller on an event loop can run this in a worker thread.
     """
+    with schema_time_limit(time_limit):
+        return _validate_parameters(schema, params, source)
+
+
+def _validate_parameters(schema: Mapping[str, Any], params: Mapping[str, Any], source: str) -> list[Problem]:
     schema = _spec_form(schema)
     broken = check_parameters_schema(schema, source=source)
     if broken:
@@ -190,16 +206,21 @@ def validate_parameters(
 
 
 def checked_run_parameters(
-    schema: Mapping[str, Any], params: Mapping[str, Any], *, source: str = "<parameters>"
+    schema: Mapping[str, Any],
+    params: Mapping[str, Any],
+    *,
+    source: str = "<parameters>",
+    time_limit: float = PARAMETER_TIME_LIMIT_SECONDS,
 ) -> dict[str, Any]:
     """A run's parameters checked, defaults filled in, in the form a flow run carries them.
 
     The one check every way of starting a run makes before the run exists (the API, ``trinity
     run``). ``schema`` is the specification's, or a deployment's (:func:`prefect_parameters_schema`).
-    Raises :class:`SpecError` with every problem (:func:`validate_parameters`).
+    Raises :class:`SpecError` with every problem (:func:`validate_parameters`), or its
+    :class:`~specs.schema_limits.ParameterTimeoutError` after ``time_limit`` seconds.
     """
     spec = _spec_form(schema)
-    problems = validate_parameters(spec, params, source=source)
+    problems = validate_parameters(spec, params, source=source, time_limit=time_limit)
     if problems:
         raise SpecError(problems)
     return prefect_parameters(spec, apply_defaults(spec, params))

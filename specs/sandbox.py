@@ -2,8 +2,12 @@
 
 On top of Jinja2's sandbox (no private or dunder attributes, no mutation of lists and dicts):
 
-* methods of built-in types are an allowlist (no ``str.format``, padding or ``join`` methods);
-* filters are an allowlist; ``join`` and ``replace`` refuse results over :data:`MAX_RESULT_CHARS`;
+* methods of built-in types are an allowlist (no ``str.format``, padding or ``join`` methods), and
+  types cannot be called (``dict`` is a plain builder without ``dict.update`` or ``dict.fromkeys``);
+* filters are an allowlist, each charged for what it builds (:mod:`specs.sandbox_filters`);
+* every value built -- by ``+``, ``*``, ``%``, ``~``, slicing, ``range``, ``dict()``, string
+  methods, filters -- is charged to the evaluation's budget *before* it is built
+  (:mod:`specs.sizes`: at most :data:`~specs.sizes.MAX_VALUE_SIZE` characters or items each);
 * ``range`` holds at most :data:`MAX_RANGE` items, ``*`` repeats at most :data:`MAX_SEQUENCE`,
   ``**`` stays under :data:`MAX_POWER_BITS`, ``%`` formatting under :data:`MAX_FORMAT_WIDTH`;
 * ``a.b`` on a mapping reads the key ``b`` first, so ``output.items`` is data, not a method.
@@ -11,23 +15,26 @@ On top of Jinja2's sandbox (no private or dunder attributes, no mutation of list
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined
+from jinja2 import StrictUndefined, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from specs.sandbox_filters import bounded_filters, text_of
+from specs.sizes import MAX_VALUE_SIZE, charge, text_size
+
+__all__ = ["ENVIRONMENT", "MAX_VALUE_SIZE", "text_of"]
+
 MAX_RANGE = 10_000
 MAX_SEQUENCE = 100_000  # items or characters one repetition may produce
-MAX_RESULT_CHARS = 1_000_000  # characters of any string an expression builds or returns
 MAX_POWER_BITS = 4_096
 MAX_FORMAT_WIDTH = 10_000
-MAX_JSON_INDENT = 8
 
 _SAFE_METHODS: dict[type, frozenset[str]] = {
     str: frozenset(
@@ -71,147 +78,142 @@ _SAFE_METHODS: dict[type, frozenset[str]] = {
 _BUILTIN_TYPES = (str, dict, list, tuple, int, float, bool, type(None))
 _FORMAT_SPEC = re.compile(r"%[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
-# Filters that cannot be made to allocate without bound are left out (center, indent, wordwrap,
-# format, batch, slice, pprint, xmlattr, urlize); random is left out so runs are reproducible.
-_ALLOWED_FILTERS = frozenset(
+# str methods that build a new string or list (at most 3x as long: case changes may expand).
+_BUILDING_METHODS = frozenset(
     [
-        "abs",
-        "attr",
-        "capitalize",
-        "count",
-        "d",
-        "default",
-        "dictsort",
-        "first",
-        "float",
-        "groupby",
-        "int",
-        "items",
-        "join",
-        "last",
-        "length",
-        "list",
         "lower",
-        "map",
-        "max",
-        "min",
-        "reject",
-        "rejectattr",
-        "replace",
-        "reverse",
-        "round",
-        "select",
-        "selectattr",
-        "sort",
-        "string",
-        "sum",
-        "title",
-        "trim",
-        "truncate",
-        "unique",
         "upper",
-        "urlencode",
-        "wordcount",
-        "tojson",
-        "filesizeformat",
+        "strip",
+        "lstrip",
+        "rstrip",
+        "split",
+        "rsplit",
+        "splitlines",
+        "title",
+        "capitalize",
+        "casefold",
+        "swapcase",
+        "partition",
+        "rpartition",
+        "removeprefix",
+        "removesuffix",
     ]
 )
 
 
-def _refuse(message: str) -> SecurityError:
-    return SecurityError(message)
-
-
-def _bounded_range(*args: int) -> range:
+def bounded_range(*args: int) -> range:
+    """``range`` of at most :data:`MAX_RANGE` items."""
     values = range(*args)
     if len(values) > MAX_RANGE:
-        raise _refuse(f"range() of {len(values)} items is over the limit of {MAX_RANGE}")
+        raise SecurityError(f"range() of {len(values):,} items is over the limit of {MAX_RANGE:,}")
+    charge(len(values), "range()")
     return values
+
+
+def build_dict(*args: Any, **kwargs: Any) -> dict[Any, Any]:
+    """``dict(...)`` in expressions: a new mapping, charged for its items (the type is never exposed)."""
+    source = args[0] if args else ()
+    if isinstance(source, Mapping | list | tuple | str):
+        charge(len(source) + len(kwargs), "dict()")
+    result = dict(*args, **kwargs)
+    charge(len(result), "dict()")
+    return result
 
 
 def _sized(value: Any) -> int:
     return len(value) if isinstance(value, str | list | tuple) else 0
 
 
-def _check_repeat(left: Any, right: Any) -> None:
+def check_repeat(left: Any, right: Any) -> None:
+    """``seq * n``: at most :data:`MAX_SEQUENCE` items, charged before it is built."""
     for seq, times in ((left, right), (right, left)):
         repeats = (
             isinstance(seq, str | list | tuple) and isinstance(times, int) and not isinstance(times, bool)
         )
-        if repeats and len(seq) * max(times, 0) > MAX_SEQUENCE:
-            raise _refuse(f"repetition would build {len(seq) * times} items (limit {MAX_SEQUENCE})")
+        if repeats:
+            size = len(seq) * max(times, 0)
+            if size > MAX_SEQUENCE:
+                raise SecurityError(f"repetition would build {size:,} items (limit {MAX_SEQUENCE:,})")
+            charge(size, "repetition")
 
 
-def _check_power(base: Any, exponent: Any) -> None:
+def check_power(base: Any, exponent: Any) -> None:
+    """``a ** b`` of integers: at most :data:`MAX_POWER_BITS` bits."""
     integers = isinstance(base, int) and isinstance(exponent, int) and abs(base) > 1 and exponent > 0
     if integers and exponent * math.log2(abs(base)) > MAX_POWER_BITS:
-        raise _refuse(f"{base} ** {exponent} is too large (limit {MAX_POWER_BITS} bits)")
+        raise SecurityError(f"{base} ** {exponent} is too large (limit {MAX_POWER_BITS} bits)")
 
 
-def _check_percent_format(left: Any) -> None:
-    if isinstance(left, str):
-        for match in _FORMAT_SPEC.finditer(left):
-            for number in match.groups():
-                if number == "*" or (number is not None and int(number) > MAX_FORMAT_WIDTH):
-                    raise _refuse(f"format width or precision over {MAX_FORMAT_WIDTH}")
+def check_percent_format(left: Any, right: Any) -> None:
+    """``'%s' % x``: widths and precisions under :data:`MAX_FORMAT_WIDTH`; the text charged."""
+    if not isinstance(left, str):
+        return
+    size = len(left)
+    for match in _FORMAT_SPEC.finditer(left):
+        for number in match.groups():
+            if number == "*" or (number is not None and int(number) > MAX_FORMAT_WIDTH):
+                raise SecurityError(f"format width or precision over {MAX_FORMAT_WIDTH}")
+            size += int(number or 0)
+    values = right if isinstance(right, tuple) else (right,)
+    size += sum(text_size(value) for value in values)
+    charge(size, "% formatting")
 
 
-def _check_concat(left: Any, right: Any) -> None:
-    if _sized(left) + _sized(right) > MAX_RESULT_CHARS:
-        raise _refuse(f"result is over {MAX_RESULT_CHARS} characters or items")
+def check_concat(left: Any, right: Any) -> None:
+    """``a + b`` of strings, lists or tuples: charged before it is built."""
+    if _sized(left) or _sized(right):
+        charge(_sized(left) + _sized(right), "+")
 
 
-def _join_filter(value: Iterable[Any], d: str = "", attribute: str | int | None = None) -> str:
-    items = list(value)
-    if attribute is not None:
-        items = [item[attribute] for item in items]
-    parts = [str(item) for item in items]
-    total = sum(len(part) for part in parts) + len(d) * max(len(parts) - 1, 0)
-    if total > MAX_RESULT_CHARS:
-        raise _refuse(f"join would build {total} characters (limit {MAX_RESULT_CHARS})")
-    return d.join(parts)
-
-
-def _replace_filter(value: Any, old: str, new: str, count: int | None = None) -> str:
-    text = str(value)
-    hits = text.count(old) if count is None else min(count, text.count(old))
-    if len(text) + hits * (len(new) - len(old)) > MAX_RESULT_CHARS:
-        raise _refuse(f"replace would build more than {MAX_RESULT_CHARS} characters")
-    return text.replace(old, new, -1 if count is None else count)
+def check_binop(operator: str, left: Any, right: Any) -> None:
+    """The bound of one intercepted operator; raises :class:`SecurityError` when it is broken."""
+    if operator == "*":
+        check_repeat(left, right)
+    elif operator == "**":
+        check_power(left, right)
+    elif operator == "%":
+        check_percent_format(left, right)
+    elif operator == "+":
+        check_concat(left, right)
 
 
 def _allowed_methods(obj: Any) -> frozenset[str]:
     return next((methods for kind, methods in _SAFE_METHODS.items() if isinstance(obj, kind)), frozenset())
 
 
-def _tojson_filter(value: Any, indent: int | None = None) -> str:
-    if indent is not None and not 0 <= indent <= MAX_JSON_INDENT:
-        raise _refuse(f"tojson indent must be 0..{MAX_JSON_INDENT}")
-    text = json.dumps(value, indent=indent, sort_keys=True, default=str)
-    if len(text) > MAX_RESULT_CHARS:
-        raise _refuse(f"tojson would build more than {MAX_RESULT_CHARS} characters")
-    return text
+class _Generator(CodeGenerator):
+    """Compiles ``a ~ b`` to the sandbox's :meth:`_Sandbox.concat_values`, so it is charged too."""
 
-
-def _fromjson_filter(value: str) -> Any:
-    return json.loads(value)
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:  # noqa: N802 (Jinja2's name)
+        self.write("environment.concat_values((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
     """The sandbox: bounded operators, an allowlist of methods on built-in types, mapping keys first."""
 
     intercepted_binops = frozenset({"*", "**", "%", "+"})
+    code_generator_class = _Generator
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            _check_repeat(left, right)
-        elif operator == "**":
-            _check_power(left, right)
-        elif operator == "%":
-            _check_percent_format(left)
-        elif operator == "+":
-            _check_concat(left, right)
+        check_binop(operator, left, right)
         return super().call_binop(context, operator, left, right)
+
+    def concat_values(self, parts: tuple[Any, ...]) -> str:
+        """``a ~ b ~ ...``: the text of each part, joined; charged before it is built."""
+        charge(sum(text_size(part) for part in parts), "~")
+        return "".join(str(part) for part in parts)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        if isinstance(__obj, type):
+            raise SecurityError(f"{__obj.__name__}() cannot be called in an expression")
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str) and getattr(__obj, "__name__", "") in _BUILDING_METHODS:
+            charge(len(owner) if owner.isascii() else 3 * len(owner), f"str.{__obj.__name__}()")
+        return super().call(__context, __obj, *args, **kwargs)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         # Also consulted by filters such as `attr`, so the allowlist holds there too.
@@ -238,17 +240,15 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                 return self.undefined(obj=obj, name=argument)
         if isinstance(argument, str) and isinstance(obj, _BUILTIN_TYPES):
             return self.getattr(obj, argument)
+        if isinstance(argument, slice) and isinstance(obj, str | list | tuple):
+            charge(len(range(*argument.indices(len(obj)))), "slice")
         return super().getitem(obj, argument)
 
 
 def _make_environment() -> _Sandbox:
     env = _Sandbox(undefined=StrictUndefined, autoescape=False)
-    env.filters = {name: f for name, f in env.filters.items() if name in _ALLOWED_FILTERS}
-    env.filters["join"] = _join_filter
-    env.filters["replace"] = _replace_filter
-    env.filters["fromjson"] = _fromjson_filter
-    env.filters["tojson"] = _tojson_filter
-    env.globals = {"range": _bounded_range, "dict": dict}
+    env.filters = bounded_filters(env.filters)
+    env.globals = {"range": bounded_range, "dict": build_dict}
     return env
 
 

@@ -21,6 +21,7 @@ from specs.actions import action_inputs_model, action_load_error, action_names, 
 from specs.dag import Reachability, all_cycles
 from specs.errors import Problem
 from specs.expressions import ExpressionError, References, analyze, bare_expression, find_expressions
+from specs.injection import injection_problems
 from specs.model_errors import suggest
 from specs.models import Schedule, Specification, SpecRef, Task, Workflow
 from specs.naming import reserved_name_problem
@@ -223,6 +224,10 @@ def _action_problems(
         return
     for path, message in input_problems(model, task.with_):
         yield doc.problem(("tasks", index, "with", *path), message, key=message.startswith("unknown input"))
+    argv = task.with_.get("argv")
+    if task.uses == "shell" and isinstance(argv, list):
+        for position, message in injection_problems(argv):
+            yield doc.problem(("tasks", index, "with", "argv", position), message)
     if task.uses == "workflow" and workflow_name is not None and task.with_.get("name") == workflow_name:
         yield doc.problem(("tasks", index, "with", "name"), f"workflow '{workflow_name}' runs itself")
 

@@ -10,10 +10,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 
-from api.deps import AppState
+from api.deps import AppState, authentication_failed
 from api.errors import ApiError, UnauthorizedError
 from api.graphql.loaders import Loaders
 from api.security import Principal
+from api.services.audit import AuditTrail
 from api.services.events import authenticate
 
 
@@ -25,6 +26,7 @@ class Context(BaseContext):
     principal: Principal | None = None
     auth_error: ApiError | None = None
     loaders: Loaders = field(default_factory=lambda: Loaders(None))
+    audit: AuditTrail | None = None
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -43,8 +45,11 @@ class Context(BaseContext):
 
     async def sign_in(self, *, api_key: str | None, authorization: str | None) -> None:
         """Authenticate as REST does; a failure is kept and answered when the operation runs."""
+        assert self.audit is not None
         try:
-            self.principal = await authenticate(self.app, api_key=api_key, authorization=authorization)
+            self.principal = await authenticate(
+                self.app, self.audit, api_key=api_key, authorization=authorization
+            )
             self.auth_error = None
         except ApiError as exc:
             self.principal, self.auth_error = None, exc
@@ -57,13 +62,18 @@ async def get_context(connection: HTTPConnection) -> Context:
     may send them in its ``connection_init`` payload instead (see the router).
     """
     state: AppState = connection.app.state.trinity
-    context = Context(state=state, loaders=Loaders(state))
+    trail = AuditTrail.of(connection)
+    trail.action = "graphql"
+    context = Context(state=state, loaders=Loaders(state), audit=trail)
     api_key = connection.headers.get("x-api-key")
     authorization = connection.headers.get("authorization")
     if api_key or authorization:
         await context.sign_in(api_key=api_key, authorization=authorization)
     else:
-        context.auth_error = UnauthorizedError(
+        error = UnauthorizedError(
             "authentication required: send 'X-API-Key: <key>' or 'Authorization: Bearer <token>'"
         )
+        context.auth_error = error
+        if connection.scope["type"] == "http":  # a WebSocket may still sign in with connection_init
+            await authentication_failed(state, trail, error)
     return context

@@ -21,6 +21,7 @@ from api.routes.workflows import _checked_workflow
 from api.services import runs as run_service
 from api.services import specs as spec_service
 from api.services import workflows as workflow_service
+from api.services.audit import AuditTrail
 from specs.models import Specification as SpecificationDocument
 
 Document = Annotated[
@@ -47,6 +48,14 @@ def _spec_in(document: Any) -> SpecificationCreate:
     )
 
 
+def _audit(info: Info[Any, Any], action: str) -> AuditTrail | None:
+    """The request's audit trail, naming the mutation's action (the same names as REST's)."""
+    trail: AuditTrail | None = info.context.audit
+    if trail is not None:
+        trail.action = action
+    return trail
+
+
 def _status(status: Any) -> WorkflowStatus | None:
     value: WorkflowStatus | None = given(status)
     return value
@@ -57,7 +66,9 @@ class Mutation:
     @strawberry.mutation(permission_classes=[IsAdmin])
     async def create_specification(self, info: Info[Any, Any], document: Document) -> Specification:
         async with info.context.session(read_only=False) as session:
-            row = await spec_service.create_specification(session=session, spec_in=_spec_in(document))
+            row = await spec_service.create_specification(
+                session=session, spec_in=_spec_in(document), audit=_audit(info, "spec.create")
+            )
         return Specification.from_row(row)
 
     @strawberry.mutation(
@@ -69,14 +80,24 @@ class Mutation:
         async with info.context.session(read_only=False) as session:
             row = await spec_service.get_specification(session=session, spec_id=parse_id(id))
             update = SpecificationUpdate.model_validate(_spec_in(document).model_dump())
-            row, _ = await spec_service.update_specification(session=session, spec=row, spec_in=update)
+            audit = _audit(info, "spec.update")
+            row, changed = await spec_service.update_specification(
+                session=session, spec=row, spec_in=update, audit=audit
+            )
+            if not changed and audit is not None:
+                audit.stage(
+                    session, resource_type=spec_service.RESOURCE, resource_id=row.id, version=row.version
+                )
+                await session.commit()
         return Specification.from_row(row)
 
     @strawberry.mutation(permission_classes=[IsAdmin], description="Returns the deleted specification's id.")
     async def delete_specification(self, info: Info[Any, Any], id: strawberry.ID) -> strawberry.ID:
         async with info.context.session(read_only=False) as session:
             row = await spec_service.get_specification(session=session, spec_id=parse_id(id))
-            await spec_service.delete_specification(session=session, spec=row)
+            await spec_service.delete_specification(
+                session=session, spec=row, audit=_audit(info, "spec.delete")
+            )
         return id
 
     @strawberry.mutation(permission_classes=[IsAdmin], description="A draft, or active to deploy it at once.")
@@ -104,6 +125,7 @@ class Mutation:
                 document=parsed,
                 spec=spec,
                 work_pool=info.context.app.settings.prefect.work_pool,
+                audit=_audit(info, "workflow.create"),
             )
         return Workflow.from_row(row)
 
@@ -126,6 +148,7 @@ class Mutation:
             parsed, spec = None, None
             if document is not None:
                 parsed, spec = await _checked_workflow(session, *_text(document))
+            audit = _audit(info, "workflow.update" if document is not None else "workflow.status")
             row, _ = await workflow_service.update_workflow(
                 session=session,
                 prefect=info.context.app.prefect,
@@ -134,7 +157,9 @@ class Mutation:
                 spec=spec,
                 status=_status(status),
                 work_pool=info.context.app.settings.prefect.work_pool,
+                audit=audit,
             )
+
         return Workflow.from_row(row)
 
     @strawberry.mutation(permission_classes=[IsAdmin], description="Returns the deleted workflow's id.")
@@ -142,7 +167,10 @@ class Mutation:
         async with info.context.session(read_only=False) as session:
             row = await workflow_service.get_workflow(session=session, workflow_id=parse_id(id))
             await workflow_service.delete_workflow(
-                session=session, prefect=info.context.app.prefect, workflow=row
+                session=session,
+                prefect=info.context.app.prefect,
+                workflow=row,
+                audit=_audit(info, "workflow.delete"),
             )
         return id
 
@@ -169,5 +197,6 @@ class Mutation:
                 parameters=dict(parameters or {}),
                 idempotency_key=run_service.check_idempotency_key(idempotency_key),
                 idempotency_ttl_seconds=info.context.app.settings.server.idempotency_ttl_seconds,
+                audit=_audit(info, "workflow.execute"),
             )
         return Run.from_row(run, state=(run.state_type, run.state_name))

@@ -7,8 +7,8 @@ from typing import Any
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
-from api.deps import RequireRole
-from api.errors import UnauthorizedError
+from api.deps import check_role
+from api.errors import ForbiddenError, UnauthorizedError
 from api.models.api_key import Role
 from api.security import Principal
 
@@ -26,8 +26,15 @@ class _Needs(BasePermission):
     role: Role
 
     async def has_permission(self, source: Any, info: Info[Any, Any], **kwargs: Any) -> bool:
-        # RequireRole raises the REST 403 (FORBIDDEN here), with the same message.
-        await RequireRole(self.role)(caller(info))
+        # The REST 403 (FORBIDDEN here), with the same message, audited the same way.
+        try:
+            check_role(caller(info), self.role)
+        except ForbiddenError as exc:
+            context = info.context
+            if context.audit is not None:
+                context.audit.action = f"graphql.{info.field_name}"
+                await context.audit.deny(context.app.db, exc)
+            raise
         return True
 
 

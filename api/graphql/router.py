@@ -21,6 +21,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
+from api.errors import is_number_too_large, number_too_large
 from api.graphql.context import Context, get_context
 from api.graphql.errors import api_error_extensions
 from api.graphql.schema import schema
@@ -46,6 +47,15 @@ class TrinityGraphQLRouter(GraphQLRouter[Context, None]):
         if isinstance(result, PreExecutionError):
             sub_response.status_code = 400
         return result
+
+    def decode_json(self, data: str | bytes) -> object:
+        """JSON bodies as Strawberry reads them; an integer too long to read is a 422, not a 500."""
+        try:
+            return super().decode_json(data)
+        except ValueError as exc:
+            if is_number_too_large(exc):
+                raise number_too_large() from exc
+            raise
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         if isinstance(result, PreExecutionError) and result.errors:

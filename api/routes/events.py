@@ -29,6 +29,7 @@ from api.security import Principal
 from api.services import events as service
 from api.services import runs as run_service
 from api.services import workflows as workflow_service
+from api.services.audit import AuditTrail
 from deployments.event_order import CURSOR_PATTERN, Cursor, RunEvent
 from deployments.events import StreamScope
 
@@ -58,12 +59,14 @@ _STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 
 async def stream_principal(
+    request: Request,
     state: StateDep,
     api_key: Annotated[str | None, Security(api_key_scheme)] = None,
     authorization: Annotated[str | None, Security(oauth2_scheme)] = None,
 ) -> Principal:
     """The caller, authenticated as REST does (any role may watch), without holding a session."""
-    return await service.authenticate(state, api_key=api_key, authorization=authorization)
+    trail = AuditTrail.of(request)
+    return await service.authenticate(state, trail, api_key=api_key, authorization=authorization)
 
 
 StreamPrincipal = Annotated[Principal, Depends(stream_principal)]

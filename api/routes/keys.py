@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import Admin, SessionDep
+from api.deps import Admin, AuditDep, SessionDep, audited
 from api.models.api_key import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, ApiKeysPublic
 from api.routes.common import PROTECTED, Limit, Offset, errors
 from api.services import keys as service
@@ -20,9 +20,10 @@ router = APIRouter(prefix="/keys", tags=["keys"], responses=PROTECTED)
     response_model=ApiKeyCreated,
     summary="Create an API key (the key is in this answer only)",
     responses=errors(413),
+    dependencies=[audited("key.create")],
 )
-async def create_key(key_in: ApiKeyCreate, session: SessionDep, _: Admin) -> ApiKeyCreated:
-    row, key = await service.create_api_key(session=session, key_in=key_in)
+async def create_key(key_in: ApiKeyCreate, session: SessionDep, audit: AuditDep, _: Admin) -> ApiKeyCreated:
+    row, key = await service.create_api_key(session=session, key_in=key_in, audit=audit)
     public = ApiKeyPublic.model_validate(row, from_attributes=True)
     return ApiKeyCreated(**public.model_dump(), key=key)
 
@@ -39,7 +40,8 @@ async def list_keys(session: SessionDep, _: Admin, limit: Limit = 50, offset: Of
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an API key (its tokens stop working)",
     responses=errors(404, 409),
+    dependencies=[audited("key.revoke")],
 )
-async def delete_key(key_id: uuid.UUID, session: SessionDep, _: Admin) -> Response:
-    await service.delete_api_key(session=session, key_id=key_id)
+async def delete_key(key_id: uuid.UUID, session: SessionDep, audit: AuditDep, _: Admin) -> Response:
+    await service.delete_api_key(session=session, key_id=key_id, audit=audit)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
-from api.deps import Admin, SessionDep, Viewer
+from api.deps import Admin, AuditDep, SessionDep, Viewer, audited
 from api.documents import content_hash, dump_document, read_document
 from api.models.specification import (
     SpecificationCreate,
@@ -66,12 +66,13 @@ async def list_specs(
     summary="Create a specification",
     openapi_extra=document_body("SpecificationDocument"),
     responses=errors(409, 413, 415),
+    dependencies=[audited("spec.create")],
 )
 async def create_spec(
-    request: Request, response: Response, session: SessionDep, _: Admin
+    request: Request, response: Response, session: SessionDep, audit: AuditDep, _: Admin
 ) -> SpecificationPublic:
     spec_in = await _read(request)
-    row = await service.create_specification(session=session, spec_in=spec_in)
+    row = await service.create_specification(session=session, spec_in=spec_in, audit=audit)
     response.headers["Location"] = f"/api/v1/specs/{row.id}"
     return SpecificationPublic.from_row(row)
 
@@ -90,14 +91,15 @@ async def get_spec(spec_id: uuid.UUID, session: SessionDep, _: Viewer) -> Specif
     summary="Replace a specification (same content: no-op; new content needs a new version)",
     openapi_extra=document_body("SpecificationDocument"),
     responses=errors(404, 409, 413, 415),
+    dependencies=[audited("spec.update")],
 )
 async def replace_spec(
-    spec_id: uuid.UUID, request: Request, session: SessionDep, _: Admin
+    spec_id: uuid.UUID, request: Request, session: SessionDep, audit: AuditDep, _: Admin
 ) -> SpecificationPublic:
     row = await service.get_specification(session=session, spec_id=spec_id)
     spec_in = await _read(request)
     update = SpecificationUpdate.model_validate(spec_in.model_dump())
-    row, _changed = await service.update_specification(session=session, spec=row, spec_in=update)
+    row, _changed = await service.update_specification(session=session, spec=row, spec_in=update, audit=audit)
     return SpecificationPublic.from_row(row)
 
 
@@ -106,8 +108,9 @@ async def replace_spec(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a specification no live workflow uses",
     responses=errors(404, 409),
+    dependencies=[audited("spec.delete")],
 )
-async def delete_spec(spec_id: uuid.UUID, session: SessionDep, _: Admin) -> Response:
+async def delete_spec(spec_id: uuid.UUID, session: SessionDep, audit: AuditDep, _: Admin) -> Response:
     row = await service.get_specification(session=session, spec_id=spec_id)
-    await service.delete_specification(session=session, spec=row)
+    await service.delete_specification(session=session, spec=row, audit=audit)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -10,7 +10,7 @@ import yaml
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import ValidationError
 
-from api.deps import Admin, Operator, PrefectDep, SessionDep, StateDep, Viewer
+from api.deps import Admin, AuditDep, Operator, PrefectDep, SessionDep, StateDep, Viewer, audited
 from api.documents import (
     decode_text,
     dump_document,
@@ -117,6 +117,7 @@ async def list_workflows(
     summary="Create a workflow (draft, or active to deploy it at once)",
     openapi_extra=document_body("WorkflowDocument"),
     responses=errors(409, 413, 415),
+    dependencies=[audited("workflow.create")],
 )
 async def create_workflow(
     request: Request,
@@ -124,6 +125,7 @@ async def create_workflow(
     session: SessionDep,
     prefect: PrefectDep,
     state: StateDep,
+    audit: AuditDep,
     _: Admin,
     status: StatusQuery = None,
 ) -> WorkflowPublic:
@@ -144,6 +146,7 @@ async def create_workflow(
         document=document,
         spec=spec,
         work_pool=state.settings.prefect.work_pool,
+        audit=audit,
     )
     response.headers["Location"] = f"/api/v1/workflows/{row.id}"
     return await _public(session, row)
@@ -184,6 +187,7 @@ _PUT_BODY = {
     ),
     openapi_extra=_PUT_BODY,
     responses=errors(404, 409, 413, 415),
+    dependencies=[audited("workflow.update")],
 )
 async def update_workflow(
     workflow_id: uuid.UUID,
@@ -191,6 +195,7 @@ async def update_workflow(
     session: SessionDep,
     prefect: PrefectDep,
     state: StateDep,
+    audit: AuditDep,
     _: Admin,
     status: StatusQuery = None,
 ) -> WorkflowPublic:
@@ -201,6 +206,7 @@ async def update_workflow(
     document, spec = None, None
     if change is not None:
         status = change.status
+        audit.action = "workflow.status"
     else:
         document, spec = await _checked_workflow(session, text, content_type)
     row, _changed = await service.update_workflow(
@@ -211,6 +217,7 @@ async def update_workflow(
         spec=spec,
         status=status,
         work_pool=state.settings.prefect.work_pool,
+        audit=audit,
     )
     return await _public(session, row)
 
@@ -220,12 +227,13 @@ async def update_workflow(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a workflow and its deployment",
     responses=errors(404),
+    dependencies=[audited("workflow.delete")],
 )
 async def delete_workflow(
-    workflow_id: uuid.UUID, session: SessionDep, prefect: PrefectDep, _: Admin
+    workflow_id: uuid.UUID, session: SessionDep, prefect: PrefectDep, audit: AuditDep, _: Admin
 ) -> Response:
     row = await service.get_workflow(session=session, workflow_id=workflow_id)
-    await service.delete_workflow(session=session, prefect=prefect, workflow=row)
+    await service.delete_workflow(session=session, prefect=prefect, workflow=row, audit=audit)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -235,6 +243,7 @@ async def delete_workflow(
     response_model=RunPublic,
     summary="Start a run of an active workflow",
     responses=errors(404, 409, 413),
+    dependencies=[audited("workflow.execute")],
 )
 async def execute_workflow(
     workflow_id: uuid.UUID,
@@ -243,6 +252,7 @@ async def execute_workflow(
     session: SessionDep,
     prefect: PrefectDep,
     state: StateDep,
+    audit: AuditDep,
     _: Operator,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> RunPublic:
@@ -254,6 +264,7 @@ async def execute_workflow(
         parameters=body.parameters,
         idempotency_key=run_service.check_idempotency_key(idempotency_key),
         idempotency_ttl_seconds=state.settings.server.idempotency_ttl_seconds,
+        audit=audit,
     )
     response.headers["Location"] = f"/api/v1/runs/{run.id}"
     if replayed:

@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.deps import AppState, get_current_principal
+from api.deps import AppState
+from api.deps import authenticate as authenticate_in
 from api.errors import (
     ApiError,
     Detail,
@@ -29,6 +30,7 @@ from api.errors import (
 )
 from api.prefect import PrefectGateway
 from api.security import Principal
+from api.services.audit import AuditTrail
 from deployments import events as prefect_events
 from deployments.event_order import Cursor, CursorError, RunEvent
 
@@ -62,13 +64,15 @@ def parse_cursor(text: str | None, *, loc: str) -> Cursor | None:
         ) from exc
 
 
-async def authenticate(state: AppState, *, api_key: str | None, authorization: str | None) -> Principal:
+async def authenticate(
+    state: AppState, trail: AuditTrail, *, api_key: str | None, authorization: str | None
+) -> Principal:
     """The caller of a long-lived request, as REST authenticates it, without holding a session.
 
     A stream lasts minutes; the session used to check the key is closed before it starts.
     """
     async with state.db.session(read_only=True) as session:
-        return await get_current_principal(state, session, api_key, authorization)
+        return await authenticate_in(state, session, trail, api_key=api_key, authorization=authorization)
 
 
 @dataclass

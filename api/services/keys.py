@@ -12,14 +12,22 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.errors import ConflictError, NotFoundError
 from api.models.api_key import ApiKey, ApiKeyCreate, Role
 from api.security import generate_api_key, hash_api_key, key_prefix
+from api.services.audit import AuditTrail
 from api.services.paging import fetch_model_page
 
+RESOURCE = "api_key"
 
-async def create_api_key(*, session: AsyncSession, key_in: ApiKeyCreate) -> tuple[ApiKey, str]:
+
+async def create_api_key(
+    *, session: AsyncSession, key_in: ApiKeyCreate, audit: AuditTrail | None = None
+) -> tuple[ApiKey, str]:
     """Store a new key's digest; returns the row and the key itself (never stored)."""
     key = generate_api_key()
     row = ApiKey(name=key_in.name, role=key_in.role, key_hash=hash_api_key(key), prefix=key_prefix(key))
     session.add(row)
+    if audit is not None:
+        details = {"name": row.name, "role": Role(row.role).value, "prefix": row.prefix}
+        audit.stage(session, resource_type=RESOURCE, resource_id=row.id, details=details)
     await session.commit()
     return row, key
 
@@ -30,7 +38,9 @@ async def list_api_keys(*, session: AsyncSession, limit: int, offset: int) -> tu
     return await fetch_model_page(session, statement, limit=limit, offset=offset)
 
 
-async def delete_api_key(*, session: AsyncSession, key_id: uuid.UUID) -> None:
+async def delete_api_key(
+    *, session: AsyncSession, key_id: uuid.UUID, audit: AuditTrail | None = None
+) -> None:
     """Delete a key (tokens issued for it stop working at once); the last admin key stays."""
     row = await session.get(ApiKey, key_id)
     if row is None:
@@ -43,6 +53,9 @@ async def delete_api_key(*, session: AsyncSession, key_id: uuid.UUID) -> None:
             raise ConflictError(
                 "this is the last admin key; create another admin key first", code="last_admin_key"
             )
+    if audit is not None:
+        details = {"name": row.name, "role": Role(row.role).value, "prefix": row.prefix}
+        audit.stage(session, resource_type=RESOURCE, resource_id=row.id, details=details)
     await session.delete(row)
     await session.commit()
 

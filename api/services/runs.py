@@ -14,12 +14,15 @@ used again, it starts a new run, since its new row gives Prefect a new key.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -39,10 +42,12 @@ from api.models.run import IdempotencyKey, Run, RunDetail, RunPublic, RunState, 
 from api.models.specification import Specification
 from api.models.workflow import Workflow, WorkflowStatus
 from api.prefect import PrefectGateway
+from api.services.audit import AuditTrail
 from api.services.paging import fetch_page
 from deployments import runs as prefect_runs
 from specs.errors import SpecError
 from specs.parameters import checked_run_parameters
+from specs.schema_limits import PARAMETER_TIME_LIMIT_SECONDS, TIMEOUT_MESSAGE, ParameterTimeoutError
 from trinity.core.types import utcnow
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -68,6 +73,26 @@ async def _parameters_schema(session: AsyncSession, workflow: Workflow) -> dict[
         raise ConflictError(f"workflow {workflow.name} has no stored specification; update it first")
     schema = spec.document.get("parameters") or {"type": "object"}
     return dict(schema)
+
+
+async def _checked_off_the_loop(schema: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    """The run's parameters checked in a worker thread, so a schema pattern that backtracks for
+    seconds never holds the event loop (health checks included); 422 past the time limit."""
+    check = functools.partial(checked_run_parameters, schema, parameters, source="request body")
+    try:
+        with anyio.fail_after(PARAMETER_TIME_LIMIT_SECONDS):
+            return await anyio.to_thread.run_sync(check, abandon_on_cancel=True)
+    except (TimeoutError, ParameterTimeoutError) as exc:
+        raise UnprocessableError(
+            TIMEOUT_MESSAGE,
+            details=[
+                Detail(
+                    loc="$.parameters",
+                    msg=f"checking them against the specification's schema took over "
+                    f"{PARAMETER_TIME_LIMIT_SECONDS:g} s (a pattern that backtracks?)",
+                )
+            ],
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -119,8 +144,12 @@ async def execute_workflow(
     parameters: dict[str, Any],
     idempotency_key: str | None,
     idempotency_ttl_seconds: int,
+    audit: AuditTrail | None = None,
 ) -> tuple[Run, str | None, bool]:
-    """Start a run of an active workflow; returns (run, Prefect UI link, replayed)."""
+    """Start a run of an active workflow; returns (run, Prefect UI link, replayed).
+
+    The audit event (the workflow, the run; never the parameters) is committed with the run.
+    """
     if workflow.status != WorkflowStatus.ACTIVE or workflow.deployment_id is None:
         raise ConflictError(
             f"workflow {workflow.name} {workflow.version} is {workflow.status}; only active workflows run",
@@ -132,7 +161,7 @@ async def execute_workflow(
     check_storable(parameters, prefix=("parameters",), what="the parameters")
     schema = await _parameters_schema(session, workflow)
     try:
-        run_parameters = checked_run_parameters(schema, parameters, source="request body")
+        run_parameters = await _checked_off_the_loop(schema, parameters)
     except SpecError as exc:
         # Problems are located inside the parameters object; the body nests it under "parameters".
         details = [
@@ -148,6 +177,7 @@ async def execute_workflow(
             session, target, idempotency_key, body_hash, idempotency_ttl_seconds
         )
         if earlier is not None:
+            await _audit_run(session, audit, target, earlier, replayed=True)
             return earlier, prefect.flow_run_url(earlier.flow_run_id), True
         # The key's row outlives any attempt that dies after committing it, and a key used again
         # after it expired gets a new row: the same run for retries, a new one after expiry.
@@ -171,7 +201,7 @@ async def execute_workflow(
             raise UnprocessableError(
                 "Prefect refused the run", details=[Detail(loc="$.parameters", msg=str(exc))]
             ) from exc
-    run = await _record_run(session, target, ref, parameters)
+    run = await _record_run(session, target, ref, parameters, audit)
     if claimed is not None:
         link = update(IdempotencyKey).where(col(IdempotencyKey.id) == claimed).values(run_id=run.id)
         await session.exec(link)
@@ -187,12 +217,38 @@ async def purge_idempotency_keys(*, session: AsyncSession, ttl_seconds: int) -> 
     return int(result.rowcount or 0)
 
 
+def _stage_run(
+    session: AsyncSession, audit: AuditTrail | None, target: _Target, run: Run, *, replayed: bool
+) -> None:
+    if audit is None:
+        return
+    details = {"run_id": str(run.id), "flow_run_id": str(run.flow_run_id), "replayed": replayed}
+    audit.stage(
+        session, resource_type="workflow", resource_id=target.id, version=target.version, details=details
+    )
+
+
+async def _audit_run(
+    session: AsyncSession, audit: AuditTrail | None, target: _Target, run: Run, *, replayed: bool
+) -> None:
+    """Record an execute that made no new run (a replay) in a transaction of its own."""
+    if audit is not None:
+        _stage_run(session, audit, target, run, replayed=replayed)
+        await session.commit()
+
+
 async def _record_run(
-    session: AsyncSession, target: _Target, ref: prefect_runs.RunRef, parameters: dict[str, Any]
+    session: AsyncSession,
+    target: _Target,
+    ref: prefect_runs.RunRef,
+    parameters: dict[str, Any],
+    audit: AuditTrail | None,
 ) -> Run:
     existing = (await session.exec(select(Run).where(Run.flow_run_id == ref.flow_run_id))).first()
     if existing is not None:
-        return existing  # Prefect replayed a run we recorded before (same idempotency key)
+        # Prefect replayed a run we recorded before (same idempotency key).
+        await _audit_run(session, audit, target, existing, replayed=True)
+        return existing
     run = Run(
         workflow_id=target.id,
         workflow_name=target.name,
@@ -203,11 +259,15 @@ async def _record_run(
         state_name=ref.state_name,
     )
     session.add(run)
+    _stage_run(session, audit, target, run, replayed=False)
     try:
         await session.commit()
     except IntegrityError:
+        # A concurrent retry recorded this flow run first: record this request as its replay.
         await session.rollback()
-        return (await session.exec(select(Run).where(Run.flow_run_id == ref.flow_run_id))).one()
+        existing = (await session.exec(select(Run).where(Run.flow_run_id == ref.flow_run_id))).one()
+        await _audit_run(session, audit, target, existing, replayed=True)
+        return existing
     return run
 
 

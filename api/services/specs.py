@@ -21,6 +21,7 @@ from api.errors import (
 )
 from api.models.specification import Specification, SpecificationCreate, SpecificationUpdate
 from api.models.workflow import LIVE_STATUSES, Workflow
+from api.services.audit import AuditTrail
 from api.services.paging import fetch_model_page
 from specs.errors import SpecError
 from specs.versions import best_match
@@ -51,7 +52,24 @@ async def _find(session: AsyncSession, name: str, version: str) -> Specification
     return (await session.exec(statement)).first()
 
 
-async def create_specification(*, session: AsyncSession, spec_in: SpecificationCreate) -> Specification:
+RESOURCE = "specification"
+
+
+def _audit(audit: AuditTrail | None, session: AsyncSession, row: Specification) -> None:
+    if audit is not None:
+        audit.stage(session, resource_type=RESOURCE, resource_id=row.id, version=row.version)
+
+
+async def _audit_unchanged(audit: AuditTrail | None, session: AsyncSession, row: Specification) -> None:
+    """A request that changed nothing is still recorded, in a transaction of its own."""
+    if audit is not None:
+        _audit(audit, session, row)
+        await session.commit()
+
+
+async def create_specification(
+    *, session: AsyncSession, spec_in: SpecificationCreate, audit: AuditTrail | None = None
+) -> Specification:
     """Store a new specification; 409 when this name and version already exist."""
     existing = await _find(session, spec_in.name, spec_in.version)
     if existing is not None:
@@ -62,6 +80,7 @@ async def create_specification(*, session: AsyncSession, spec_in: SpecificationC
         )
     row = Specification.model_validate(spec_in)
     session.add(row)
+    _audit(audit, session, row)
     await _commit(session, spec_in.name, spec_in.version)
     return row
 
@@ -80,7 +99,11 @@ async def _live_users(session: AsyncSession, spec_id: uuid.UUID) -> Sequence[Wor
 
 
 async def update_specification(
-    *, session: AsyncSession, spec: Specification, spec_in: SpecificationUpdate
+    *,
+    session: AsyncSession,
+    spec: Specification,
+    spec_in: SpecificationUpdate,
+    audit: AuditTrail | None = None,
 ) -> tuple[Specification, bool]:
     """Replace a specification's document; returns (row, changed).
 
@@ -95,6 +118,7 @@ async def update_specification(
         )
     if spec_in.version == spec.version:
         if spec_in.content_hash == spec.content_hash:
+            await _audit_unchanged(audit, session, spec)
             return spec, False
         raise ImmutableVersionError(
             f"specification {spec.name} {spec.version} is immutable; give the new content a new version",
@@ -115,16 +139,20 @@ async def update_specification(
     spec.document = spec_in.document
     spec.content_hash = spec_in.content_hash
     session.add(spec)
+    _audit(audit, session, spec)
     await _commit(session, spec_in.name, spec_in.version)
     return spec, True
 
 
-async def delete_specification(*, session: AsyncSession, spec: Specification) -> None:
+async def delete_specification(
+    *, session: AsyncSession, spec: Specification, audit: AuditTrail | None = None
+) -> None:
     """Delete a specification no live (non-archived) workflow uses (409 otherwise)."""
     users = await _live_users(session, spec.id)
     if users:
         names = ", ".join(f"{w.name} {w.version} ({w.status})" for w in users)
         raise InUseError(f"specification {spec.name} {spec.version} is used by live workflows: {names}")
+    _audit(audit, session, spec)
     await session.delete(spec)
     await session.commit()
 

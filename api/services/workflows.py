@@ -35,6 +35,7 @@ from api.models.workflow import (
     WorkflowStatus,
 )
 from api.prefect import PrefectGateway
+from api.services.audit import AuditTrail
 from api.services.paging import fetch_page
 from api.services.specs import resolve_specification
 from deployments.runs import DeploymentNotFoundError
@@ -43,6 +44,14 @@ from specs import models as documents
 from specs.errors import SpecError
 
 CREATABLE = (WorkflowStatus.DRAFT, WorkflowStatus.ACTIVE)
+RESOURCE = "workflow"
+
+
+def _audit(
+    audit: AuditTrail | None, session: AsyncSession, row: Workflow, details: dict[str, str] | None = None
+) -> None:
+    if audit is not None:
+        audit.stage(session, resource_type=RESOURCE, resource_id=row.id, version=row.version, details=details)
 
 
 async def list_workflows(
@@ -183,6 +192,7 @@ async def create_workflow(
     document: documents.Workflow,
     spec: Specification,
     work_pool: str,
+    audit: AuditTrail | None = None,
 ) -> Workflow:
     """Store a workflow bound to ``spec`` (see :func:`resolve_specification`); deploy it when active."""
     status = WorkflowStatus(workflow_in.status)
@@ -204,6 +214,7 @@ async def create_workflow(
             prefect, document=document, spec=spec, paused=False, work_pool=work_pool
         )
     session.add(row)
+    _audit(audit, session, row, {"status": status.value})
     await _commit(session, row)
     return row
 
@@ -217,6 +228,7 @@ async def update_workflow(
     spec: Specification | None,
     status: WorkflowStatus | None,
     work_pool: str,
+    audit: AuditTrail | None = None,
 ) -> tuple[Workflow, bool]:
     """Apply a new document (bound to ``spec``) and/or a status; returns (row, changed).
 
@@ -243,6 +255,9 @@ async def update_workflow(
             if spec is None:
                 raise ValueError("a new workflow document needs its resolved specification")
     if new_definition is None and target == current:
+        if audit is not None:  # changed nothing, recorded all the same
+            _audit(audit, session, workflow, {"from": current.value, "to": target.value})
+            await session.commit()
         return workflow, False
     active_document = document if new_definition is not None and document is not None else None
     if active_document is None:
@@ -257,6 +272,7 @@ async def update_workflow(
         workflow.spec_range = document.spec.version
     workflow.status = target
     session.add(workflow)
+    _audit(audit, session, workflow, {"from": current.value, "to": target.value})
     await _commit(session, workflow)
     return workflow, True
 
@@ -293,9 +309,12 @@ async def _apply_deployment(
         workflow.deployment_id = None
 
 
-async def delete_workflow(*, session: AsyncSession, prefect: PrefectGateway, workflow: Workflow) -> None:
+async def delete_workflow(
+    *, session: AsyncSession, prefect: PrefectGateway, workflow: Workflow, audit: AuditTrail | None = None
+) -> None:
     """Remove the workflow's deployment (if any), then the workflow."""
     if workflow.deployment_id is not None:
         await _undeploy(prefect, workflow.deployment_id)
+    _audit(audit, session, workflow, {"status": WorkflowStatus(workflow.status).value})
     await session.delete(workflow)
     await session.commit()

@@ -32,6 +32,7 @@ import psutil
 
 from flows.actions.base import ActionContext, ActionError, ActionTimeoutError
 from specs.actions import ShellInputs
+from trinity.core.redaction import redact_urls
 
 MAX_CAPTURE_BYTES = 1024 * 1024
 MAX_LOGGED_LINES = 5_000
@@ -68,7 +69,8 @@ class _Capture:
         self.lines += 1
         if self.lines <= MAX_LOGGED_LINES:
             level = logging.INFO if self.name == "stdout" else logging.WARNING
-            self.logger.log(level, "%s: %s", self.name, line.decode("utf-8", "replace").rstrip("\r\n"))
+            text = redact_urls(line.decode("utf-8", "replace").rstrip("\r\n"))
+            self.logger.log(level, "%s: %s", self.name, text)
         elif self.lines == MAX_LOGGED_LINES + 1:
             self.logger.warning("%s: further lines are not logged (kept in the output)", self.name)
 
@@ -77,7 +79,7 @@ class _Capture:
 
     def last_line(self) -> str:
         lines = self.text().strip().splitlines()
-        return lines[-1][:500] if lines else ""
+        return redact_urls(lines[-1][:500]) if lines else ""
 
 
 def _pump(stream: IO[bytes], capture: _Capture) -> None:

@@ -65,41 +65,16 @@ from flows.analytics.records import (
     task_run_row,
 )
 from specs.naming import ANALYTICS_TAG, RESERVED_FLOW_NAMES, TRINITY_TAG, workflow_from_tags
+from trinity.core import tables as core_tables
+from trinity.core.tables import non_key_columns
 
 HARVEST_WATERMARK = "harvest"
 DEFAULT_REREAD_WINDOW = dt.timedelta(minutes=15)
 PAGE_SIZE = 200  # Prefect's server refuses larger pages by default
 _DELETE_BATCH = 500
 _RUN_UPDATES = ("status", "execution_time", "expected_start_time", "started_at", "ended_at")
-_TASK_UPDATES = (
-    "flow_run_id",
-    "workflow_name",
-    "task_id",
-    "task_run_name",
-    "map_index",
-    "state_type",
-    "state_name",
-    "start_time",
-    "end_time",
-    "duration_seconds",
-    "attempts",
-    "cpu_seconds",
-    "peak_memory_bytes",
-    "error_message",
-    "inputs_hash",
-    "output_hash",
-)
-_HARVEST_UPDATES = (
-    "workflow_name",
-    "trigger",
-    "state_name",
-    "deployment_id",
-    "parent_flow_run_id",
-    "reference_time",
-    "task_runs",
-    "fingerprint",
-    "harvested_at",
-)
+_TASK_UPDATES = non_key_columns(core_tables.task_runs)
+_HARVEST_UPDATES = non_key_columns(core_tables.harvested_runs)
 
 
 @dataclass

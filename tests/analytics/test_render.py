@@ -118,27 +118,21 @@ def test_written_logs_tree_holds_the_seed_files(report: Report, tmp_path: Path) 
     written = write_logs_tree(report, tmp_path)
 
     on_disk = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file())
-    assert on_disk == sorted(
-        [
-            "performance/execution_times.json",
-            "performance/resource_usage.json",
-            "performance/bottleneck_analysis.json",
-            "performance/anomalies.json",
-            "performance/forecasts.json",
-            "optimization/suggestions.md",
-            "optimization/performance_improvements.md",
-            "optimization/architecture_recommendations.md",
-            "patterns/workflow_usage.json",
-            "patterns/integration_patterns.json",
-            "patterns/user_behavior.json",
-            "patterns/failure_families.json",
-            "insights/business_impact.md",
-            "insights/technical_learnings.md",
-            "insights/future_opportunities.md",
-            "charts/duration_trends.svg",
-            "charts/critical_path_gantt.svg",
-            "charts/usage_heatmap.svg",
-        ]
-    )
+    # The seed's LOGS layout, folder by folder.
+    seed_layout = {
+        "performance": "execution_times resource_usage bottleneck_analysis anomalies forecasts",
+        "optimization": "suggestions performance_improvements architecture_recommendations",
+        "patterns": "workflow_usage integration_patterns user_behavior failure_families",
+        "insights": "business_impact technical_learnings future_opportunities",
+        "charts": "duration_trends critical_path_gantt usage_heatmap",
+    }
+    suffix = {"performance": ".json", "patterns": ".json", "charts": ".svg"}
+    expected = [
+        f"{folder}/{name}{suffix.get(folder, '.md')}"
+        for folder, names in seed_layout.items()
+        for name in names.split()
+    ]
+    assert len(expected) == 18
+    assert on_disk == sorted(expected)
     assert sorted(written) == sorted(tmp_path / name for name in on_disk)
     assert all(path.stat().st_size > 0 for path in written)

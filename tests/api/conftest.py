@@ -6,14 +6,19 @@ own server; ``api`` empties the data tables before each test.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.api.support import ApiServer, make_settings, running_api_server
 from tests.conftest import require_postgres
 from tests.support.servers import PrefectServer, create_database, drop_database
+from tests.support.services import service_missing
+
+REDIS_URL = os.environ.get("TRINITY_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 
 def _database_url(backend: str, folder: Path) -> Iterator[str]:
@@ -70,3 +75,16 @@ def prefect_api_module(
 def prefect_api_server(prefect_api_module: ApiServer) -> ApiServer:
     prefect_api_module.reset()
     return prefect_api_module
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The machine's Redis server (``scripts/test`` starts it when it does not answer)."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        service_missing(f"Redis is not reachable at {REDIS_URL} ({exc}); scripts/test starts one")
+    finally:
+        client.close()
+    return REDIS_URL

@@ -30,6 +30,7 @@ DATA_TABLES = (
     "analytics_performance",
     "analytics_insights",
     "analytics_failure_families",
+    "audit_events",
 )
 
 
@@ -42,8 +43,10 @@ def make_settings(
     max_body_bytes: int = 1024 * 1024,
     redis_url: str | None = None,
     token_expiry: int = 3600,
+    auth_failure_rate_limit: str | None = "1000000/hour",
+    token_rate_limit: str | None = "1000000/hour",
 ) -> Settings:
-    """Settings for a test server: real database, bootstrap admin key, generous rate limit."""
+    """Settings for a test server: real database, bootstrap admin key, generous rate limits."""
     return Settings.model_validate(
         {
             "server": {"max_body_bytes": max_body_bytes},
@@ -54,6 +57,8 @@ def make_settings(
                 "bootstrap_api_key": ADMIN_KEY,
                 "rate_limit": rate_limit,
                 "token_expiry": token_expiry,
+                "auth_failure_rate_limit": auth_failure_rate_limit,
+                "token_rate_limit": token_rate_limit,
             },
             "prefect": {"api_url": prefect_api_url},
             "state_dir": str(state_dir),

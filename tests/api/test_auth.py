@@ -38,6 +38,7 @@ MATRIX = [
     ("GET", "/keys", "admin", None),
     ("POST", "/keys", "admin", {"name": "k", "role": "viewer"}),
     ("DELETE", "/keys/{id}", "admin", None),
+    ("GET", "/audit", "admin", None),
 ]
 PUBLIC = [("GET", "/health"), ("POST", "/auth/token")]
 

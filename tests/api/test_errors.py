@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.support import ApiServer, spec_document
+from tests.api.support import ApiServer, spec_document, workflow_document
 
 ERROR_KEYS = {"code", "message", "details"}
 
@@ -172,3 +172,37 @@ def test_bad_idempotency_keys_are_422(api: ApiServer) -> None:
         headers={"Idempotency-Key": "has space"},
     )
     assert_error(response, 422)
+
+
+BIG = "1" * 5000  # past Python's 4300-digit limit on reading integers
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "content_type"),
+    [
+        ("POST", "/specs", '{"kind": "Specification", "name": "x", "version": "1.0.0", "n": %s}', "json"),
+        ("POST", "/specs", '[{"kind": "Specification", "name": "x", "version": %s}]', "json"),
+        ("POST", "/workflows", '{"kind": "Workflow", "name": "w", "tasks": [%s]}', "json"),
+        ("PUT", "/workflows/{id}", '{"status": %s}', "json"),
+        ("POST", "/workflows/{id}/execute", '{"parameters": {"day": %s}}', "json"),
+        ("POST", "/keys", '{"name": "k", "role": %s}', "json"),
+        ("POST", "/graphql", '{"query": "{ __typename }", "variables": {"n": %s}}', "json"),
+    ],
+)
+def test_numbers_too_large_to_read_are_422(
+    api: ApiServer, method: str, path: str, body: str, content_type: str
+) -> None:
+    client = api.client()
+    assert client.post("/specs", json=spec_document()).status_code == 201
+    workflow = client.post("/workflows", json=workflow_document()).json()
+    response = client.request(
+        method,
+        path.format(id=workflow["id"]),
+        content=body % BIG,
+        headers={"content-type": f"application/{content_type}"},
+    )
+    error = assert_error(response, 422, "validation_error")
+    assert error["message"] == "the request body holds a number too large to read"
+    assert error["details"] == [{"loc": "$", "msg": "integers may have at most 4300 digits"}]
+    # The connection and the server are fine afterwards.
+    assert client.get("/specs").status_code == 200

@@ -98,9 +98,6 @@ def test_a_run_streams_every_state_change_and_log_line_once_in_order(
     assert_complete_stream(received, live_prefect, run["flow_run_id"])
 
 
-# Known defect: a resumed stream sometimes misses or repeats a log line of the run (seen in about
-# half of the runs on a loaded machine); the stream's own order is kept. Left open with issue 16.
-@pytest.mark.xfail(reason="a resumed stream may miss or repeat a log line", strict=False)
 def test_a_dropped_stream_resumes_with_last_event_id_without_loss_or_repeats(
     api: ApiServer, live_prefect: PrefectServer, tmp_path: Path
 ) -> None:

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from api.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from tests.api.support import ADMIN_KEY, ApiServer, make_settings, running_api_server
 from tests.support.servers import free_port
-from tests.support.services import service_missing
-
-REDIS_URL = os.environ.get("TRINITY_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 
 def test_memory_limiter_is_a_sliding_window() -> None:
@@ -55,19 +50,6 @@ def test_over_the_limit_is_429_with_retry_after_per_principal(limited_api: ApiSe
     assert 1 <= int(response.headers["retry-after"]) <= 60
     assert limited_api.client(other_key).get("/specs").status_code == 200
     assert httpx.get(f"{limited_api.api}/health", timeout=30).status_code == 200  # not limited
-
-
-@pytest.fixture
-def redis_url() -> str:
-    """The machine's Redis server (``scripts/test`` starts it when it does not answer)."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        service_missing(f"Redis is not reachable at {REDIS_URL} ({exc}); scripts/test starts one")
-    finally:
-        client.close()
-    return REDIS_URL
 
 
 def test_redis_limiter_shares_the_budget_across_processes(redis_url: str) -> None:

@@ -9,7 +9,8 @@ expands to an empty string, so ``jwt_secret: ${JWT_SECRET}`` with no ``JWT_SECRE
 
 Environment variables: ``TRINITY_DATABASE_URL``, ``TRINITY_JWT_SECRET`` (or ``JWT_SECRET``),
 ``TRINITY_BOOTSTRAP_API_KEY``, ``TRINITY_DEV_MODE``, ``TRINITY_STATE_DIR``,
-``TRINITY_PREFECT_API_URL``, ``TRINITY_PREFECT_UI_URL``, ``TRINITY_LOGS_DIR``. Without
+``TRINITY_PREFECT_API_URL``, ``TRINITY_PREFECT_UI_URL``, ``TRINITY_LOGS_DIR``,
+``TRINITY_SSL_CERTFILE``, ``TRINITY_SSL_KEYFILE``. Without
 ``prefect.api_url``, Prefect's own ``PREFECT_API_URL`` applies.
 
 A process that starts another Trinity process (a worker its executors, ``trinity api`` its
@@ -121,6 +122,8 @@ def environment_overrides(env: Mapping[str, str]) -> dict[str, Any]:
         "prefect.api_url": env.get("TRINITY_PREFECT_API_URL"),
         "prefect.ui_url": env.get("TRINITY_PREFECT_UI_URL"),
         "analytics.logs_dir": env.get("TRINITY_LOGS_DIR"),
+        "server.ssl_certfile": env.get("TRINITY_SSL_CERTFILE"),
+        "server.ssl_keyfile": env.get("TRINITY_SSL_KEYFILE"),
         "state_dir": env.get("TRINITY_STATE_DIR"),
     }
     overrides: dict[str, Any] = {key: value for key, value in variables.items() if value}

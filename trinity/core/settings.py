@@ -12,7 +12,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from trinity.core.egress import parse_rule
 
 DEFAULT_STATE_DIR = ".trinity"
 MIN_JWT_SECRET_LENGTH = 32
@@ -39,6 +41,24 @@ class ServerSettings(_Section):
     max_body_bytes: Annotated[int, Field(ge=1024, le=1024**3)] = 1024 * 1024
     # How long an execute Idempotency-Key is remembered; older keys are purged and start anew.
     idempotency_ttl_seconds: Annotated[int, Field(ge=60, le=366 * 86400)] = 86400
+    # HTTPS: the certificate (chain) and its private key, both PEM; unset: plain HTTP.
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    # The oldest TLS version accepted.
+    ssl_min_version: Literal["1.2", "1.3"] = "1.3"
+
+    @field_validator("ssl_certfile", "ssl_keyfile", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> ServerSettings:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together: give both or neither")
+        return self
 
 
 class DatabaseSettings(_Section):
@@ -73,23 +93,50 @@ class LoggingSettings(_Section):
         return value.upper() if isinstance(value, str) else value
 
 
+class HttpEgressSettings(_Section):
+    """``security.http``: where ``http`` tasks may connect, beyond the defaults of
+    :mod:`trinity.core.egress` (link-local addresses and the stack's own services are denied)."""
+
+    deny: list[str] = Field(default_factory=list, description="CIDRs (10.0.0.0/8) and host:port.")
+    allow: list[str] = Field(default_factory=list, description="Exceptions to deny, same forms.")
+
+    @field_validator("deny", "allow")
+    @classmethod
+    def _rules(cls, value: list[str]) -> list[str]:
+        for text in value:
+            parse_rule(text)
+        return value
+
+
 class SecuritySettings(_Section):
     """Tokens, keys, limits."""
 
     jwt_secret: str | None = None
     token_expiry: Annotated[int, Field(ge=30, le=86400, description="JWT lifetime in seconds.")] = 3600
     rate_limit: str | None = "1000/hour"
+    # Per client address: failed authentications (beyond: 429 before credentials are even
+    # looked at) and requests to the token endpoint. Unset: no limit.
+    auth_failure_rate_limit: str | None = "20/minute"
+    token_rate_limit: str | None = "30/minute"
     dev_mode: bool = False
     bootstrap_api_key: str | None = None
+    http: HttpEgressSettings = Field(default_factory=HttpEgressSettings)
 
-    @field_validator("jwt_secret", "bootstrap_api_key", "rate_limit", mode="before")
+    @field_validator(
+        "jwt_secret",
+        "bootstrap_api_key",
+        "rate_limit",
+        "auth_failure_rate_limit",
+        "token_rate_limit",
+        mode="before",
+    )
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             return None
         return value
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "auth_failure_rate_limit", "token_rate_limit")
     @classmethod
     def _parse_rate(cls, value: str | None) -> str | None:
         if value is not None:

@@ -7,6 +7,7 @@ read and write the rest, all with these very objects.
 * ``specifications``, ``workflows``: the stored documents (the API);
 * ``runs``, ``idempotency_keys``, ``api_keys``: runs started through the API, the keys guarding
   ``execute``, API keys as SHA-256 digests;
+* ``audit_events``: the audit trail of the API: who did (or was refused) what, when, from where;
 * ``execution_logs``: one row per finished flow run, written by the executor;
 * ``task_runs``: one row per Prefect task run of a Trinity run, keyed by Prefect's id, with the
   figures the executor recorded merged in (the harvest);
@@ -34,6 +35,11 @@ from trinity.core.types import JSONVariant, UTCDateTime, utcnow
 METADATA = sa.MetaData()
 
 _NOW = sa.text("CURRENT_TIMESTAMP")
+
+
+def non_key_columns(table: sa.Table) -> tuple[str, ...]:
+    """The names of a table's columns outside its primary key: what an upsert of a row rewrites."""
+    return tuple(column.name for column in table.columns if not column.primary_key)
 
 
 def _id() -> sa.Column[Any]:
@@ -145,6 +151,37 @@ api_keys = sa.Table(
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("prefix", sa.String(16), nullable=False),
     _created_at(),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    METADATA,
+    _id(),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False, server_default=_NOW, index=True),
+    # Who: the key (no foreign key: the trail outlives deleted keys), its name and role then, and
+    # the bearer token's id (jti) when the key came through one. Empty when nobody authenticated.
+    sa.Column("actor_key_id", sa.Uuid(), nullable=True, index=True),
+    sa.Column("actor_name", sa.String(255), nullable=True),
+    sa.Column("actor_role", sa.String(20), nullable=True),
+    sa.Column("token_id", sa.String(64), nullable=True),
+    # What: spec.create, workflow.execute, key.revoke, token.issue, ... ("GET /api/v1/..." for a
+    # refused request to a route that changes nothing), and on which resource.
+    sa.Column("action", sa.String(100), nullable=False, index=True),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("path", sa.String(1024), nullable=False),
+    sa.Column("resource_type", sa.String(32), nullable=True),
+    sa.Column("resource_id", sa.String(64), nullable=True),
+    sa.Column("resource_version", sa.String(64), nullable=True),
+    # From where: the client's address as the server saw it.
+    sa.Column("client_address", sa.String(64), nullable=True),
+    # allowed or denied, the answer's status, and why (the error's message for a denial).
+    sa.Column("outcome", sa.String(16), nullable=False, index=True),
+    sa.Column("status_code", sa.Integer(), nullable=False),
+    sa.Column("reason", sa.String(500), nullable=True),
+    # SHA-256 of the request body (never the body: it may hold secrets); none for credentials.
+    sa.Column("body_sha256", sa.String(64), nullable=True),
+    # Ids and statuses only (the run started, the status moved to): never parameter values.
+    sa.Column("details", JSONVariant, nullable=True),
 )
 
 
