@@ -90,7 +90,7 @@ async def _all_task_runs(client: Any, run_id: UUID) -> list[TaskRun]:
             return found
 
 
-async def task_runs(run_id: UUID, *, expected: int, timeout: float = 30.0) -> dict[str, TaskRun]:
+async def task_runs(run_id: UUID, *, expected: int, timeout: float = 120.0) -> dict[str, TaskRun]:
     """The flow run's task runs by name, once ``expected`` of them have settled.
 
     Task runs reach the server as events, shortly after the client saw them; poll until they are

@@ -74,6 +74,8 @@ def pids_alive(pids: list[int]) -> list[int]:
     return alive
 
 
+# The whole stack's first start (server migrations, deployments, the first run) on a busy machine.
+@pytest.mark.timeout(900)
 def test_up_serves_the_demo_in_the_prefect_ui(tmp_path: Path) -> None:
     if CHROMIUM is None:
         service_missing("Debian's chromium is not installed (scripts/test installs it)")

@@ -79,7 +79,7 @@ async def test_worker_runs_trinity_deployments_on_sqlite(prefect_api: PrefectSer
     with running_worker(command, worker_env(prefect_api, database), tmp_path / "worker.log") as worker:
         deployment = await deploy_tasks("noop-dag", pool, NOOP_DAG)
         ids = await create_runs(deployment, 4)
-        runs = await wait_for(ids, is_final, timeout=120, what="finished")
+        runs = await wait_for(ids, is_final, timeout=240, what="finished")
         assert [run.state_name for run in runs] == ["Completed"] * 4, worker.log()
         # Each run went to one of the worker's executor processes, recorded as host:pid.
         assert {executor_pid(run) for run in runs} <= _children(worker)
