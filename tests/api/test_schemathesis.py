@@ -27,8 +27,7 @@ from trinity.core.settings import Settings
 # a case in this thread; Hypothesis takes that for a strategy using `random` and warns, now and
 # then. The strategies are schemathesis's own.
 pytestmark = pytest.mark.filterwarnings(
-    "ignore:Do not use the .random. module inside strategies"
-    ":hypothesis.errors.HypothesisDeprecationWarning"
+    "ignore:Do not use the .random. module inside strategies:hypothesis.errors.HypothesisDeprecationWarning"
 )
 
 MAX_EXAMPLES = int(os.environ.get("TRINITY_FUZZ_EXAMPLES", "25"))
