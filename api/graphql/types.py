@@ -240,35 +240,38 @@ class Run:
 
 
 @strawberry.type
-class Performance:
+class AnalyticsWindow:
+    """What every analytics row has: the workflow (and task) and the window it covers."""
+
     id: strawberry.ID
     workflow: str
     task_id: str | None
     window_start: datetime
     window_end: datetime
+
+
+def _window_fields(row: AnalyticsPerformance | AnalyticsInsight) -> dict[str, Any]:
+    return {
+        "id": strawberry.ID(str(row.id)),
+        "workflow": row.workflow,
+        "task_id": row.task_id,
+        "window_start": row.window_start,
+        "window_end": row.window_end,
+    }
+
+
+@strawberry.type
+class Performance(AnalyticsWindow):
     metrics: JSON
     created_at: datetime
 
     @classmethod
     def from_row(cls, row: AnalyticsPerformance) -> Performance:
-        return cls(
-            id=strawberry.ID(str(row.id)),
-            workflow=row.workflow,
-            task_id=row.task_id,
-            window_start=row.window_start,
-            window_end=row.window_end,
-            metrics=cast(JSON, row.metrics),
-            created_at=row.created_at,
-        )
+        return cls(**_window_fields(row), metrics=cast(JSON, row.metrics), created_at=row.created_at)
 
 
 @strawberry.type(description="A bottleneck, anomaly or recommendation found by the analytics.")
-class Insight:
-    id: strawberry.ID
-    workflow: str
-    task_id: str | None
-    window_start: datetime
-    window_end: datetime
+class Insight(AnalyticsWindow):
     kind: str
     title: str
     severity: str
@@ -279,11 +282,7 @@ class Insight:
     @classmethod
     def from_row(cls, row: AnalyticsInsight) -> Insight:
         return cls(
-            id=strawberry.ID(str(row.id)),
-            workflow=row.workflow,
-            task_id=row.task_id,
-            window_start=row.window_start,
-            window_end=row.window_end,
+            **_window_fields(row),
             kind=row.kind,
             title=row.title,
             severity=row.severity,
