@@ -275,8 +275,8 @@ class SpecCheck:
 
 
 @dataclasses.dataclass
-class Recommendation:
-    """A proposed change to a workflow document, with the numbers that justify it."""
+class Observed:
+    """What a recommendation and a finding both say: which workflow (and task), what, and the numbers."""
 
     id: str
     workflow: str
@@ -284,6 +284,12 @@ class Recommendation:
     kind: str
     title: str
     evidence: dict[str, Any]
+
+
+@dataclasses.dataclass
+class Recommendation(Observed):
+    """A proposed change to a workflow document, with the numbers that justify it."""
+
     expected_effect: str
     yaml_diff: str
     severity: str
@@ -291,15 +297,9 @@ class Recommendation:
 
 
 @dataclasses.dataclass
-class Finding:
+class Finding(Observed):
     """An observation worth attention that is not itself a document change."""
 
-    id: str
-    workflow: str
-    task_id: str | None
-    kind: str
-    title: str
-    evidence: dict[str, Any]
     severity: str
 
 

@@ -81,29 +81,28 @@ class MemoryRateLimiter:
         self._log.clear()
 
 
-# KEYS[1]: the principal's log; ARGV: now (ms), window (ms), limit, member.
-_SLIDING_WINDOW = """
+# KEYS[1]: the principal's log; ARGV: now (ms), window (ms), limit. Drops what left the window and
+# returns the ms until the oldest entry leaves it when the log is full.
+_FULL_WAIT = """
 local key, now, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 if redis.call('ZCARD', key) >= limit then
   local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   return tonumber(oldest[2]) + window - now
 end
-redis.call('ZADD', key, now, ARGV[4])
+"""
+
+# Records the request (ARGV[4]: its member) when there is room; -1: allowed.
+_SLIDING_WINDOW = (
+    _FULL_WAIT
+    + """redis.call('ZADD', key, now, ARGV[4])
 redis.call('PEXPIRE', key, window)
 return -1
 """
+)
 
-# The same without recording: KEYS[1]; ARGV: now (ms), window (ms), limit.
-_SLIDING_WINDOW_CHECK = """
-local key, now, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-if redis.call('ZCARD', key) >= limit then
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  return tonumber(oldest[2]) + window - now
-end
-return -1
-"""
+# The same without recording.
+_SLIDING_WINDOW_CHECK = _FULL_WAIT + "return -1\n"
 
 
 class RedisRateLimiter:

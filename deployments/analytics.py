@@ -37,7 +37,6 @@ class AnalyticsDeployment:
 
     flow: Flow[..., Any]
     flow_name: str
-    entrypoint: str
     cron: str
     description: str
     parameters: dict[str, Any]
@@ -45,6 +44,11 @@ class AnalyticsDeployment:
     @property
     def full_name(self) -> str:
         return f"{self.flow_name}/{DEPLOYMENT_NAME}"
+
+    @property
+    def entrypoint(self) -> str:
+        """The flow function's module path, imported from the worker's environment."""
+        return f"{self.flow.fn.__module__}.{self.flow.fn.__name__}"
 
 
 def schedule_options(analytics: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
@@ -95,7 +99,6 @@ def analytics_deployments(
         AnalyticsDeployment(
             flow=performance_report,
             flow_name=PERFORMANCE_FLOW,
-            entrypoint=f"{performance_report.fn.__module__}.{performance_report.fn.__name__}",
             cron=performance_cron,
             description="Harvest Trinity runs; refresh the performance report of the periods that changed.",
             parameters=common,
@@ -103,7 +106,6 @@ def analytics_deployments(
         AnalyticsDeployment(
             flow=insights_report,
             flow_name=INSIGHTS_FLOW,
-            entrypoint=f"{insights_report.fn.__module__}.{insights_report.fn.__name__}",
             cron=insights_cron,
             description="Harvest Trinity runs and analyse the last days: recommendations and insights.",
             parameters=insights_parameters,

@@ -92,6 +92,18 @@ def _state(obj: Any) -> tuple[str, str]:
     return str(state.type.value), str(state.name)
 
 
+def _observed(run: Any) -> dict[str, Any]:
+    """What Prefect reports alike of a flow run and a task run: its name, state and times."""
+    state_type, state_name = _state(run)
+    return {
+        "name": run.name,
+        "state_type": state_type,
+        "state_name": state_name,
+        "start_time": run.start_time,
+        "end_time": run.end_time,
+    }
+
+
 def flow_run_ui_url(flow_run_id: UUID) -> str | None:
     """The run's page in the Prefect UI (from PREFECT_UI_URL, or derived from PREFECT_API_URL)."""
     base = PREFECT_UI_URL.value()
@@ -152,17 +164,8 @@ async def _task_runs(client: Any, flow_run_id: UUID) -> list[TaskRunStatus]:
                 # Prefect's tracking task run for a child workflow (a subflow called from a spec
                 # task): it names that task as its parent and is not one of the spec's tasks.
                 continue
-            state_type, state_name = _state(task_run)
             found.append(
-                TaskRunStatus(
-                    task_run_id=task_run.id,
-                    name=task_run.name,
-                    task_key=task_run.task_key,
-                    state_type=state_type,
-                    state_name=state_name,
-                    start_time=task_run.start_time,
-                    end_time=task_run.end_time,
-                )
+                TaskRunStatus(task_run_id=task_run.id, task_key=task_run.task_key, **_observed(task_run))
             )
         if len(page) < TASK_RUN_PAGE:
             return found
@@ -188,16 +191,11 @@ async def read_run(*, flow_run_id: UUID) -> RunStatus:
             )
         except ObjectNotFound as exc:
             raise FlowRunNotFoundError(f"Prefect has no flow run {flow_run_id}") from exc
-    state_type, state_name = _state(flow_run)
     return RunStatus(
         flow_run_id=flow_run.id,
-        name=flow_run.name,
         deployment_id=flow_run.deployment_id,
-        state_type=state_type,
-        state_name=state_name,
         expected_start_time=flow_run.expected_start_time,
-        start_time=flow_run.start_time,
-        end_time=flow_run.end_time,
+        **_observed(flow_run),
         parameters=dict(flow_run.parameters or {}),
         ui_url=flow_run_ui_url(flow_run.id),
         tasks=tasks,

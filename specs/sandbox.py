@@ -36,48 +36,6 @@ MAX_SEQUENCE = 100_000  # items or characters one repetition may produce
 MAX_POWER_BITS = 4_096
 MAX_FORMAT_WIDTH = 10_000
 
-_SAFE_METHODS: dict[type, frozenset[str]] = {
-    str: frozenset(
-        [
-            "lower",
-            "upper",
-            "strip",
-            "lstrip",
-            "rstrip",
-            "startswith",
-            "endswith",
-            "split",
-            "rsplit",
-            "splitlines",
-            "title",
-            "capitalize",
-            "casefold",
-            "swapcase",
-            "count",
-            "find",
-            "rfind",
-            "index",
-            "rindex",
-            "isdigit",
-            "isalpha",
-            "isalnum",
-            "isnumeric",
-            "isspace",
-            "islower",
-            "isupper",
-            "partition",
-            "rpartition",
-            "removeprefix",
-            "removesuffix",
-        ]
-    ),
-    dict: frozenset({"keys", "values", "items", "get"}),
-    list: frozenset({"index", "count"}),
-    tuple: frozenset({"index", "count"}),
-}
-_BUILTIN_TYPES = (str, dict, list, tuple, int, float, bool, type(None))
-_FORMAT_SPEC = re.compile(r"%[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
-
 # str methods that build a new string or list (at most 3x as long: case changes may expand).
 _BUILDING_METHODS = frozenset(
     [
@@ -99,6 +57,35 @@ _BUILDING_METHODS = frozenset(
         "removesuffix",
     ]
 )
+
+_SAFE_METHODS: dict[type, frozenset[str]] = {
+    # Besides the building ones, str methods that only look: they answer a bool, an int or a position.
+    str: _BUILDING_METHODS
+    | frozenset(
+        [
+            "startswith",
+            "endswith",
+            "count",
+            "find",
+            "rfind",
+            "index",
+            "rindex",
+            "isdigit",
+            "isalpha",
+            "isalnum",
+            "isnumeric",
+            "isspace",
+            "islower",
+            "isupper",
+        ]
+    ),
+    dict: frozenset({"keys", "values", "items", "get"}),
+    list: frozenset({"index", "count"}),
+    tuple: frozenset({"index", "count"}),
+}
+
+_BUILTIN_TYPES = (str, dict, list, tuple, int, float, bool, type(None))
+_FORMAT_SPEC = re.compile(r"%[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 
 def bounded_range(*args: int) -> range:

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 from strawberry.types import Info
@@ -31,6 +32,9 @@ from api.services import workflows as workflow_service
 SEVERITIES = ("info", "warning", "critical")
 MAX_FILTER_CHARS = 255
 
+R = TypeVar("R")
+N = TypeVar("N")
+
 
 def _text(value: str | None, argument: str) -> str | None:
     value = given(value)
@@ -41,6 +45,20 @@ def _text(value: str | None, argument: str) -> str | None:
 
 def _utc(value: datetime | None, argument: str) -> datetime | None:
     return as_utc(given(value), name=argument)
+
+
+async def _page(
+    info: Info[Any, Any],
+    page: tuple[int, int],
+    fetch: Callable[..., Awaitable[tuple[list[R], int]]],
+    node: Callable[[R], N],
+    **filters: Any,
+) -> Connection[N]:
+    """The ``(limit, offset)`` page of a service's list, filtered, as a connection of nodes."""
+    limit, offset = page
+    async with info.context.session() as session:
+        rows, total = await fetch(session=session, limit=limit, offset=offset, **filters)
+    return connection([node(row) for row in rows], total=total, offset=offset)
 
 
 @strawberry.type
@@ -54,16 +72,15 @@ class Query:
         name: str | None = UNSET,
         version: str | None = UNSET,
     ) -> Connection[Specification]:
-        limit, offset = window(first, after)
-        async with info.context.session() as session:
-            rows, total = await spec_service.list_specifications(
-                session=session,
-                name=_text(name, "name"),
-                version=_text(version, "version"),
-                limit=limit,
-                offset=offset,
-            )
-        return connection([Specification.from_row(r) for r in rows], total=total, offset=offset)
+        page = window(first, after)
+        return await _page(
+            info,
+            page,
+            spec_service.list_specifications,
+            Specification.from_row,
+            name=_text(name, "name"),
+            version=_text(version, "version"),
+        )
 
     @strawberry.field(permission_classes=[IsViewer])
     async def specification(self, info: Info[Any, Any], id: strawberry.ID) -> Specification:
@@ -80,17 +97,16 @@ class Query:
         name: str | None = UNSET,
         status: WorkflowStatus | None = UNSET,
     ) -> Connection[Workflow]:
-        limit, offset = window(first, after)
-        async with info.context.session() as session:
-            rows, total = await workflow_service.list_workflows(
-                session=session,
-                name=_text(name, "name"),
-                status=given(status),
-                spec_id=None,
-                limit=limit,
-                offset=offset,
-            )
-        return connection([Workflow.from_row(row) for row, _ in rows], total=total, offset=offset)
+        page = window(first, after)
+        return await _page(
+            info,
+            page,
+            workflow_service.list_workflows,
+            lambda row: Workflow.from_row(row[0]),
+            name=_text(name, "name"),
+            status=given(status),
+            spec_id=None,
+        )
 
     @strawberry.field(permission_classes=[IsViewer])
     async def workflow(self, info: Info[Any, Any], id: strawberry.ID) -> Workflow:
@@ -115,18 +131,17 @@ class Query:
         since: datetime | None = UNSET,
         until: datetime | None = UNSET,
     ) -> Connection[Performance]:
-        limit, offset = window(first, after)
-        async with info.context.session() as session:
-            rows, total = await analytics_service.list_performance(
-                session=session,
-                workflow=_text(workflow, "workflow"),
-                task_id=_text(task_id, "taskId"),
-                since=_utc(since, "since"),
-                until=_utc(until, "until"),
-                limit=limit,
-                offset=offset,
-            )
-        return connection([Performance.from_row(r) for r in rows], total=total, offset=offset)
+        page = window(first, after)
+        return await _page(
+            info,
+            page,
+            analytics_service.list_performance,
+            Performance.from_row,
+            workflow=_text(workflow, "workflow"),
+            task_id=_text(task_id, "taskId"),
+            since=_utc(since, "since"),
+            until=_utc(until, "until"),
+        )
 
     @strawberry.field(
         permission_classes=[IsViewer], description="Bottlenecks, anomalies and recommendations, newest first."
@@ -143,20 +158,19 @@ class Query:
         since: datetime | None = UNSET,
         until: datetime | None = UNSET,
     ) -> Connection[Insight]:
-        limit, offset = window(first, after)
+        page = window(first, after)
         severity = given(severity)
         if severity is not None and severity not in SEVERITIES:
             raise bad_input("severity", f"one of {', '.join(SEVERITIES)}")
-        async with info.context.session() as session:
-            rows, total = await analytics_service.list_insights(
-                session=session,
-                workflow=_text(workflow, "workflow"),
-                task_id=_text(task_id, "taskId"),
-                severity=severity,
-                kind=_text(kind, "kind"),
-                since=_utc(since, "since"),
-                until=_utc(until, "until"),
-                limit=limit,
-                offset=offset,
-            )
-        return connection([Insight.from_row(r) for r in rows], total=total, offset=offset)
+        return await _page(
+            info,
+            page,
+            analytics_service.list_insights,
+            Insight.from_row,
+            workflow=_text(workflow, "workflow"),
+            task_id=_text(task_id, "taskId"),
+            severity=severity,
+            kind=_text(kind, "kind"),
+            since=_utc(since, "since"),
+            until=_utc(until, "until"),
+        )

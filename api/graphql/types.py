@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, Self, TypeVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -24,11 +25,16 @@ from api.services import runs as run_service
 from deployments.event_order import RunEvent as RunEventValue
 from deployments.events import read_run_logs
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 # The GraphQL enum is the model's own enum, registered with strawberry.
 LIFECYCLE = "A workflow's lifecycle: draft -> active <-> paused; any -> archived."
 strawberry.enum(
     WorkflowStatus, description="A workflow's lifecycle: draft -> active <-> paused, any -> archived."
 )
+
+V = TypeVar("V", bound="DataclassInstance")
 
 RUNS_PER_WORKFLOW = 10
 FINDINGS_PER_WORKFLOW = 10
@@ -40,6 +46,12 @@ def parse_id(value: str, argument: str = "id") -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError as exc:
         raise bad_input(argument, "expected a UUID") from exc
+
+
+def by_name(cls: type[V], source: object, **converted: Any) -> V:
+    """A ``cls`` whose fields are the same-named attributes of ``source``, but for ``converted``."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    return cls(**{name: converted[name] if name in converted else getattr(source, name) for name in names})
 
 
 @strawberry.type
@@ -113,18 +125,13 @@ class RunEvent:
 
     @classmethod
     def from_value(cls, event: RunEventValue) -> RunEvent:
-        return cls(
+        return by_name(
+            cls,
+            event,
             id=event.cursor,
             type=event.kind.value,
-            timestamp=event.timestamp,
             flow_run_id=strawberry.ID(str(event.flow_run_id)),
             task_run_id=strawberry.ID(str(event.task_run_id)) if event.task_run_id else None,
-            task=event.task,
-            task_run=event.task_run,
-            state=event.state,
-            state_name=event.state_name,
-            message=event.message,
-            level=event.level,
         )
 
 
@@ -240,57 +247,35 @@ class Run:
 
 
 @strawberry.type
-class Performance:
+class AnalyticsWindow:
+    """What every analytics row has: the workflow (and task) and the window it covers (its types
+    name their fields as the row does)."""
+
     id: strawberry.ID
     workflow: str
     task_id: str | None
     window_start: datetime
     window_end: datetime
+
+    @classmethod
+    def from_row(cls, row: AnalyticsPerformance | AnalyticsInsight) -> Self:
+        return by_name(cls, row, id=strawberry.ID(str(row.id)))
+
+
+@strawberry.type
+class Performance(AnalyticsWindow):
     metrics: JSON
     created_at: datetime
 
-    @classmethod
-    def from_row(cls, row: AnalyticsPerformance) -> Performance:
-        return cls(
-            id=strawberry.ID(str(row.id)),
-            workflow=row.workflow,
-            task_id=row.task_id,
-            window_start=row.window_start,
-            window_end=row.window_end,
-            metrics=cast(JSON, row.metrics),
-            created_at=row.created_at,
-        )
-
 
 @strawberry.type(description="A bottleneck, anomaly or recommendation found by the analytics.")
-class Insight:
-    id: strawberry.ID
-    workflow: str
-    task_id: str | None
-    window_start: datetime
-    window_end: datetime
+class Insight(AnalyticsWindow):
     kind: str
     title: str
     severity: str
     evidence: JSON
     yaml_diff: str | None
     created_at: datetime
-
-    @classmethod
-    def from_row(cls, row: AnalyticsInsight) -> Insight:
-        return cls(
-            id=strawberry.ID(str(row.id)),
-            workflow=row.workflow,
-            task_id=row.task_id,
-            window_start=row.window_start,
-            window_end=row.window_end,
-            kind=row.kind,
-            title=row.title,
-            severity=row.severity,
-            evidence=cast(JSON, row.evidence),
-            yaml_diff=row.yaml_diff,
-            created_at=row.created_at,
-        )
 
 
 @strawberry.type(description="Another version of the same workflow name.")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ import sqlalchemy as sa
 import uvicorn
 
 from api.app import create_app
+from tests.support.processes import running_process
 from tests.support.servers import free_port
 from trinity.core.settings import Settings
 from trinity.core.urls import normalise_url
@@ -144,6 +147,32 @@ def running_api_server(settings: Settings) -> Iterator[ApiServer]:
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def running_api_command(
+    args: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    output: Path,
+    base: str,
+    verify: ssl.SSLContext | bool = True,
+) -> Iterator[None]:
+    """``trinity api ARGS`` as its own process (stdout and stderr to ``output``), until ``{base}/health``
+    answers; stopped afterwards."""
+    argv = [sys.executable, "-m", "trinity.cli", "api", *args]
+    with running_process(argv, cwd=cwd, env=env, output=output) as process:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, f"trinity api did not start: {output.read_text()}"
+            try:
+                httpx.get(f"{base}/health", verify=verify, timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        yield
 
 
 # --- documents ------------------------------------------------------------------------------------

@@ -9,8 +9,6 @@ deploys through a real Prefect server), then make requests and read them in the 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -20,8 +18,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.api.support import ADMIN_KEY, JWT_SECRET, spec_document, workflow_document
+from tests.api.support import ADMIN_KEY, JWT_SECRET, running_api_command, spec_document, workflow_document
 from tests.support.servers import PrefectServer, free_port
+from tests.support.shell import run_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,30 +53,10 @@ def api_process(
     config = _config(tmp_path, log, prefect_sqlite_server, port, request.param)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRINITY_", "JWT_SECRET", "PREFECT_API"))}
     env["PYTHONPATH"] = str(REPO)
-    with (tmp_path / "output.txt").open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "trinity.cli", "api", "--config", str(config)],
-            cwd=tmp_path,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     base = f"http://127.0.0.1:{port}/api/v1"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, (tmp_path / "output.txt").read_text()
-            assert time.monotonic() < deadline, "trinity api did not start"
-            try:
-                httpx.get(f"{base}/health", timeout=2)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    args = ["--config", str(config)]
+    with running_api_command(args, cwd=tmp_path, env=env, output=tmp_path / "output.txt", base=base):
         yield base, log
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def _access_lines(log: Path) -> list[str]:
@@ -143,15 +122,7 @@ def test_prefect_setting_logging_up_again_keeps_the_access_log(tmp_path: Path) -
     log = tmp_path / "api.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRINITY_")}
     env["PYTHONPATH"] = str(REPO)
-    result = subprocess.run(
-        [sys.executable, "-c", RESETS, str(log)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_command([sys.executable, "-c", RESETS, str(log)], cwd=tmp_path, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     text = log.read_text()
     for message in ("before any reset", "after a full reset", "after an incremental one"):

@@ -3,19 +3,16 @@ self-signed certificate made here with openssl (as the README shows)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import ssl
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.api.support import running_api_command
 from tests.api.test_cli import REPO, cli_env
 from tests.support.servers import free_port
 from tests.support.shell import run_command
@@ -44,32 +41,12 @@ def https_api(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     cert, key = make_certificate(tmp_path)
     port = free_port()
     log = tmp_path / "api.log"
-    argv = [sys.executable, "-m", "trinity.cli", "api", "--dev", "--port", str(port)]
-    argv += ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            argv,
-            cwd=tmp_path,
-            env=cli_env(tmp_path, PYTHONPATH=str(REPO)),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    args = ["--dev", "--port", str(port), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
     base = f"https://127.0.0.1:{port}/api/v1"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                httpx.get(f"{base}/health", verify=ssl.create_default_context(cafile=cert), timeout=2)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    env = cli_env(tmp_path, PYTHONPATH=str(REPO))
+    trust = ssl.create_default_context(cafile=cert)
+    with running_api_command(args, cwd=tmp_path, env=env, output=log, base=base, verify=trust):
         yield base, cert
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def client_context(cert: Path, *, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:

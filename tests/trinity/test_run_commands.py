@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -16,6 +14,7 @@ import yaml
 from prefect.client.orchestration import get_client
 
 from tests.flows.conftest import fresh_events_worker
+from tests.support.processes import running_process
 from tests.support.servers import PrefectServer
 from tests.trinity.invoke import invoke
 from trinity.commands import run_commands
@@ -158,25 +157,9 @@ def worker(prefect_api: PrefectServer, tmp_path: Path) -> Iterator[str]:
     """A stock Prefect process worker serving a fresh pool, stopped after the test."""
     pool = f"cli-worker-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "PREFECT_API_URL": prefect_api.api_url, "PREFECT_WORKER_QUERY_SECONDS": "1"}
-    log = (tmp_path / "worker.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    argv = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"]
+    with running_process(argv, cwd=tmp_path, env=env, output=tmp_path / "worker.log"):
         yield pool
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        log.close()
 
 
 def test_run_deployed_workflow_by_name_through_a_worker(worker: str, demo_file: Path) -> None:
