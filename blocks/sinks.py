@@ -11,12 +11,19 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from prefect.blocks.core import Block
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
 from pydantic import Field, SecretStr
 
-from trinity.core.sink_settings import ElasticsearchSinkSettings, InfluxDBSinkSettings
+from blocks.sink_writers import ElasticsearchWriter, InfluxDBWriter, SinkWriter
+from trinity.core.sink_settings import ElasticsearchSinkSettings, InfluxDBSinkSettings, SinksSettings
 
 INFLUXDB_BLOCK_SLUG = "trinity-influxdb-sink"
 ELASTICSEARCH_BLOCK_SLUG = "trinity-elasticsearch-sink"
+
+
+class SinkConfigError(Exception):
+    """A sink's configuration (or the block document it names) cannot be used."""
 
 
 class InfluxDBSink(Block):
@@ -77,3 +84,49 @@ async def register_sink_block_types() -> None:
     """Register both sink block types with Prefect (idempotent)."""
     await InfluxDBSink.aregister_type_and_schema()
     await ElasticsearchSink.aregister_type_and_schema()
+
+
+def _load_block(block_class: type[Block], slug: str, name: str) -> Block:
+    # The synchronous client: this runs in the sender's thread and in CLI code alike.
+    with get_client(sync_client=True) as client:
+        document = client.read_block_document_by_name(name=name, block_type_slug=slug)
+    return block_class._from_block_document(document)
+
+
+def resolve_sink_settings(
+    sinks: SinksSettings,
+) -> tuple[InfluxDBSinkSettings | None, ElasticsearchSinkSettings | None]:
+    """The sinks' effective settings: the configuration's, or the block documents it names.
+
+    Raises :class:`SinkConfigError` naming the block that cannot be read.
+    """
+    influx, elastic = sinks.influxdb, sinks.elasticsearch
+    if influx is not None and influx.block is not None:
+        influx = _settings_from_block(InfluxDBSink, INFLUXDB_BLOCK_SLUG, influx.block)  # type: ignore[assignment]
+    if elastic is not None and elastic.block is not None:
+        elastic = _settings_from_block(ElasticsearchSink, ELASTICSEARCH_BLOCK_SLUG, elastic.block)  # type: ignore[assignment]
+    return influx, elastic
+
+
+def _settings_from_block(
+    block_class: type[InfluxDBSink] | type[ElasticsearchSink], slug: str, name: str
+) -> InfluxDBSinkSettings | ElasticsearchSinkSettings:
+    try:
+        block = _load_block(block_class, slug, name)
+        assert isinstance(block, InfluxDBSink | ElasticsearchSink)
+        return block.settings()
+    except ObjectNotFound:
+        raise SinkConfigError(f"sinks: no {slug} block document named {name!r}") from None
+    except Exception as exc:
+        raise SinkConfigError(f"sinks: block {slug}/{name} cannot be read: {exc}") from exc
+
+
+def sink_writers(sinks: SinksSettings) -> list[SinkWriter]:
+    """A writer per configured sink (InfluxDB first). Raises :class:`SinkConfigError`."""
+    influx, elastic = resolve_sink_settings(sinks)
+    writers: list[SinkWriter] = []
+    if influx is not None:
+        writers.append(InfluxDBWriter(influx))
+    if elastic is not None:
+        writers.append(ElasticsearchWriter(elastic))
+    return writers
