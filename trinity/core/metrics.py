@@ -10,6 +10,7 @@ starts, each writes its figures there, and the worker's endpoint adds them up
 
 from __future__ import annotations
 
+import atexit
 import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
@@ -115,3 +116,13 @@ def exposition() -> bytes:
     """The current figures in Prometheus' text format."""
     collected = registry()
     return generate_latest(OURS if collected is None else collected)
+
+
+def _forget_this_process_at_exit() -> None:
+    folder = multiprocess_dir()
+    if folder is not None:
+        # A live gauge of a process that ended must not count any more.
+        atexit.register(multiprocess.mark_process_dead, os.getpid(), folder)
+
+
+_forget_this_process_at_exit()
