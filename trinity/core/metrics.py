@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import atexit
 import os
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -101,14 +104,26 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_DIR_VARIABLE) or None
 
 
+class _TrinityOnly(Collector):
+    """The figures of a worker's processes, without those of the libraries they run (Prefect
+    counts its events with prometheus_client too, into the same folder)."""
+
+    def __init__(self, folder: str) -> None:
+        self._files = multiprocess.MultiProcessCollector(None, path=folder)  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterable[Metric]:
+        found = self._files.collect()  # type: ignore[no-untyped-call]
+        return [family for family in found if family.name.startswith("trinity_")]
+
+
 def registry() -> CollectorRegistry | None:
-    """The registry to expose: the multiprocess collector's when processes share a folder, else
-    None (:data:`OURS`, this process's figures)."""
+    """The registry to expose: the multiprocess files' figures when processes share a folder,
+    else None (:data:`OURS`, this process's figures)."""
     folder = multiprocess_dir()
     if folder is None:
         return None
     collected = CollectorRegistry()
-    multiprocess.MultiProcessCollector(collected, path=folder)  # type: ignore[no-untyped-call]
+    collected.register(_TrinityOnly(folder))
     return collected
 
 
