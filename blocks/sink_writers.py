@@ -199,21 +199,23 @@ class ElasticsearchWriter:
         self._client: Elasticsearch | None = None
         self._templates_installed = False
 
+    def _client_options(self) -> dict[str, Any]:
+        settings = self.settings
+        if settings.api_key is not None:
+            return {"api_key": settings.api_key.get_secret_value()}
+        if settings.username:
+            password = settings.password.get_secret_value() if settings.password else ""
+            return {"basic_auth": (settings.username, password)}
+        return {}
+
     def _connect(self) -> Elasticsearch:
         if self._client is None:
-            settings = self.settings
-            options: dict[str, Any] = {}
-            if settings.api_key is not None:
-                options["api_key"] = settings.api_key.get_secret_value()
-            elif settings.username:
-                password = settings.password.get_secret_value() if settings.password else ""
-                options["basic_auth"] = (settings.username, password)
             self._client = Elasticsearch(
-                settings.hosts,
-                request_timeout=settings.timeout_seconds,
+                self.settings.hosts,
+                request_timeout=self.settings.timeout_seconds,
                 max_retries=0,
                 retry_on_timeout=False,
-                **options,
+                **self._client_options(),
             )
         return self._client
 
