@@ -26,6 +26,7 @@ from blocks.sink_records import PLACEMENT_KEY, placement, run_records
 from blocks.sinks import SinkConfigError, sink_writers
 from flows.monitoring.live import LiveSender
 from flows.monitoring.log_lines import SinkLogHandler
+from flows.monitoring.status import publish, status_folder
 from trinity.core import metrics
 from trinity.core.config import load_settings
 from trinity.core.settings import ConfigError
@@ -61,11 +62,13 @@ def live_sender() -> LiveSender | None:
         except (ConfigError, SinkConfigError) as exc:
             logger.warning("sinks: not feeding any sink from this process: %s", exc)
             return None
+        folder = status_folder()
         _sender = LiveSender(
             writers,
             queue_size=sinks.queue_size,
             batch_size=sinks.batch_size,
             flush_interval_seconds=sinks.flush_interval_seconds,
+            publish=(lambda figures: publish(folder, figures)) if folder is not None else None,
         )
         if "elasticsearch" in _sender.sinks:
             _handler = SinkLogHandler(_sender)

@@ -17,7 +17,7 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,8 +79,12 @@ class LiveSender:
         queue_size: int = 10_000,
         batch_size: int = 500,
         flush_interval_seconds: float = 1.0,
+        publish: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> None:
         self.batch_size = batch_size
+        # Where the figures go for `trinity status` (at most once a second, and at close).
+        self._publish = publish
+        self._published = 0.0
         self.flush_interval_seconds = flush_interval_seconds
         self._stopping = threading.Event()
         self._lanes = [
@@ -118,10 +122,21 @@ class LiveSender:
                 if before == 0 or len(lane.queue) >= self.batch_size:
                     lane.wake.notify()
             metrics.SINK_BACKLOG.labels(lane.writer.name).set(lane.status.backlog)
+        self._maybe_publish()
 
     def status(self) -> list[dict[str, Any]]:
         """Each sink's backlog, dropped and written counts, failures and last error."""
         return [lane.status.as_dict() for lane in self._lanes]
+
+    def _maybe_publish(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._publish is None or (not force and now - self._published < 1.0):
+            return
+        self._published = now
+        try:
+            self._publish(self.status())
+        except Exception as exc:
+            logger.debug("sink figures not published: %s", exc)
 
     def flush(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every queue to be sent; True when all were."""
@@ -147,6 +162,7 @@ class LiveSender:
                 lane.writer.close()
             except Exception as exc:
                 logger.debug("closing sink %s: %s", lane.writer.name, exc)
+        self._maybe_publish(force=True)
         if not flushed:
             left = {lane.writer.name: len(lane.queue) for lane in self._lanes if lane.queue}
             logger.warning(
@@ -203,6 +219,7 @@ class LiveSender:
         status.last_error = reason
         status.last_error_at = time.time()
         metrics.SINK_ERRORS.labels(status.sink).inc()
+        self._maybe_publish()
 
     def _sent(self, lane: _Lane, batch: list[Record]) -> None:
         status = lane.status
@@ -220,3 +237,4 @@ class LiveSender:
         if not status.healthy:
             status.healthy = True
             logger.warning("sink %s is back: %d records queued to send", status.sink, status.backlog)
+        self._maybe_publish(force=not status.backlog)
