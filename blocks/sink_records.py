@@ -9,7 +9,8 @@ per id) and lets the harvest complete what the live path missed.
 * :class:`RunMetric` -- measurement ``trinity_task_run`` or ``trinity_flow_run``; tags
   ``workflow``, ``version``, ``task`` (task runs), ``state``, ``deployment``, ``work_pool``,
   ``worker``; fields ``duration_s``, ``queue_wait_s``, ``cpu_s``, ``max_rss_bytes``, ``attempt``,
-  ``retries`` (those known).
+  ``retries`` (those known), and the strings ``flow_run_id``, ``task_run`` (the task run's name,
+  ``load[3]``) and ``error`` (failed task runs) that identify it.
 * :class:`LogLine` -- one line a run logged, with the id :func:`log_line_id` derives from it.
 """
 

@@ -13,6 +13,7 @@ caller decides (the live sender backs off, the harvest leaves its cursor where i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -25,6 +26,9 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from blocks.sink_records import TAG_KEYS, LogLine, Record, RunMetric, utc
 from trinity.core.sink_settings import ElasticsearchSinkSettings, InfluxDBSinkSettings
 
+_ERROR_CHARS = 1000
+# The transport logs every failed attempt of a node; the live sender says it once.
+logging.getLogger("elastic_transport.node_pool").setLevel(logging.ERROR)
 _V1_PRECISION = {"ns": "n", "us": "u", "ms": "ms", "s": "s"}
 _DIVISOR = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 _WRITE_PRECISION = {"ns": WritePrecision.NS, "us": WritePrecision.US, "ms": WritePrecision.MS}
@@ -77,6 +81,13 @@ class InfluxDBWriter:
                     point.tag(key, value)
             for key, number in sorted(record.fields.items()):
                 point.field(key, float(number) if key.endswith("_s") else int(number))
+            # Strings, not tags: they identify a run without multiplying series
+            # (`trinity report --from influxdb` groups task runs by them).
+            point.field("flow_run_id", record.flow_run_id)
+            if record.kind == "task_run":
+                point.field("task_run", record.name)
+            if record.error:
+                point.field("error", record.error[:_ERROR_CHARS])
             points.append(point.time(record.time_ns() // divisor, write_precision=precision))
         return points
 

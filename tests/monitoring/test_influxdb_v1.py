@@ -3,6 +3,7 @@ every tag and field of ``trinity_task_run`` and ``trinity_flow_run`` is read bac
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import pytest
 
 from tests.support.monitoring_servers import InfluxDB
 from tests.support.servers import PrefectServer
+from tests.trinity.invoke import invoke
+from trinity.commands import report_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 TRINITY = str(Path(sys.executable).parent / "trinity")
@@ -125,7 +128,36 @@ def test_trinity_run_writes_every_tag_and_field(
         for series in influxdb.query('SHOW FIELD KEYS FROM "week"."trinity_flow_run"', "trinity")
         for value in series["values"]
     }
-    assert field_keys == {"duration_s", "queue_wait_s", "cpu_s", "max_rss_bytes", "attempt", "retries"}
+    assert field_keys == {
+        "duration_s",
+        "queue_wait_s",
+        "cpu_s",
+        "max_rss_bytes",
+        "attempt",
+        "retries",
+        "flow_run_id",
+    }
+    assert {row["flow_run_id"] for row in tasks} == {flow["flow_run_id"]}
+    assert sorted(row["task_run"] for row in tasks) == ["burn", "fan[0]", "fan[1]", "fan[2]", "flaky"]
+
+    report_from_influxdb(config, tmp_path, name)
+
+
+def report_from_influxdb(config: Path, tmp_path: Path, name: str) -> None:
+    """`trinity report --from influxdb` builds the report from those points alone."""
+    with config.open("a") as file:
+        file.write(f"database: {{url: 'sqlite:///{tmp_path / 'report.db'}'}}\n")
+    code, out, err = invoke(
+        report_commands.register,
+        "report", "--from", "influxdb", "--since", "-1d", "--no-harvest", "--config", str(config),
+        "--out", str(tmp_path / "LOGS"), "--workflow", name,
+    )  # fmt: skip
+
+    assert code == 0, err
+    print(out)
+    assert name in out
+    performance = json.loads((tmp_path / "LOGS" / "performance" / "execution_times.json").read_text())
+    assert performance
 
 
 def test_a_sink_that_is_down_does_not_fail_the_run(

@@ -85,6 +85,6 @@ def test_real_influxdb2_takes_points_once() -> None:
     with InfluxDBClient(url=url, token=token, org=org) as client:
         tables = client.query_api().query(flux)
     rows = [record.values for table in tables for record in table.records]
-    assert {row["_field"] for row in rows} == set(FIELD_KEYS)
+    assert {row["_field"] for row in rows} == {*FIELD_KEYS, "flow_run_id", "task_run"}
     # 1 flow run + 3 task runs, each field once.
     assert len([row for row in rows if row["_field"] == "attempt"]) == 4

@@ -159,7 +159,8 @@ def test_influxdb2_write_api_line_protocol_and_precision(
         == ",deployment=trinity,state=COMPLETED,version=2.0.0,work_pool=pool-a,worker=w1,workflow=orders"
     )
     fields = dict(item.split("=") for item in influx2.points[flow_key].split(","))
-    assert set(fields) == set(FIELD_KEYS)
+    assert set(fields) == {*FIELD_KEYS, "flow_run_id"}
+    assert fields["flow_run_id"] == f'"{row["flow_run_id"]}"'
     assert fields["attempt"] == "1i"
     assert fields["max_rss_bytes"] == "50000002i"
     assert float(fields["duration_s"]) == 4.0
