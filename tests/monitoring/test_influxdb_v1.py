@@ -149,7 +149,7 @@ def report_from_influxdb(config: Path, tmp_path: Path, name: str) -> None:
         file.write(f"database: {{url: 'sqlite:///{tmp_path / 'report.db'}'}}\n")
     code, out, err = invoke(
         report_commands.register,
-        "report", "--from", "influxdb", "--since", "-1d", "--no-harvest", "--config", str(config),
+        "--from", "influxdb", "--since", "-1d", "--no-harvest", "--config", str(config),
         "--out", str(tmp_path / "LOGS"), "--workflow", name,
     )  # fmt: skip
 

@@ -94,7 +94,11 @@ async def test_sinks_down_during_runs_then_back_get_everything_once(
                 "  exit_flush_seconds: 1\n"
             )
             database = sqlite_trinity_database(tmp_path)
-            env = worker_env(prefect_api, database) | {"TRINITY_CONFIG": str(config)}
+            # INFO: the runs log lines (Prefect's own), which go to Elasticsearch too.
+            env = worker_env(prefect_api, database) | {
+                "TRINITY_CONFIG": str(config),
+                "PREFECT_LOGGING_LEVEL": "INFO",
+            }
             deployment = await deploy_tasks(name, pool, TASKS)
             command = trinity_worker_command(pool, processes=1, concurrency=8)
             with running_worker(command, env, tmp_path / "worker.log") as worker:
