@@ -85,13 +85,15 @@ def cursor_name(writer: SinkWriter) -> str:
     return f"sinks:{writer.name}:{hashlib.sha256(target.encode()).hexdigest()[:16]}"
 
 
-def _rows(engine: sa.Engine, tables: Tables, since: dt.datetime | None) -> list[dict[str, Any]]:
+def _rows(engine: sa.Engine, tables: Tables, since: dt.datetime | None, offset: int) -> list[dict[str, Any]]:
+    """One page of the rows that ended since ``since``, oldest first."""
     table = tables.execution_logs
     query = sa.select(table).where(table.c.flow_run_id.is_not(None), table.c.ended_at.is_not(None))
     if since is not None:
         query = query.where(table.c.ended_at >= since)
+    query = query.order_by(table.c.ended_at, table.c.flow_run_id).limit(PAGE_ROWS).offset(offset)
     with engine.connect() as connection:
-        return [dict(row) for row in connection.execute(query.order_by(table.c.ended_at)).mappings()]
+        return [dict(row) for row in connection.execute(query).mappings()]
 
 
 async def _log_lines(rows: Sequence[dict[str, Any]]) -> list[LogLine]:
@@ -141,11 +143,13 @@ async def _harvest_one(
             return read_watermark(connection, tables, name)
 
     cursor = await anyio.to_thread.run_sync(read_cursor)
-    rows = await anyio.to_thread.run_sync(_rows, engine, tables, cursor - reread if cursor else None)
+    since = cursor - reread if cursor else None
     newest = cursor
     try:
-        for start in range(0, len(rows), PAGE_ROWS):
-            page = rows[start : start + PAGE_ROWS]
+        while True:
+            page = await anyio.to_thread.run_sync(_rows, engine, tables, since, result.runs)
+            if not page:
+                break
             records: list[Record] = [record for row in page for record in run_records(row)]
             if isinstance(writer, ElasticsearchWriter):
                 records.extend(await _log_lines(page))

@@ -160,8 +160,6 @@ def run_finished(row: Mapping[str, Any], *, started_here: bool) -> None:
         sender = live_sender()
         if sender is not None:
             sender.put(records)
-        if _handler is not None and row.get("flow_run_id") is not None:
-            _handler.unfollow(row["flow_run_id"])
     except Exception as exc:
         logger.warning("run of %s not handed to metrics/sinks: %s", workflow, exc)
 

@@ -61,14 +61,12 @@ class SinkLogHandler(logging.Handler):
         self._runs: OrderedDict[str, dict[str, str]] = OrderedDict()
 
     def follow(self, flow_run_id: UUID, tags: dict[str, str]) -> None:
-        """Queue the lines of this run, tagged with ``tags`` (workflow, version)."""
+        """Queue the lines of this run, tagged with ``tags`` (workflow, version). Lines logged
+        after the run's final hook still belong to it: runs are forgotten only when many newer
+        ones are followed."""
         self._runs[str(flow_run_id)] = tags
         while len(self._runs) > _FOLLOWED:
             self._runs.popitem(last=False)
-
-    def unfollow(self, flow_run_id: UUID) -> None:
-        """Kept for symmetry: lines logged after a run's final hook still belong to it, so runs
-        are forgotten only when many newer ones are followed."""
 
     def install(self) -> None:
         for name in RUN_LOGGERS:
