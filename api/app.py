@@ -31,6 +31,7 @@ from api.middleware import BodySizeLimitMiddleware
 from api.models.workflow import WorkflowUpdate
 from api.prefect import PrefectGateway
 from api.ratelimit import RateLimiter, build_rate_limiter
+from api.request_metrics import RequestMetricsMiddleware, metrics_router
 from api.routes import api_router, events
 from api.services.keys import ensure_bootstrap_key
 from api.services.runs import purge_idempotency_keys
@@ -179,6 +180,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jwt_secret = _jwt_secret(settings)
     install_exception_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware)
+    app.include_router(metrics_router(require_auth=settings.metrics.require_auth))
     app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
     app.include_router(graphql_router(dev_mode=settings.security.dev_mode), prefix=API_PREFIX)

@@ -19,6 +19,7 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from pydantic import Field
 
+from blocks.sinks import register_sink_block_types
 from specs.models import Specification, Workflow
 
 BLOCK_TYPE_SLUG = "trinity-workflow"
@@ -91,8 +92,10 @@ def block_name_from_attribute(attribute: str) -> str | None:
 
 
 async def register_block_types() -> None:
-    """Register the block type and schema with Prefect (idempotent)."""
+    """Register Trinity's block types and schemas with Prefect (idempotent): the workflow
+    definition and the sinks."""
     await TrinityWorkflow.aregister_type_and_schema()
+    await register_sink_block_types()
 
 
 async def save_definition(*, workflow: Workflow, specification: Specification) -> str:

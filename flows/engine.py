@@ -35,6 +35,7 @@ from prefect.states import Failed
 from flows import task_run as calls
 from flows.actions import Action, resolve_action
 from flows.compiler import CompiledWorkflow, TaskPlan
+from flows.monitoring import hooks as monitoring
 from flows.recording import RunRecord, write_execution_log
 from flows.task_run import RunScope, TaskCall, build_task
 from specs.errors import SpecError
@@ -125,6 +126,7 @@ class WorkflowEngine:
         )
         if flow_run is not None:
             self._records[flow_run.id] = record
+        monitoring.run_started(self.compiled.name, self.compiled.version, flow_run)
         try:
             problems = validate_parameters(schema, params)
         except SpecError as exc:  # over the time limit
@@ -221,6 +223,7 @@ class WorkflowEngine:
     ) -> State:
         record = run.record.task(label, plan.id)
         call.record = record
+        record.ready_time = record.ready_time or utcnow()
         async with run.slots:
             state: State = await self.tasks[plan.id](
                 label=label, call=call, wait_for=wait_for, return_state=True
@@ -250,8 +253,10 @@ class WorkflowEngine:
         return Outcome(COMPLETED, states, outputs if as_list else outputs[0])
 
     async def on_final_state(self, flow: Any, flow_run: FlowRun, state: State) -> None:
-        """Flow hook (completion, failure, crash, cancellation): write the execution_logs row."""
+        """Flow hook (completion, failure, crash, cancellation): write the execution_logs row and
+        hand the run to the metrics and the live sinks."""
         record = self._records.pop(flow_run.id, None)
+        started_here = record is not None
         if record is None:
             started = flow_run.start_time or state.timestamp
             record = RunRecord(
@@ -263,8 +268,10 @@ class WorkflowEngine:
                 started_at=started,
             )
         row = record.row(status=state.type.value, ended_at=state.timestamp or utcnow())
+        row = monitoring.with_placement(row, await monitoring.run_placement(flow_run))
         try:
             logger: Any = get_run_logger()
         except MissingContextError:
             logger = None
         await anyio.to_thread.run_sync(lambda: write_execution_log(row, logger=logger))
+        monitoring.run_finished(row, started_here=started_here)

@@ -62,10 +62,12 @@ class TaskRecord:
     output_hash: str | None = None
     start_time: dt.datetime | None = None
     end_time: dt.datetime | None = None
+    # When everything it needs had finished (its queue wait runs from here to start_time).
+    ready_time: dt.datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("start_time", "end_time"):
+        for key in ("start_time", "end_time", "ready_time"):
             data[key] = data[key].isoformat() if data[key] else None
         return data
 

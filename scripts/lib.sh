@@ -94,6 +94,23 @@ ensure_redis() {
   say "Redis unavailable: its tests will be skipped"
 }
 
+# Debian's influxdb (influxd, 1.x) and prometheus for the monitoring tests, which start their own
+# servers on free ports (tests/support/monitoring_servers.py); installed here when missing.
+ensure_debian_binary() {
+  local binary="$1" package="$2"
+  command -v "$binary" >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Debian's $package"
+    # A service the package may start is left alone: the tests start their own on free ports.
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null) || true
+  fi
+  command -v "$binary" >/dev/null && return 0
+  [ "${CI:-}" = "true" ] && die "$binary is not installed and Debian's $package could not be installed"
+  say "$binary unavailable: its tests will be skipped"
+}
+ensure_influxdb() { ensure_debian_binary influxd influxdb; }
+ensure_prometheus() { ensure_debian_binary prometheus prometheus; }
+
 # Debian's Chromium for the browser test (Playwright drives it; no browser downloads).
 ensure_chromium() {
   command -v chromium >/dev/null && return 0

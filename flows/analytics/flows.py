@@ -40,7 +40,9 @@ from flows.analytics.reports import (
     refresh_performance,
     write_report_rows,
 )
+from flows.monitoring.harvest import harvest_sinks
 from specs.naming import HARVEST_FLOW, INSIGHTS_FLOW, PERFORMANCE_FLOW
+from trinity.core.config import load_settings
 
 PERFORMANCE_ARTIFACTS = "trinity-performance"  # keys trinity-performance-report, -workflows, ...
 # Published by every run, unlike the report artifacts above: an idle refresh does not replace the
@@ -59,6 +61,10 @@ async def _harvest(
         engine=engine, tables=tables, reread_window=dt.timedelta(minutes=reread_minutes), since=since
     )
     get_run_logger().info(result.summary())
+    # Then complete the sinks (InfluxDB, Elasticsearch) with what their live path missed.
+    sinks = await harvest_sinks(engine, tables, load_settings().sinks)
+    if sinks.sinks or sinks.error:
+        get_run_logger().info(sinks.summary())
     return result
 
 

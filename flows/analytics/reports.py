@@ -58,10 +58,11 @@ def build_window_report(
     now: dt.datetime,
     config: AnalysisConfig | None = None,
     models: LearnedModels | None = None,
+    history: History | None = None,
 ) -> tuple[Report, History]:
-    """Read one window of history and analyse it, learning on from ``models`` (default: the stored
-    ones); the models the report changed are stored."""
-    history = read_history(engine, tables, window)
+    """Read one window of history (unless given, e.g. read from InfluxDB) and analyse it, learning
+    on from ``models`` (default: the stored ones); the models the report changed are stored."""
+    history = history if history is not None else read_history(engine, tables, window)
     if models is None:
         with engine.connect() as connection:
             models = load_models(connection, tables)

@@ -46,11 +46,21 @@ def report(
             "--config", help="Configuration file (default: $TRINITY_CONFIG or ./trinity.config.yml)."
         ),
     ] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="Where the run history comes from: database (Trinity's tables) or influxdb (the points "
+            "of sinks.influxdb, for a Prefect database that keeps little history).",
+        ),
+    ] = "database",
 ) -> None:
     """Analyse run history now: write its rows (served by the API) and the LOGS tree, print the summary."""
     from trinity.commands import report_impl  # imports Prefect, pandas, SQLAlchemy: see trinity.cli
 
-    report_impl.report(since=since, until=until, out=out, workflow=workflow, harvest=harvest, config=config)
+    report_impl.report(
+        since=since, until=until, out=out, workflow=workflow, harvest=harvest, config=config, source=source
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -25,6 +25,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from analytics import Report, render_markdown_summary
 from api.db import migrate
+from blocks.sink_writers import SinkError
+from blocks.sinks import SinkConfigError, resolve_sink_settings
 from flows.analytics.alerts import emit_report_alerts
 from flows.analytics.context import load_context_source
 from flows.analytics.database import HistoryStoreError, first_line, migrated_tables, open_engine
@@ -32,14 +34,17 @@ from flows.analytics.harvest import harvest_history
 from flows.analytics.history import Window
 from flows.analytics.outputs import RowCounts, write_logs_tree
 from flows.analytics.reports import build_window_report, insights_window, write_report_rows
+from flows.monitoring.influx_history import read_influx_history
 from trinity.commands.common import fail
 from trinity.commands.prefect_calls import call_prefect, prefect_api_url
 from trinity.core.config import load_settings
 from trinity.core.settings import ConfigError, Settings
+from trinity.core.sink_settings import InfluxDBSinkSettings
 from trinity.core.urls import DatabaseURLError
 
 _RELATIVE = re.compile(r"^\s*-?\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$", re.IGNORECASE)
 _UNITS = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+SOURCES = ("database", "influxdb")
 NO_HARVEST_HINT = " (use --no-harvest to report on the history already stored)"
 
 
@@ -75,14 +80,18 @@ def report(
     workflow: str | None,
     harvest: bool,
     config: Path | None,
+    source: str = "database",
 ) -> None:
     """Analyse the run history of the window: write its rows and the LOGS tree, print the summary."""
     now = dt.datetime.now(dt.UTC)
+    if source not in SOURCES:
+        _fail(f"--from: expected one of {', '.join(SOURCES)}, got {source!r}")
     try:
         settings = load_settings(config)
     except ConfigError as exc:
         _fail(str(exc))
     window = _window(settings, since=since, until=until, workflow=workflow, now=now)
+    influx = _influx_source(settings) if source == "influxdb" else None
     # The configuration's Prefect API first, else the one the CLI resolves.
     prefect_url = settings.prefect.api_url or prefect_api_url()
     url = settings.database_url
@@ -91,10 +100,10 @@ def report(
     try:
         result, harvested, rows = call_prefect(
             prefect_url,
-            functools.partial(_build, url=url, window=window, harvest=harvesting, now=now),
+            functools.partial(_build, url=url, window=window, harvest=harvesting, now=now, influx=influx),
             hint=NO_HARVEST_HINT,
         )
-    except HistoryStoreError as exc:
+    except (HistoryStoreError, SinkError) as exc:
         _fail(str(exc))
     except SQLAlchemyError as exc:
         _fail(f"database error: {first_line(exc)}")
@@ -143,17 +152,30 @@ def _migrate(url: str) -> None:
         _fail(f"cannot reach the database: {first_line(exc)}")
 
 
+def _influx_source(settings: Settings) -> InfluxDBSinkSettings:
+    if settings.sinks.influxdb is None:
+        _fail("--from influxdb: no sinks.influxdb in the configuration")
+    try:
+        influx, _ = resolve_sink_settings(settings.sinks)
+    except SinkConfigError as exc:
+        _fail(str(exc))
+    assert influx is not None
+    return influx
+
+
 async def _build(
-    *, url: str, window: Window, harvest: bool, now: dt.datetime
+    *, url: str, window: Window, harvest: bool, now: dt.datetime, influx: InfluxDBSinkSettings | None = None
 ) -> tuple[Report, str | None, RowCounts]:
-    """Harvest (when asked), build the window's report and write its rows; also the harvest's line."""
+    """Harvest (when asked), build the window's report (from ``influx`` when given, else from the
+    database) and write its rows; also the harvest's line."""
     engine = open_engine(url)
     try:
         tables = await anyio.to_thread.run_sync(migrated_tables, engine)
         summary = (await harvest_history(engine=engine, tables=tables)).summary() if harvest else None
         source = await load_context_source(engine, tables, from_prefect=harvest)
+        history = await anyio.to_thread.run_sync(read_influx_history, influx, window) if influx else None
         report, _ = await anyio.to_thread.run_sync(
-            lambda: build_window_report(engine, tables, window, source.for_runs, now=now)
+            lambda: build_window_report(engine, tables, window, source.for_runs, now=now, history=history)
         )
         rows = await anyio.to_thread.run_sync(
             lambda: write_report_rows(engine, tables, report, workflow=window.workflow)

@@ -14,6 +14,8 @@ from types import FrameType
 
 import typer
 
+from flows.monitoring.status import describe as sink_status_lines
+from flows.monitoring.status import read_sink_status
 from trinity.commands.common import fail
 from trinity.core.config import load_settings
 from trinity.core.settings import ConfigError, Settings
@@ -98,10 +100,15 @@ def status(state_dir: Path | None) -> None:
     """Print what the ``trinity up`` of the state folder runs; exit 1 when none runs."""
     folder = _state_dir(state_dir)
     data = read_status(folder)
+    sinks = sink_status_lines(read_sink_status(folder / "sinks"))
     if data is None:
         typer.echo(f"trinity is not running (state folder {folder})")
+        for line in sinks:
+            typer.echo(line)
         raise typer.Exit(1)
     _echo_status(data)
+    for line in sinks:
+        typer.echo(line)
 
 
 def _settings(flags: dict[str, str | None] | None = None) -> Settings:

@@ -9,6 +9,8 @@ Prefect API and Trinity's database, from flags, the environment or its own
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -71,6 +73,21 @@ def worker(
             "else the running `trinity up`).",
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="Serve Prometheus metrics (trinity_…) of this worker and its executors on this port.",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host", help="Address the metrics port listens on (default: every interface)."
+        ),
+    ] = "0.0.0.0",
 ) -> None:
     """Run flow runs from a work pool in long-lived executor processes, until stopped.
 
@@ -78,6 +95,11 @@ def worker(
     `--grace-seconds` to finish, runs claimed but not started go back to the pool. A second
     signal stops it at once.
     """
+    if metrics_port is not None:
+        # Before Prefect (which imports prometheus_client) is imported: the executors and this
+        # process then share their figures through files in this folder.
+        # (prometheus_client's own variable, read when it is imported.)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="trinity-metrics-")
     try:
         from trinity.commands import worker_impl  # imports Prefect: see trinity.cli
     except ImportError as exc:  # e.g. an unsupported Prefect (flows/worker/prefect_compat.py)
@@ -94,4 +116,6 @@ def worker(
         config=config,
         database_url=database_url,
         prefect_api_url=prefect_api_url,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )

@@ -12,6 +12,8 @@ import typer
 from prefect.settings import PREFECT_CLIENT_RETRY_EXTRA_CODES, temporary_settings
 
 from flows.analytics.database import first_line
+from flows.monitoring.hooks import WORKER_NAME_VARIABLE
+from flows.monitoring.serving import serve_worker_metrics
 from flows.worker.delivery import STATUS_DIR_VARIABLE
 from flows.worker.heartbeat import heartbeat_seconds
 from flows.worker.tuning import RETRY_EXTRA_CODES
@@ -36,6 +38,8 @@ def serve(
     config: Path | None,
     database_url: str | None,
     prefect_api_url: str | None,
+    metrics_port: int | None = None,
+    metrics_host: str = "0.0.0.0",
 ) -> None:
     """Serve ``pool`` until stopped (Ctrl-C or SIGTERM); a worker that stops on an error exits 1."""
     try:
@@ -79,6 +83,12 @@ def serve(
             using_prefect_api(api_url),
             temporary_settings(updates={PREFECT_CLIENT_RETRY_EXTRA_CODES: retry_codes}),
         ):
+            if metrics_port is not None:
+                try:
+                    where = serve_worker_metrics(metrics_host, metrics_port)
+                except OSError as exc:
+                    fail(f"error: --metrics-port {metrics_port}: cannot listen: {exc.strerror or exc}")
+                typer.echo(f"Prometheus metrics at {where}", err=True)
             asyncio.run(_serve(pool=settings.prefect.work_pool, name=name, options=options))
     except KeyboardInterrupt:
         pass
@@ -116,6 +126,8 @@ def _report_database(url: str, *, connect_timeout: int) -> None:
 
 async def _serve(*, pool: str, name: str | None, options: WorkerOptions) -> None:
     worker = TrinityWorker(work_pool_name=pool, name=name, options=options)
+    # The executors tag what they send to the sinks with this worker's name.
+    os.environ[WORKER_NAME_VARIABLE] = worker.name
     task = asyncio.current_task()
     assert task is not None
     stopping: list[asyncio.Future[None]] = []

@@ -1,7 +1,8 @@
 """The settings model: every key of ``trinity.config.yml``, with its default and its limits.
 
 The file has the seed's shape (``server``, ``database``, ``redis``, ``logging``, ``security``) plus
-``prefect``, ``analytics``, ``alerts`` and ``state_dir``. Values come from
+``prefect``, ``analytics``, ``alerts``, ``sinks``, ``metrics`` (:mod:`trinity.core.sink_settings`)
+and ``state_dir``. Values come from
 :func:`trinity.core.config.load_settings`, the one resolver (flags > environment > file > these
 defaults).
 """
@@ -15,6 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from trinity.core.egress import parse_rule
+
+from trinity.core.sink_settings import MetricsSettings, SinksSettings
 
 DEFAULT_STATE_DIR = ".trinity"
 MIN_JWT_SECRET_LENGTH = 32
@@ -202,6 +205,8 @@ class Settings(_Section):
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    sinks: SinksSettings = Field(default_factory=SinksSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     state_dir: str = DEFAULT_STATE_DIR
     _source: str | None = PrivateAttr(default=None)
 
