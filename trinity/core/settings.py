@@ -16,7 +16,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from trinity.core.egress import parse_rule
-
 from trinity.core.sink_settings import MetricsSettings, SinksSettings
 
 DEFAULT_STATE_DIR = ".trinity"
