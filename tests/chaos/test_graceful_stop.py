@@ -1,6 +1,14 @@
 """SIGTERM to a worker's process group (what ``trinity up`` and systemd send): the run in progress
 finishes within the grace period, the run it had claimed but not started goes back to the pool and
-another worker runs it; nothing is left Running, nothing runs twice."""
+another worker runs it; nothing is left Running, nothing runs twice.
+
+To hold the second run claimed but unstarted, the executor is frozen (SIGSTOP) until the worker has
+claimed it. A frozen executor sends no heartbeats either, and on a loaded machine the claim can take
+longer than the crash automation's window (two heartbeat intervals): the automation would then
+rightly take the frozen run for dead and mark it Crashed. The freeze stands for "the executor has
+not started the run yet", not for a dead executor, so this test sends the run's heartbeats itself
+(with the worker's own sender) for as long as the executor is frozen.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.worker.heartbeat import sending_heartbeats
 from tests.chaos.support import (
     deploy,
     is_final,
@@ -21,6 +30,7 @@ from tests.chaos.support import (
     running_worker,
     shell_task,
     start_runs,
+    state_names,
     wait_until,
     worker_env,
 )
@@ -40,28 +50,32 @@ async def test_sigterm_lets_the_run_in_progress_finish_and_hands_back_the_unstar
         [in_progress] = await start_runs(deployment, 1, marker=marker_path(tmp_path))
         [running] = await wait_until([in_progress], is_running, timeout=90, what="running", worker=first)
         executor = executor_pid(running)
-        # Freeze the executor so the next run is claimed (Pending) but cannot start.
-        os.kill(executor, signal.SIGSTOP)
-        try:
-            [claimed] = await start_runs(deployment, 1, marker=marker_path(tmp_path))
-            await wait_until(
-                [claimed],
-                lambda run: run.state is not None and run.state.is_pending(),
-                timeout=30,
-                what="claimed",
-                worker=first,
-            )
-            first.signal_group(signal.SIGTERM)
-            stopped_at = time.monotonic()
-        finally:
-            os.kill(executor, signal.SIGCONT)
+        # Freeze the executor so the next run is claimed (Pending) but cannot start; its run stays
+        # alive in Prefect's eyes meanwhile (see the module docstring).
+        with sending_heartbeats(running):
+            os.kill(executor, signal.SIGSTOP)
+            try:
+                [claimed] = await start_runs(deployment, 1, marker=marker_path(tmp_path))
+                await wait_until(
+                    [claimed],
+                    lambda run: run.state is not None and run.state.is_pending(),
+                    timeout=30,
+                    what="claimed",
+                    worker=first,
+                )
+                first.signal_group(signal.SIGTERM)
+                stopped_at = time.monotonic()
+            finally:
+                os.kill(executor, signal.SIGCONT)
         code = first.wait(timeout=60)
         stop_seconds = time.monotonic() - stopped_at
         log = first.log()
     assert code == 0, log[-3000:]
     # The run in progress finished on the stopping worker; the other went back to the pool.
     [done] = await wait_until([in_progress], is_final, timeout=10, what="finished")
-    assert done.state_name == "Completed", log[-3000:]
+    assert done.state_name == "Completed", (
+        f"{done.state_name}: {done.state and done.state.message}\n{log[-3000:]}"
+    )
     [handed_back] = await wait_until(
         [claimed], lambda run: run.state_name == "Scheduled", timeout=10, what="back"
     )
@@ -74,3 +88,5 @@ async def test_sigterm_lets_the_run_in_progress_finish_and_hands_back_the_unstar
         [finished] = await wait_until([claimed], is_final, timeout=90, what="finished", worker=second)
     assert finished.state_name == "Completed"
     assert [await running_state_count(in_progress), await running_state_count(claimed)] == [1, 1]
+    # Frozen is not dead: the run in progress was never taken for crashed on the way.
+    assert "Crashed" not in await state_names(in_progress)
