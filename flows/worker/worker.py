@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun, WorkPool
     from prefect.client.schemas.responses import DeploymentResponse, WorkerFlowRunResponse
 
+    from flows.worker.claims import LateClaims
     from flows.worker.heartbeat import HeartbeatSender
     from flows.worker.pool import ExecutorPool
 
@@ -187,6 +188,7 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
         self._warned_env: set[UUID] = set()
         self._stopping = False
         self._heartbeats: HeartbeatSender | None = None
+        self._late_claims: LateClaims | None = None
 
     @property
     def pool(self) -> ExecutorPool:
@@ -209,7 +211,15 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
             raise RuntimeError("The worker is not started; use it as an async context manager.")
         return self._heartbeats
 
+    @property
+    def late_claims(self) -> LateClaims:
+        """Claims this worker gave up on, watched so that one landing late is undone."""
+        if self._late_claims is None:
+            raise RuntimeError("The worker is not started; use it as an async context manager.")
+        return self._late_claims
+
     async def __aenter__(self) -> TrinityWorker:
+        from flows.worker.claims import LateClaims
         from flows.worker.heartbeat import HeartbeatSender
         from flows.worker.pool import ExecutorPool
         from flows.worker.tuning import executor_environment
@@ -229,7 +239,9 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
             self._heartbeats.stop()
             await self._pool.close(grace_seconds=0)
             raise
+        self._late_claims = LateClaims(self.client, worker_name=self.name)
         self._services = [
+            asyncio.ensure_future(self._late_claims.run()),
             asyncio.ensure_future(self._poll_when_free()),
             asyncio.ensure_future(self._watch()),
             asyncio.ensure_future(self._rerun_crashed()),
@@ -316,23 +328,20 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
         # code here would make the base class report them a second time.
         return TrinityWorkerResult(status_code=0, identifier=assignment.infrastructure_pid)
 
-    async def _propose_pending_state(self, flow_run: FlowRun) -> bool:
+    async def claim_run(self, flow_run: FlowRun) -> bool:
         """Claim the run (:func:`flows.worker.claims.claim`); once claimed, its heartbeats start:
         should this process die before an executor has the run, the run is found (and marked
         Crashed) instead of staying Pending."""
         from flows.worker.claims import claim
 
-        claimed = await claim(self.client, flow_run)
+        claimed = await claim(self.client, flow_run, late=self.late_claims)
         if claimed:
             self.heartbeats.add(flow_run)
         return claimed
 
-    async def _submit_run(self, flow_run: FlowRun) -> None:
-        """Submit a claimed run (``BaseWorker``); its executor sends its heartbeats from then on."""
-        try:
-            await super()._submit_run(flow_run)
-        finally:
-            self.heartbeats.discard(flow_run.id)
+    def submission_ended(self, flow_run: FlowRun) -> None:
+        """The run's executor has it (and sends its heartbeats from now on), or it was not started."""
+        self.heartbeats.discard(flow_run.id)
 
     async def kill_infrastructure(
         self,
