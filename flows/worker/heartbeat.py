@@ -12,12 +12,17 @@ CPU work is alive, and must not be reported dead for it.
 
 The interval comes from ``TRINITY_HEARTBEAT_SECONDS`` (default 30); the automation's window is
 derived from the same value in the process that installs it, so set it alike for workers and for
-``trinity deploy`` / ``trinity up``.
+``trinity deploy`` / ``trinity up``. The same value goes into each deployment's job variables as
+``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` (:func:`flow_run_heartbeat_environment`), so a run started
+by a stock Prefect worker (``--type process``), whose engine sends the heartbeats itself, sends
+them as often as the automation expects instead of Prefect's default of every 180 s. Prefect's
+engine sends them at most every 30 s: with a shorter interval only ``trinity worker`` keeps up.
 """
 
 from __future__ import annotations
 
 import contextvars
+import math
 import os
 import threading
 from typing import Any
@@ -35,6 +40,9 @@ DEFAULT_HEARTBEAT_SECONDS = 30.0
 # Prefect's proactive triggers look at least 10 s back, so two intervals must cover that.
 MIN_HEARTBEAT_SECONDS = 5.0
 MAX_HEARTBEAT_SECONDS = 3600.0
+# The setting a Prefect flow-run process reads for its own heartbeats, and the least it accepts.
+PREFECT_HEARTBEAT_VARIABLE = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
+PREFECT_MIN_HEARTBEAT_SECONDS = 30
 
 
 def heartbeat_seconds(environ: dict[str, str] | None = None) -> float:
@@ -55,6 +63,13 @@ def heartbeat_seconds(environ: dict[str, str] | None = None) -> float:
             f"{MAX_HEARTBEAT_SECONDS:g} seconds, got {raw}"
         )
     return value
+
+
+def flow_run_heartbeat_environment(interval: float | None = None) -> dict[str, str]:
+    """The environment that makes a Prefect flow-run process heartbeat every ``interval`` seconds
+    (default: the configured interval), or as close as Prefect allows (every 30 s at most)."""
+    interval = heartbeat_seconds() if interval is None else interval
+    return {PREFECT_HEARTBEAT_VARIABLE: str(max(PREFECT_MIN_HEARTBEAT_SECONDS, math.ceil(interval)))}
 
 
 def heartbeat_resources(flow_run: FlowRun) -> tuple[dict[str, str], list[dict[str, str]]]:

@@ -31,6 +31,7 @@ from prefect.settings import get_current_settings
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorkerResult
 from pydantic import PrivateAttr
 
+from flows.worker.heartbeat import PREFECT_HEARTBEAT_VARIABLE
 from flows.worker.prefect_compat import SlotAwareWorker
 
 if TYPE_CHECKING:
@@ -118,8 +119,11 @@ class TrinityJobConfiguration(BaseJobConfiguration):
         worker_name: str | None = None,
         worker_id: UUID | None = None,
     ) -> None:
-        # Before the base class merges in the worker's own environment.
-        self._job_env = {k: v for k, v in self.env.items() if v is not None}
+        # Before the base class merges in the worker's own environment. The heartbeat frequency
+        # every Trinity deployment sets is met here by the executors' own heartbeats.
+        self._job_env = {
+            k: v for k, v in self.env.items() if v is not None and k != PREFECT_HEARTBEAT_VARIABLE
+        }
         self._deployment = deployment
         super().prepare_for_flow_run(flow_run, deployment, flow, work_pool, worker_name, worker_id=worker_id)
 
