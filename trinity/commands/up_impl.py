@@ -72,6 +72,12 @@ def up(
     try:
         bring_up(config, say=_say, stop_requested=lambda: stopping["flag"])
     except AlreadyRunningError as exc:
+        if exc.starting:
+            # Two started at once: the other one won the lock and is starting the stack.
+            fail(
+                f"error: another trinity up (pid {exc.pid or 'unknown'}) is starting the stack for "
+                f"{config.state_dir}; this one stops (`trinity status` shows it, `trinity down` stops it)"
+            )
         # Running it again is not an error: show what runs, as `trinity status` would.
         data = read_status(config.state_dir)
         if data is not None:
