@@ -120,10 +120,16 @@ class HeartbeatSender:
         _send(flow_run.id, *beat)
 
     def discard(self, flow_run_id: UUID | str) -> None:
-        """Stop sending heartbeats for this flow run (unknown ids are ignored)."""
+        """Stop sending heartbeats for this flow run (unknown ids are ignored); once it returns, no
+        further heartbeat of the run is queued."""
         key = flow_run_id if isinstance(flow_run_id, UUID) else UUID(str(flow_run_id))
         with self._lock:
             self._runs.pop(key, None)
+
+    def clear(self) -> None:
+        """Stop sending heartbeats for every run held."""
+        with self._lock:
+            self._runs.clear()
 
     def held(self) -> set[UUID]:
         """The flow runs heartbeats are sent for."""
@@ -155,9 +161,15 @@ class HeartbeatSender:
     def _loop(self) -> None:
         while not self._stopped.wait(timeout=self.interval):
             with self._lock:
-                runs = list(self._runs.items())
-            for flow_run_id, (resource, related) in runs:
-                _send(flow_run_id, resource, related)
+                runs = list(self._runs)
+            for flow_run_id in runs:
+                # Under the lock, and only while still held: a heartbeat queued after `discard`
+                # could reach Prefect after the run was handed back, and the automation would
+                # take the handed-back run for dead.
+                with self._lock:
+                    beat = self._runs.get(flow_run_id)
+                    if beat is not None:
+                        _send(flow_run_id, *beat)
 
 
 def _send(flow_run_id: UUID, resource: dict[str, str], related: list[dict[str, str]]) -> None:
@@ -165,6 +177,15 @@ def _send(flow_run_id: UUID, resource: dict[str, str], related: list[dict[str, s
         emit_event(event=HEARTBEAT_EVENT, resource=resource, related=related)
     except Exception:
         logger.debug("Could not send a heartbeat for flow run %s", flow_run_id, exc_info=True)
+
+
+def deliver_queued_heartbeats(timeout: float = 5.0) -> None:
+    """Wait (at most ``timeout`` seconds, in the calling thread) until the heartbeats this process
+    has queued are sent. Call it after :meth:`HeartbeatSender.discard` and before proposing a state
+    that ends a run's heartbeats (handing it back), so no heartbeat of the run arrives after it."""
+    from flows.worker.prefect_compat import wait_for_events_sent  # the API imports this module too
+
+    wait_for_events_sent(timeout)
 
 
 def sending_heartbeats(flow_run: FlowRun, *, interval: float | None = None) -> HeartbeatSender:

@@ -398,6 +398,18 @@ class SlotAwareWorker(BaseWorker[C, V, R], abc.ABC):
             self.submission_ended(flow_run)
 
 
+def wait_for_events_sent(timeout: float) -> None:
+    """Wait (at most ``timeout`` seconds) until Prefect's events worker in this process has sent
+    every event queued so far; nothing when this process has none. The worker keeps running."""
+    with EventsWorker._instance_lock:
+        running = bool(EventsWorker._instances)  # type: ignore[misc]
+    if not running:
+        return
+    waiter = threading.Thread(target=EventsWorker.instance().wait_until_empty, daemon=True)
+    waiter.start()
+    waiter.join(timeout)
+
+
 def deliver_pending_events(timeout: float) -> None:
     """Wait (at most ``timeout`` seconds) until Prefect's events worker has sent what it holds, then
     stop it; nothing when this process has none.

@@ -31,7 +31,7 @@ from prefect.settings import get_current_settings
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorkerResult
 from pydantic import PrivateAttr
 
-from flows.worker.heartbeat import PREFECT_HEARTBEAT_VARIABLE
+from flows.worker.heartbeat import PREFECT_HEARTBEAT_VARIABLE, deliver_queued_heartbeats
 from flows.worker.prefect_compat import SlotAwareWorker
 
 if TYPE_CHECKING:
@@ -283,6 +283,9 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
             held,
             grace,
         )
+        # The runs the executors will hand back must get no heartbeat from here after that.
+        self.heartbeats.clear()
+        await asyncio.to_thread(deliver_queued_heartbeats)
         await self.pool.close(grace_seconds=grace)
         self._logger.warning("Worker %r stopped: every run it held has left it", self.name)
 
@@ -319,7 +322,10 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
         except PoolUnavailableError:
             if not self._stopping:
                 raise
-            # Claimed while the worker was stopping, never started: back to the pool.
+            # Claimed while the worker was stopping, never started: back to the pool, its
+            # heartbeats ended and sent first.
+            self.heartbeats.discard(flow_run.id)
+            await asyncio.to_thread(deliver_queued_heartbeats)
             await hand_back(self.client, flow_run.id, worker_name=self.name)
             if task_status is not None:
                 task_status.started("")

@@ -1,6 +1,7 @@
 """SIGTERM to a worker's process group (what ``trinity up`` and systemd send): the run in progress
 finishes within the grace period, the run it had claimed but not started goes back to the pool and
-another worker runs it; nothing is left Running, nothing runs twice.
+another worker runs it; nothing is left Running, nothing runs twice, and the handed-back run is not
+taken for dead meanwhile (no heartbeat of it arrives after the hand-back).
 
 To hold the second run claimed but unstarted, the executor is frozen (SIGSTOP) until the worker has
 claimed it. A frozen executor sends no heartbeats either, and on a loaded machine the claim can take
@@ -12,6 +13,7 @@ not started the run yet", not for a dead executor, so this test sends the run's 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -22,6 +24,7 @@ import pytest
 
 from flows.worker.heartbeat import sending_heartbeats
 from tests.chaos.support import (
+    HEARTBEAT_SECONDS,
     deploy,
     is_final,
     is_running,
@@ -34,7 +37,7 @@ from tests.chaos.support import (
     wait_until,
     worker_env,
 )
-from tests.flows.worker.support import executor_pid
+from tests.flows.worker.support import executor_pid, read_runs
 from tests.support.servers import PrefectServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240)]
@@ -82,6 +85,13 @@ async def test_sigterm_lets_the_run_in_progress_finish_and_hands_back_the_unstar
     assert "Handed back to the work pool" in (handed_back.state.message or "")
     assert "stopping: claiming no new runs" in log
     print(f"worker stopped {stop_seconds:.1f}s after SIGTERM (a 6 s task in progress)")
+    # Left alone for longer than the crash automation's window, the handed-back run stays
+    # Scheduled: no heartbeat of it may reach Prefect after the hand-back.
+    await asyncio.sleep(2 * HEARTBEAT_SECONDS + 5)
+    [waiting] = await read_runs([claimed])
+    assert waiting.state_name == "Scheduled", (
+        f"{waiting.state_name}: {waiting.state and waiting.state.message}"
+    )
 
     # Another worker takes the handed-back run and completes it; each run was executed once.
     with running_worker(pool, env, tmp_path / "second.log") as second:
@@ -90,3 +100,4 @@ async def test_sigterm_lets_the_run_in_progress_finish_and_hands_back_the_unstar
     assert [await running_state_count(in_progress), await running_state_count(claimed)] == [1, 1]
     # Frozen is not dead: the run in progress was never taken for crashed on the way.
     assert "Crashed" not in await state_names(in_progress)
+    assert "Crashed" not in await state_names(claimed)
