@@ -282,3 +282,65 @@ def test_two_ups_started_at_once_make_one_stack_and_the_other_says_so_in_one_lin
     assert f"stopped trinity up (pid {winner.pid})" in down.stdout
     assert winner.returncode == 0
     assert not (state / "children.json").exists()
+
+
+# A process that publishes delivery counts the way an executor does: 3 lines kept while the API was
+# away, of which 2 were sent late, in a buffer of 2 lines (so 1 dropped), and 4 events dropped.
+PUBLISHER = """
+import sys, time
+from flows.worker import delivery
+delivery.BUFFER.capacity = 2
+delivery.BUFFER.keep([{"message": str(i)} for i in range(3)])
+delivery.BUFFER.delivered(len(delivery.BUFFER.take(1)))
+delivery.BUFFER.count_dropped(events=4)
+delivery.publish()
+print("published", flush=True)
+time.sleep(600)
+"""
+
+
+def test_status_shows_the_workers_log_delivery_figures(fake_up: FakeUp, tmp_path: Path) -> None:
+    folder = fake_up.state / "delivery"
+    env = {**children.env(), "TRINITY_DELIVERY_STATUS_DIR": str(folder)}
+    publisher = subprocess.Popen(
+        [sys.executable, "-c", PUBLISHER], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert publisher.stdout is not None
+        assert publisher.stdout.readline().strip() == "published"
+        # An executor that is gone no longer counts.
+        (folder / "executor-999999999.json").write_text(json.dumps({"logs_waiting": 50}))
+        status = [*TRINITY, "status", "--state-dir", str(fake_up.state)]
+        text = subprocess.run(status, capture_output=True, text=True, timeout=60)
+        as_json = subprocess.run([*status, "--json"], capture_output=True, text=True, timeout=60)
+    finally:
+        publisher.kill()
+        publisher.wait()
+        if publisher.stdout is not None:
+            publisher.stdout.close()
+    assert text.returncode == 0, text.stdout + text.stderr
+    assert (
+        "worker log delivery: 1 line(s) buffered now, 1 delivered late, 1 dropped; events dropped 4"
+        in text.stdout
+    ), text.stdout
+    assert as_json.returncode == 0, as_json.stdout + as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert document["running"] is True
+    assert document["delivery"] == {
+        "logs_waiting": 1,
+        "logs_delivered_late": 1,
+        "logs_dropped": 1,
+        "events_dropped": 4,
+    }
+    assert [child["name"] for child in document["children"]] == ["web", "sleeper"]
+
+
+def test_status_json_says_not_running_and_exits_1(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*TRINITY, "status", "--state-dir", str(tmp_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert json.loads(result.stdout) == {"running": False, "state_dir": str(tmp_path.resolve())}

@@ -12,7 +12,7 @@ import typer
 from prefect.settings import PREFECT_CLIENT_RETRY_EXTRA_CODES, temporary_settings
 
 from flows.analytics.database import first_line
-from flows.worker.delivery import STATUS_DIR_VARIABLE
+from flows.worker.delivery_status import STATUS_DIR_VARIABLE
 from flows.worker.heartbeat import heartbeat_seconds
 from flows.worker.tuning import RETRY_EXTRA_CODES
 from flows.worker.worker import TrinityWorker, WorkerOptions
