@@ -86,12 +86,12 @@ async def test_sigterm_lets_the_run_in_progress_finish_and_hands_back_the_unstar
     assert "stopping: claiming no new runs" in log
     print(f"worker stopped {stop_seconds:.1f}s after SIGTERM (a 6 s task in progress)")
     # Left alone for longer than the crash automation's window, the handed-back run stays
-    # Scheduled: no heartbeat of it may reach Prefect after the hand-back.
+    # scheduled: no heartbeat of it may reach Prefect after the hand-back.
     await asyncio.sleep(2 * HEARTBEAT_SECONDS + 5)
     [waiting] = await read_runs([claimed])
-    assert waiting.state_name == "Scheduled", (
-        f"{waiting.state_name}: {waiting.state and waiting.state.message}"
-    )
+    # Scheduled, or Late (Prefect's name for a scheduled run past its time), never Crashed.
+    assert waiting.state is not None
+    assert waiting.state.is_scheduled(), f"{waiting.state_name}: {waiting.state.message}"
 
     # Another worker takes the handed-back run and completes it; each run was executed once.
     with running_worker(pool, env, tmp_path / "second.log") as second:
