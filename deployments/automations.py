@@ -34,11 +34,8 @@ logger = get_logger("trinity.deployments.automations")
 CRASH_AUTOMATION_NAME = "trinity-crash-runs-without-heartbeats"
 WATCHED_TAG = "trinity"
 # After a heartbeat, any of these ends the wait for the next one: the run ended, or it left its
-# process on purpose (paused, suspended, rescheduled, handed back to the pool), or it moved on
-# (claimed again, started), which a heartbeat delivered late must not be taken against.
+# process on purpose (paused, suspended, rescheduled, handed back to the pool).
 _ENDS_OF_HEARTBEATS = (
-    "Pending",
-    "Running",
     "Completed",
     "Failed",
     "Cancelled",
