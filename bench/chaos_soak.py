@@ -51,7 +51,7 @@ from chaos_soak_stack import (  # noqa: E402
     supervise,
 )
 
-from flows.worker.delivery import read_delivery_status  # noqa: E402
+from flows.worker.delivery_status import read_delivery_status  # noqa: E402
 from flows.worker.reruns import rerun_of  # noqa: E402
 from tests.support.postgres import running_throwaway_postgres  # noqa: E402
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from deployments.service import PULL_STEPS, DeploymentError, DeploymentRef, ensure_work_pool
 from flows.analytics.flows import insights_report, performance_report
+from flows.worker.heartbeat import flow_run_heartbeat_environment
 from specs.naming import ANALYTICS_TAG, INSIGHTS_FLOW, PERFORMANCE_FLOW, TRINITY_TAG
 
 DEPLOYMENT_NAME = "trinity"
@@ -136,6 +137,10 @@ async def deploy_analytics_flows(
         spec.flow_name: _check_cron(key, spec.cron, timezone)
         for key, spec in zip(("performance_cron", "insights_cron"), specs, strict=True)
     }
+    try:
+        heartbeats = flow_run_heartbeat_environment()
+    except ValueError as exc:  # TRINITY_HEARTBEAT_SECONDS is not usable
+        raise DeploymentError(str(exc)) from exc
     await ensure_work_pool(name=work_pool)
     refs: list[DeploymentRef] = []
     async with get_client() as client:
@@ -148,6 +153,7 @@ async def deploy_analytics_flows(
                 tags=TAGS,
                 entrypoint=spec.entrypoint,
                 work_pool_name=work_pool,
+                job_variables={"env": heartbeats},
                 schedules=[DeploymentScheduleCreate(schedule=schedules[spec.flow_name], active=True)],
                 parameters=spec.parameters,
                 pull_steps=PULL_STEPS,

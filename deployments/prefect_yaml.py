@@ -26,7 +26,7 @@ def deployment_entry(spec: DeploymentSpec) -> dict[str, Any]:
         "entrypoint": spec.entrypoint,
         "pull": PULL_STEPS,
         "parameters": {},
-        "work_pool": {"name": spec.work_pool, "work_queue_name": None, "job_variables": {}},
+        "work_pool": {"name": spec.work_pool, "work_queue_name": None, "job_variables": spec.job_variables},
         "schedules": [schedule_yaml(spec.workflow.schedule)] if spec.workflow.schedule else [],
         "paused": spec.paused,
         "enforce_parameter_schema": True,

@@ -34,6 +34,7 @@ from deployments.runs import DeploymentNotFoundError
 from deployments.schedules import deployment_schedules
 from flows.compiler import compile_workflow
 from flows.entry import entrypoint_for
+from flows.worker.heartbeat import flow_run_heartbeat_environment, heartbeat_seconds
 from flows.workflow_flow import build_flow
 from specs.models import Specification, Workflow
 from specs.naming import (
@@ -86,7 +87,14 @@ class DeploymentSpec:
     parameter_openapi_schema: dict[str, Any]
     concurrency_limit: int | None
     collision_strategy: ConcurrencyLimitStrategy
+    heartbeat_seconds: float
     workflow: Workflow = field(repr=False)
+
+    @property
+    def job_variables(self) -> dict[str, Any]:
+        """Job variables of the deployment: the flow-run heartbeats the crash automation expects,
+        for workers whose flow-run processes send their own (Prefect's ``process`` worker)."""
+        return {"env": flow_run_heartbeat_environment(self.heartbeat_seconds)}
 
     @property
     def full_name(self) -> str:
@@ -109,6 +117,10 @@ def deployment_spec(
         schedules = deployment_schedules(workflow.schedule)
     except (ValueError, KeyError) as exc:
         raise DeploymentError(f"workflow '{workflow.name}': invalid schedule: {exc}") from exc
+    try:
+        interval = heartbeat_seconds()
+    except ValueError as exc:  # TRINITY_HEARTBEAT_SECONDS is not usable
+        raise DeploymentError(str(exc)) from exc
     return DeploymentSpec(
         flow_name=flow_name_for(workflow.name),
         name=DEPLOYMENT_NAME,
@@ -125,6 +137,7 @@ def deployment_spec(
         parameter_openapi_schema=prefect_parameters_schema(specification.parameters),
         concurrency_limit=workflow.concurrency.max_active_runs,
         collision_strategy=_COLLISION[workflow.concurrency.on_collision],
+        heartbeat_seconds=interval,
         workflow=workflow,
     )
 
@@ -161,10 +174,8 @@ async def deploy_workflow(
     spec = deployment_spec(workflow=workflow, specification=specification, work_pool=work_pool, paused=paused)
     build_flow(compile_workflow(workflow, specification))  # every action resolves before anything is stored
     await ensure_work_pool(name=work_pool)
-    try:
-        await ensure_crash_automation()
-    except ValueError as exc:  # TRINITY_HEARTBEAT_SECONDS is not usable
-        raise DeploymentError(str(exc)) from exc
+    # One interval for the automation's window and the deployment's heartbeats.
+    await ensure_crash_automation(interval=spec.heartbeat_seconds)
     await register_block_types()
     await save_definition(workflow=workflow, specification=specification)
     async with get_client() as client:
@@ -177,6 +188,7 @@ async def deploy_workflow(
             tags=spec.tags,
             entrypoint=spec.entrypoint,
             work_pool_name=spec.work_pool,
+            job_variables=spec.job_variables,
             schedules=spec.schedules,
             paused=spec.paused,
             parameters={},

@@ -13,6 +13,7 @@ supervisor keeps everything alive until Ctrl-C or ``trinity down``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -29,14 +30,47 @@ from trinity.supervisor import StopRequestedError, Supervisor, SupervisorError, 
 
 STATUS_FILE = "status.json"
 PID_FILE = "up.pid"
+# Held (flock) by the one `trinity up` of a state folder for as long as it runs; the kernel drops
+# it when that process dies, however it dies.
+LOCK_FILE = "up.lock"
 
 
 class AlreadyRunningError(StackError):
     """A ``trinity up`` already runs for this state folder."""
 
-    def __init__(self, state_dir: Path, pid: int) -> None:
-        super().__init__(f"trinity up is already running for {state_dir} (pid {pid})")
+    def __init__(self, state_dir: Path, pid: int | None) -> None:
+        super().__init__(f"trinity up is already running for {state_dir} (pid {pid or 'unknown'})")
         self.pid = pid
+        # Still starting (no status yet): the race of two started at once, lost by this one.
+        self.starting = not (state_dir / STATUS_FILE).exists()
+
+
+class StackLock:
+    """The lock that lets one ``trinity up`` run per state folder."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock and write this process's pid in it; raise :class:`AlreadyRunningError`
+        (naming the holder) when another process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            raise AlreadyRunningError(self.path.parent, int(holder) if holder.isdigit() else None) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock
+            self._fd = None
 
 
 def running_supervisor(state_dir: Path) -> int | None:
@@ -84,20 +118,24 @@ def bring_up(config: StackConfig, *, say: Callable[[str], None], stop_requested:
     Raises :class:`AlreadyRunningError` when a ``trinity up`` already runs for the state folder. A stop
     requested while starting or setting up stops everything and returns normally.
     """
-    preflight(config, say)
-    config.state_dir.mkdir(parents=True, exist_ok=True)
-    (config.state_dir / PID_FILE).write_text(str(os.getpid()))
-    stack = RunningStack(config, say=say, stop_requested=stop_requested)
+    lock = StackLock(config.state_dir)
+    lock.acquire()
     try:
-        stack.start_children()
-        stack.set_up()
-        stack.supervise_until_stopped()
-    except StopRequestedError:
-        pass
-    except SupervisorError as exc:
-        raise StackError(str(exc)) from exc
+        preflight(config, say)
+        (config.state_dir / PID_FILE).write_text(str(os.getpid()))
+        stack = RunningStack(config, say=say, stop_requested=stop_requested)
+        try:
+            stack.start_children()
+            stack.set_up()
+            stack.supervise_until_stopped()
+        except StopRequestedError:
+            pass
+        except SupervisorError as exc:
+            raise StackError(str(exc)) from exc
+        finally:
+            stack.tear_down()
     finally:
-        stack.tear_down()
+        lock.release()
 
 
 def preflight(config: StackConfig, say: Callable[[str], None]) -> None:

@@ -10,7 +10,6 @@ import os
 import secrets
 import socket
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,9 +96,10 @@ def stack_env(config: StackConfig, stack_secrets: dict[str, str]) -> dict[str, s
 
 def child_specs(config: StackConfig, env: dict[str, str]) -> list[ChildSpec]:
     """The three children of the stack, in start order."""
-    # Unique to this `trinity up`, so the health check below finds this worker's heartbeat only.
+    # Unique to this `trinity up`, so the health check below finds this worker's heartbeat only;
+    # the supervisor passes each worker process's start time, so a heartbeat of the process before
+    # a restart does not make the new one healthy.
     worker_name = f"trinity-up-{socket.gethostname()}-{os.getpid()}".replace("/", "-").replace("%", "-")
-    since = time.time()
     # The UI asks the browser to call this URL; without it the UI assumes port 4200.
     # Plus the server settings that lower its CPU per run (flows/worker/tuning.py has the trade-offs);
     # whatever the operator set in the environment wins.
@@ -123,7 +123,7 @@ def child_specs(config: StackConfig, env: dict[str, str]) -> list[ChildSpec]:
                 str(config.prefect_port),
             ],
             env=prefect_env,
-            health=lambda: http_ok(f"{config.prefect_api_url}/health"),
+            health=lambda since: http_ok(f"{config.prefect_api_url}/health"),
             url=config.prefect_ui_url,
             port=config.prefect_port,
         ),
@@ -131,7 +131,7 @@ def child_specs(config: StackConfig, env: dict[str, str]) -> list[ChildSpec]:
             name="trinity-api",
             argv=[*TRINITY_CLI, "api", "--host", config.host, "--port", str(config.api_port)],
             env=env,
-            health=lambda: http_ok(f"{config.api_url}/health"),
+            health=lambda since: http_ok(f"{config.api_url}/health"),
             url=f"{config.api_url}/docs",
             port=config.api_port,
         ),
@@ -148,7 +148,7 @@ def child_specs(config: StackConfig, env: dict[str, str]) -> list[ChildSpec]:
                 worker_name,
             ],
             env=env,
-            health=lambda: worker_heartbeat(config.prefect_api_url, config.pool, worker_name, since),
+            health=lambda since: worker_heartbeat(config.prefect_api_url, config.pool, worker_name, since),
             start_timeout=120.0,
         ),
     ]

@@ -23,9 +23,14 @@ from pathlib import Path
 
 import httpx
 
-HealthCheck = Callable[[], bool]
+# Called with the wall-clock time (``time.time()``) at which the child's current process started,
+# so a sign of life is only taken from that process (not from one before a restart).
+HealthCheck = Callable[[float], bool]
 STOP_TIMEOUT_SECONDS = 20.0
+# A child that keeps exiting is restarted after 1 s, 2 s, 4 s ... up to this; one that stayed up
+# for STABLE_SECONDS before exiting starts the count again.
 MAX_RESTART_DELAY_SECONDS = 30.0
+STABLE_SECONDS = 60.0
 CHILDREN_FILE = "children.json"
 # Every child (and whatever it starts, since environments are inherited) carries this variable with
 # the supervisor's token, which tells our processes apart from strangers that reuse their pids.
@@ -77,10 +82,18 @@ class Child:
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
+    started_wall: float = 0.0
     next_restart_at: float = 0.0
     last_exit: int | None = None
+    # Exits in a row after less than STABLE_SECONDS up; sets the wait before the next restart.
+    crashes: int = 0
+    exit_note: str = ""
     healthy: bool = False
     events: list[str] = field(default_factory=list)
+
+    def is_healthy(self) -> bool:
+        """The health check, against a sign of life of the current process only."""
+        return self.spec.health(self.started_wall)
 
     @property
     def pid(self) -> int | None:
@@ -137,6 +150,7 @@ class Supervisor:
                 start_new_session=True,
             )
         child.started_at = time.monotonic()
+        child.started_wall = time.time()
         child.healthy = False
         # Written before anything else can go wrong, so even a supervisor killed right now leaves
         # a record that finds this child.
@@ -168,7 +182,7 @@ class Supervisor:
                     f"{child.spec.name} exited with code {child.process and child.process.returncode} "
                     f"while starting; last lines of {child.log_path}:\n{tail}"
                 )
-            if child.spec.health():
+            if child.is_healthy():
                 child.healthy = True
                 return
             time.sleep(0.3)
@@ -178,7 +192,8 @@ class Supervisor:
         )
 
     def check(self, skip: Child | None = None) -> list[str]:
-        """One supervision pass: restart dead children (with backoff); return what happened.
+        """One supervision pass: restart dead children (with backoff); return what happened, one
+        line per restart.
 
         ``skip`` is a child still starting, which :meth:`start` watches itself.
         """
@@ -188,27 +203,40 @@ class Supervisor:
             if child is skip:
                 continue
             if child.alive():
-                if not child.healthy and child.spec.health():
+                if not child.healthy and child.is_healthy():
                     child.healthy = True
                     happened.append(f"{child.spec.name} is healthy again")
                 continue
             if child.next_restart_at == 0.0:
-                child.last_exit = child.process.returncode if child.process else None
-                delay = min(MAX_RESTART_DELAY_SECONDS, 2.0**child.restarts)
-                child.next_restart_at = now + delay
-                happened.append(
-                    f"{child.spec.name} exited with code {child.last_exit}; restarting in {delay:.0f}s"
-                )
+                self._schedule_restart(child, now)
             elif now >= child.next_restart_at:
+                waited = restart_delay(child.crashes)
                 child.restarts += 1
                 child.next_restart_at = 0.0
                 self._spawn(child)
-                happened.append(f"{child.spec.name} restarted (pid {child.pid}, restart #{child.restarts})")
+                line = (
+                    f"{child.spec.name} restarted (pid {child.pid}, restart #{child.restarts}) "
+                    f"{waited:g}s after it {child.exit_note}"
+                )
+                if child.crashes > 1:
+                    line += (
+                        f"; {child.crashes} quick exits in a row, so the next restart waits "
+                        f"{restart_delay(child.crashes + 1):g}s"
+                    )
+                happened.append(line)
         for line in happened:
             for child in self.children:
                 if line.startswith(child.spec.name):
                     child.events.append(line)
         return happened
+
+    def _schedule_restart(self, child: Child, now: float) -> None:
+        child.last_exit = child.process.returncode if child.process else None
+        up_for = now - child.started_at
+        child.crashes = child.crashes + 1 if up_for < STABLE_SECONDS else 1
+        child.exit_note = f"exited with code {child.last_exit} after {up_for:.1f}s up"
+        child.next_restart_at = now + restart_delay(child.crashes)
+        child.healthy = False
 
     def stop_all(self) -> None:
         """Stop every child, newest first: SIGTERM to its group, SIGKILL after a grace period."""
@@ -230,6 +258,9 @@ class Supervisor:
                     "alive": c.alive(),
                     "healthy": c.healthy,
                     "restarts": c.restarts,
+                    "restart_in": round(max(0.0, c.next_restart_at - time.monotonic()), 1)
+                    if c.next_restart_at
+                    else None,
                     "url": c.spec.url,
                     "log": str(c.log_path),
                 }
@@ -240,6 +271,11 @@ class Supervisor:
     def write_status(self, path: Path, extra: dict[str, object] | None = None) -> None:
         """Write :meth:`status` (plus ``extra``) atomically to ``path``."""
         _write_json(path, self.status() | (extra or {}))
+
+
+def restart_delay(crashes: int) -> float:
+    """Seconds to wait before restarting a child after ``crashes`` quick exits in a row."""
+    return min(MAX_RESTART_DELAY_SECONDS, 2.0 ** max(0, crashes - 1))
 
 
 def stop_process_group(process: subprocess.Popen[bytes] | None) -> None:

@@ -12,8 +12,8 @@ answers again. Runs never wait for logs.
 
 Each change is said in one line of the worker's log (buffering started, lines dropped, delivered
 after the API came back) and kept in a small JSON file per executor under
-``TRINITY_DELIVERY_STATUS_DIR`` (set by ``trinity worker``), which :func:`read_delivery_status`
-sums for ``trinity status``.
+``TRINITY_DELIVERY_STATUS_DIR`` (set by ``trinity worker``), which
+:func:`flows.worker.delivery_status.read_delivery_status` sums for ``trinity status``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from prefect.logging.handlers import APILogHandler, APILogWorker
 from prefect.logging.loggers import get_logger
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
+from flows.worker.delivery_status import STATUS_DIR_VARIABLE, DeliveryStatus
+
 logger = get_logger("trinity.worker.delivery")
 
 BUFFER_LINES = 50_000
@@ -43,18 +45,7 @@ BUFFER_LINES = 50_000
 QUEUE_LINES = 10_000
 RETRY_SECONDS = 3.0
 SEND_BATCH = 500
-STATUS_DIR_VARIABLE = "TRINITY_DELIVERY_STATUS_DIR"
 _QUEUE_FULL = "Service %r queue is full (%d items), dropping item"
-
-
-@dataclass
-class DeliveryStatus:
-    """Counts of one executor (or, summed, of a worker): what waits, what came late, what was lost."""
-
-    logs_waiting: int = 0
-    logs_delivered_late: int = 0
-    logs_dropped: int = 0
-    events_dropped: int = 0
 
 
 class LogBuffer:
@@ -264,18 +255,3 @@ def publish() -> None:
         temporary.replace(path)
     except OSError:
         logger.debug("Could not write %s", path, exc_info=True)
-
-
-def read_delivery_status(folder: str | Path) -> DeliveryStatus:
-    """The summed counts of the live executors that wrote under ``folder`` (zeros when none)."""
-    total = DeliveryStatus()
-    for path in sorted(Path(folder).glob("executor-*.json")):
-        try:
-            pid = int(path.stem.removeprefix("executor-"))
-            os.kill(pid, 0)
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue  # gone, or being replaced
-        for name in asdict(total):
-            setattr(total, name, getattr(total, name) + int(data.get(name, 0)))
-    return total

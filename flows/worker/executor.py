@@ -37,7 +37,7 @@ from prefect.utilities.engine import propose_state
 
 from flows.worker import delivery
 from flows.worker.claims import hand_back
-from flows.worker.heartbeat import HeartbeatSender
+from flows.worker.heartbeat import HeartbeatSender, deliver_queued_heartbeats
 from flows.worker.protocol import (
     CancelRun,
     ExecutorOptions,
@@ -254,7 +254,11 @@ class Executor:
         self._heartbeats.add(flow_run)
         flow = await self._flows.get(flow_run, start.deployment_version_key)
         if self._stop_requested is not None and self._stop_requested.is_set():
-            # The worker is stopping: a run that has not started goes back to the pool.
+            # The worker is stopping: a run that has not started goes back to the pool, its
+            # heartbeats ended and sent first (one arriving after the hand-back would get the
+            # handed-back run marked Crashed).
+            self._heartbeats.discard(flow_run.id)
+            await asyncio.to_thread(deliver_queued_heartbeats)
             return await hand_back(self._client, flow_run.id), "handed back"
         if flow.isasync:
             state = await run_async_flow(flow, flow_run, control)

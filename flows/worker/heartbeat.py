@@ -12,12 +12,17 @@ CPU work is alive, and must not be reported dead for it.
 
 The interval comes from ``TRINITY_HEARTBEAT_SECONDS`` (default 30); the automation's window is
 derived from the same value in the process that installs it, so set it alike for workers and for
-``trinity deploy`` / ``trinity up``.
+``trinity deploy`` / ``trinity up``. The same value goes into each deployment's job variables as
+``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` (:func:`flow_run_heartbeat_environment`), so a run started
+by a stock Prefect worker (``--type process``), whose engine sends the heartbeats itself, sends
+them as often as the automation expects instead of Prefect's default of every 180 s. Prefect's
+engine sends them at most every 30 s: with a shorter interval only ``trinity worker`` keeps up.
 """
 
 from __future__ import annotations
 
 import contextvars
+import math
 import os
 import threading
 from typing import Any
@@ -35,6 +40,9 @@ DEFAULT_HEARTBEAT_SECONDS = 30.0
 # Prefect's proactive triggers look at least 10 s back, so two intervals must cover that.
 MIN_HEARTBEAT_SECONDS = 5.0
 MAX_HEARTBEAT_SECONDS = 3600.0
+# The setting a Prefect flow-run process reads for its own heartbeats, and the least it accepts.
+PREFECT_HEARTBEAT_VARIABLE = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
+PREFECT_MIN_HEARTBEAT_SECONDS = 30
 
 
 def heartbeat_seconds(environ: dict[str, str] | None = None) -> float:
@@ -55,6 +63,13 @@ def heartbeat_seconds(environ: dict[str, str] | None = None) -> float:
             f"{MAX_HEARTBEAT_SECONDS:g} seconds, got {raw}"
         )
     return value
+
+
+def flow_run_heartbeat_environment(interval: float | None = None) -> dict[str, str]:
+    """The environment that makes a Prefect flow-run process heartbeat every ``interval`` seconds
+    (default: the configured interval), or as close as Prefect allows (every 30 s at most)."""
+    interval = heartbeat_seconds() if interval is None else interval
+    return {PREFECT_HEARTBEAT_VARIABLE: str(max(PREFECT_MIN_HEARTBEAT_SECONDS, math.ceil(interval)))}
 
 
 def heartbeat_resources(flow_run: FlowRun) -> tuple[dict[str, str], list[dict[str, str]]]:
@@ -105,10 +120,16 @@ class HeartbeatSender:
         _send(flow_run.id, *beat)
 
     def discard(self, flow_run_id: UUID | str) -> None:
-        """Stop sending heartbeats for this flow run (unknown ids are ignored)."""
+        """Stop sending heartbeats for this flow run (unknown ids are ignored); once it returns, no
+        further heartbeat of the run is queued."""
         key = flow_run_id if isinstance(flow_run_id, UUID) else UUID(str(flow_run_id))
         with self._lock:
             self._runs.pop(key, None)
+
+    def clear(self) -> None:
+        """Stop sending heartbeats for every run held."""
+        with self._lock:
+            self._runs.clear()
 
     def held(self) -> set[UUID]:
         """The flow runs heartbeats are sent for."""
@@ -140,9 +161,15 @@ class HeartbeatSender:
     def _loop(self) -> None:
         while not self._stopped.wait(timeout=self.interval):
             with self._lock:
-                runs = list(self._runs.items())
-            for flow_run_id, (resource, related) in runs:
-                _send(flow_run_id, resource, related)
+                runs = list(self._runs)
+            for flow_run_id in runs:
+                # Under the lock, and only while still held: a heartbeat queued after `discard`
+                # could reach Prefect after the run was handed back, and the automation would
+                # take the handed-back run for dead.
+                with self._lock:
+                    beat = self._runs.get(flow_run_id)
+                    if beat is not None:
+                        _send(flow_run_id, *beat)
 
 
 def _send(flow_run_id: UUID, resource: dict[str, str], related: list[dict[str, str]]) -> None:
@@ -150,6 +177,15 @@ def _send(flow_run_id: UUID, resource: dict[str, str], related: list[dict[str, s
         emit_event(event=HEARTBEAT_EVENT, resource=resource, related=related)
     except Exception:
         logger.debug("Could not send a heartbeat for flow run %s", flow_run_id, exc_info=True)
+
+
+def deliver_queued_heartbeats(timeout: float = 5.0) -> None:
+    """Wait (at most ``timeout`` seconds, in the calling thread) until the heartbeats this process
+    has queued are sent. Call it after :meth:`HeartbeatSender.discard` and before proposing a state
+    that ends a run's heartbeats (handing it back), so no heartbeat of the run arrives after it."""
+    from flows.worker.prefect_compat import wait_for_events_sent  # the API imports this module too
+
+    wait_for_events_sent(timeout)
 
 
 def sending_heartbeats(flow_run: FlowRun, *, interval: float | None = None) -> HeartbeatSender:

@@ -19,6 +19,11 @@ What is used, and why no public surface does the job:
   register the run's request with one watcher per executor instead (:mod:`flows.worker.suspension`).
 * ``BaseWorker``'s claim step (``_get_scheduled_flow_runs``) and the state it reads, so a worker
   asks the server only for as many runs as it has free slots.
+* ``BaseWorker._propose_pending_state`` and ``_submit_run``: the proposal that claims a run, and
+  the submission around it. Prefect's claim goes through the client's retries and tells a lost
+  answer from a refusal by nothing; the Trinity worker claims once and reads back
+  (:mod:`flows.worker.claims`), and heartbeats a claimed run until its executor has it. Exposed as
+  the hooks :meth:`SlotAwareWorker.claim_run` and :meth:`SlotAwareWorker.submission_ended`.
 * ``PREFECT__WORKER_NAME``: the variable Prefect's API client reads for its attribution headers.
 * ``PyThreadState_SetAsyncExc``, to stop a sync flow's thread: see :class:`ThreadInterrupt`.
 * ``EventsWorker._instances``: whether this process already has an events worker, so a command
@@ -369,8 +374,40 @@ class SlotAwareWorker(BaseWorker[C, V, R], abc.ABC):
         """The flow runs to claim on this poll; ``BaseWorker`` asks for every scheduled one."""
         return await super()._get_scheduled_flow_runs()
 
+    async def claim_run(self, flow_run: FlowRun) -> bool:
+        """Claim ``flow_run`` (propose ``Pending``); True when this worker now holds it.
+
+        ``BaseWorker`` calls it once per run it submits, before the run's infrastructure starts.
+        """
+        return await super()._propose_pending_state(flow_run)
+
+    def submission_ended(self, flow_run: FlowRun) -> None:
+        """Called when the submission of ``flow_run`` is over: its infrastructure has it (started),
+        it was not claimed, or the submission failed."""
+
     async def _get_scheduled_flow_runs(self) -> list[WorkerFlowRunResponse]:
         return await self.scheduled_flow_runs()
+
+    async def _propose_pending_state(self, flow_run: FlowRun) -> bool:
+        return await self.claim_run(flow_run)
+
+    async def _submit_run(self, flow_run: FlowRun) -> None:
+        try:
+            await super()._submit_run(flow_run)
+        finally:
+            self.submission_ended(flow_run)
+
+
+def wait_for_events_sent(timeout: float) -> None:
+    """Wait (at most ``timeout`` seconds) until Prefect's events worker in this process has sent
+    every event queued so far; nothing when this process has none. The worker keeps running."""
+    with EventsWorker._instance_lock:
+        running = bool(EventsWorker._instances)  # type: ignore[misc]
+    if not running:
+        return
+    waiter = threading.Thread(target=EventsWorker.instance().wait_until_empty, daemon=True)
+    waiter.start()
+    waiter.join(timeout)
 
 
 def deliver_pending_events(timeout: float) -> None:

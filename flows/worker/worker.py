@@ -31,6 +31,7 @@ from prefect.settings import get_current_settings
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorkerResult
 from pydantic import PrivateAttr
 
+from flows.worker.heartbeat import PREFECT_HEARTBEAT_VARIABLE, deliver_queued_heartbeats
 from flows.worker.prefect_compat import SlotAwareWorker
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun, WorkPool
     from prefect.client.schemas.responses import DeploymentResponse, WorkerFlowRunResponse
 
+    from flows.worker.claims import LateClaims
     from flows.worker.heartbeat import HeartbeatSender
     from flows.worker.pool import ExecutorPool
 
@@ -117,8 +119,11 @@ class TrinityJobConfiguration(BaseJobConfiguration):
         worker_name: str | None = None,
         worker_id: UUID | None = None,
     ) -> None:
-        # Before the base class merges in the worker's own environment.
-        self._job_env = {k: v for k, v in self.env.items() if v is not None}
+        # Before the base class merges in the worker's own environment. The heartbeat frequency
+        # every Trinity deployment sets is met here by the executors' own heartbeats.
+        self._job_env = {
+            k: v for k, v in self.env.items() if v is not None and k != PREFECT_HEARTBEAT_VARIABLE
+        }
         self._deployment = deployment
         super().prepare_for_flow_run(flow_run, deployment, flow, work_pool, worker_name, worker_id=worker_id)
 
@@ -187,6 +192,7 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
         self._warned_env: set[UUID] = set()
         self._stopping = False
         self._heartbeats: HeartbeatSender | None = None
+        self._late_claims: LateClaims | None = None
 
     @property
     def pool(self) -> ExecutorPool:
@@ -209,7 +215,15 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
             raise RuntimeError("The worker is not started; use it as an async context manager.")
         return self._heartbeats
 
+    @property
+    def late_claims(self) -> LateClaims:
+        """Claims this worker gave up on, watched so that one landing late is undone."""
+        if self._late_claims is None:
+            raise RuntimeError("The worker is not started; use it as an async context manager.")
+        return self._late_claims
+
     async def __aenter__(self) -> TrinityWorker:
+        from flows.worker.claims import LateClaims
         from flows.worker.heartbeat import HeartbeatSender
         from flows.worker.pool import ExecutorPool
         from flows.worker.tuning import executor_environment
@@ -229,7 +243,9 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
             self._heartbeats.stop()
             await self._pool.close(grace_seconds=0)
             raise
+        self._late_claims = LateClaims(self.client, worker_name=self.name)
         self._services = [
+            asyncio.ensure_future(self._late_claims.run()),
             asyncio.ensure_future(self._poll_when_free()),
             asyncio.ensure_future(self._watch()),
             asyncio.ensure_future(self._rerun_crashed()),
@@ -267,6 +283,9 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
             held,
             grace,
         )
+        # The runs the executors will hand back must get no heartbeat from here after that.
+        self.heartbeats.clear()
+        await asyncio.to_thread(deliver_queued_heartbeats)
         await self.pool.close(grace_seconds=grace)
         self._logger.warning("Worker %r stopped: every run it held has left it", self.name)
 
@@ -303,7 +322,10 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
         except PoolUnavailableError:
             if not self._stopping:
                 raise
-            # Claimed while the worker was stopping, never started: back to the pool.
+            # Claimed while the worker was stopping, never started: back to the pool, its
+            # heartbeats ended and sent first.
+            self.heartbeats.discard(flow_run.id)
+            await asyncio.to_thread(deliver_queued_heartbeats)
             await hand_back(self.client, flow_run.id, worker_name=self.name)
             if task_status is not None:
                 task_status.started("")
@@ -316,23 +338,20 @@ class TrinityWorker(SlotAwareWorker[TrinityJobConfiguration, TrinityVariables, T
         # code here would make the base class report them a second time.
         return TrinityWorkerResult(status_code=0, identifier=assignment.infrastructure_pid)
 
-    async def _propose_pending_state(self, flow_run: FlowRun) -> bool:
+    async def claim_run(self, flow_run: FlowRun) -> bool:
         """Claim the run (:func:`flows.worker.claims.claim`); once claimed, its heartbeats start:
         should this process die before an executor has the run, the run is found (and marked
         Crashed) instead of staying Pending."""
         from flows.worker.claims import claim
 
-        claimed = await claim(self.client, flow_run)
+        claimed = await claim(self.client, flow_run, late=self.late_claims)
         if claimed:
             self.heartbeats.add(flow_run)
         return claimed
 
-    async def _submit_run(self, flow_run: FlowRun) -> None:
-        """Submit a claimed run (``BaseWorker``); its executor sends its heartbeats from then on."""
-        try:
-            await super()._submit_run(flow_run)
-        finally:
-            self.heartbeats.discard(flow_run.id)
+    def submission_ended(self, flow_run: FlowRun) -> None:
+        """The run's executor has it (and sends its heartbeats from now on), or it was not started."""
+        self.heartbeats.discard(flow_run.id)
 
     async def kill_infrastructure(
         self,

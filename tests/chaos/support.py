@@ -197,6 +197,12 @@ async def running_state_count(flow_run_id: uuid.UUID) -> int:
         return sum(state.is_running() for state in await client.read_flow_run_states(flow_run_id))
 
 
+async def state_names(flow_run_id: uuid.UUID) -> list[str]:
+    """The names of every state the run has been in, oldest first."""
+    async with get_client() as client:
+        return [state.name for state in await client.read_flow_run_states(flow_run_id)]
+
+
 def state_name(run: FlowRun) -> str:
     return run.state_name or ""
 

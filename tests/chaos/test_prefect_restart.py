@@ -11,7 +11,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
 
-from flows.worker.delivery import read_delivery_status
+from flows.worker.delivery_status import read_delivery_status
 from tests.chaos.support import (
     deploy,
     is_final,

@@ -12,7 +12,9 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTag
 from prefect.client.schemas.objects import ConcurrencyLimitStrategy
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.settings import Settings
 
+from deployments.automations import CRASH_AUTOMATION_NAME
 from deployments.prefect_yaml import render_prefect_yaml
 from deployments.runs import DeploymentNotFoundError
 from deployments.schedules import deployment_schedules
@@ -183,6 +185,7 @@ def test_prefect_yaml_describes_the_same_deployment() -> None:
     assert entry["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
     assert entry["parameter_openapi_schema"] == {**SPEC.parameters, "additionalProperties": False}
     assert entry["enforce_parameter_schema"] is True
+    assert entry["work_pool"]["job_variables"] == {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}}
 
 
 async def _legacy_deployment(name: str, pool: str) -> uuid.UUID:
@@ -241,3 +244,35 @@ async def test_trinitys_own_flow_names_cannot_be_deployed(prefect_api: object) -
 
     with pytest.raises(DeploymentError, match="is reserved"):
         await deploy_workflow(workflow=wf, specification=SPEC)
+
+
+@pytest.mark.parametrize(
+    ("configured", "frequency", "window"), [(None, "30", 60), ("45", "45", 90), ("5", "30", 10)]
+)
+async def test_deployments_make_flow_run_processes_heartbeat_as_often_as_the_automation_expects(
+    prefect_api: object, monkeypatch: pytest.MonkeyPatch, configured: str | None, frequency: str, window: int
+) -> None:
+    if configured is None:
+        monkeypatch.delenv("TRINITY_HEARTBEAT_SECONDS", raising=False)
+    else:
+        monkeypatch.setenv("TRINITY_HEARTBEAT_SECONDS", configured)
+    pool = f"pool-{uuid.uuid4().hex[:8]}"
+    ref = await deploy_workflow(workflow=_workflow(), specification=SPEC, work_pool=pool)
+    async with get_client() as client:
+        deployment = await client.read_deployment(ref.id)
+        [automation] = await client.read_automations_by_name(CRASH_AUTOMATION_NAME)
+    # One interval for both: what a flow-run process is told, and how long the automation waits.
+    # Prefect's engine heartbeats every 30 s at most, so a shorter interval is raised to that.
+    assert deployment.job_variables == {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": frequency}}
+    assert automation.trigger.within.total_seconds() == window  # type: ignore[attr-defined]
+    # The value is one Prefect's flow-run processes accept (it refuses anything under 30).
+    monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", frequency)
+    assert Settings().flows.heartbeat_frequency == int(frequency)
+
+
+def test_a_heartbeat_interval_that_is_no_number_is_a_deployment_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRINITY_HEARTBEAT_SECONDS", "often")
+    with pytest.raises(DeploymentError, match="TRINITY_HEARTBEAT_SECONDS must be a number of seconds"):
+        deployment_spec(workflow=_workflow(), specification=SPEC)

@@ -51,6 +51,16 @@ def failed_step() -> None:
     sys.exit("no such workflow")
 
 
+def flaky(marker: str) -> None:
+    """The first time (no ``marker`` file yet): make the file and run; every time after: exit 1 at
+    once, as a service with a broken configuration keeps doing."""
+    path = Path(marker)
+    if path.exists():
+        sys.exit(1)
+    path.write_text("started once")
+    time.sleep(LONG_SECONDS)
+
+
 def spawn(pid_file: str = "") -> None:
     """Start a grandchild that sleeps; write its pid to ``pid_file`` (else print it); then sleep."""
     grandchild = subprocess.Popen(argv("sleep"), env=env())
@@ -80,7 +90,7 @@ def fake_up(state_dir: str, port: str) -> None:
             name="web",
             argv=[sys.executable, "-m", "http.server", str(web_port), "--bind", "127.0.0.1"],
             env=env(),
-            health=lambda: http_ok(f"http://127.0.0.1:{web_port}/"),
+            health=lambda since: http_ok(f"http://127.0.0.1:{web_port}/"),
             port=web_port,
         )
     )
@@ -90,7 +100,7 @@ def fake_up(state_dir: str, port: str) -> None:
             name="sleeper",
             argv=argv("spawn", str(grandchild_pid)),
             env=env(),
-            health=lambda: grandchild_pid.exists() and grandchild_pid.read_text() != "",
+            health=lambda since: grandchild_pid.exists() and grandchild_pid.read_text() != "",
         )
     )
     supervisor.write_status(state / "status.json", {"prefect_ui": f"http://127.0.0.1:{web_port}"})
@@ -103,6 +113,7 @@ PROGRAMS: dict[str, Callable[..., None]] = {
     "bad-config": bad_config,
     "failed-step": failed_step,
     "spawn": spawn,
+    "flaky": flaky,
     "fake-up": fake_up,
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import sys
@@ -21,7 +22,7 @@ def http_server_spec(port: int, *, name: str = "web") -> ChildSpec:
         name=name,
         argv=[sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
         env=dict(os.environ),
-        health=lambda: http_ok(f"http://127.0.0.1:{port}/"),
+        health=lambda since: http_ok(f"http://127.0.0.1:{port}/"),
         url=f"http://127.0.0.1:{port}/",
         port=port,
         start_timeout=30,
@@ -96,7 +97,7 @@ def test_child_that_dies_while_starting_names_its_log(tmp_path: Path) -> None:
         name="broken",
         argv=children.argv("bad-config"),
         env=children.env(),
-        health=lambda: False,
+        health=lambda since: False,
         start_timeout=30,
     )
     with pytest.raises(SupervisorError, match=r"broken exited with code 3(.|\n)*bad config: no secret"):
@@ -108,7 +109,7 @@ def sleeper_spec(name: str, health: Callable[[], bool]) -> ChildSpec:
         name=name,
         argv=children.argv("sleep"),
         env=children.env(),
-        health=health,
+        health=lambda since: health(),
         start_timeout=60,
     )
 
@@ -143,5 +144,93 @@ def test_children_started_earlier_are_restarted_while_a_later_one_starts(tmp_pat
         assert first.restarts == 1, reported
         assert first.alive()
         assert any(line.startswith("first restarted") for line in reported), reported
+    finally:
+        supervisor.stop_all()
+
+
+def test_a_child_that_keeps_exiting_is_restarted_with_doubling_waits_one_line_each(tmp_path: Path) -> None:
+    supervisor = Supervisor(state_dir=tmp_path, log_dir=tmp_path / "logs")
+    marker = tmp_path / "started"
+    spec = ChildSpec(
+        name="flaky",
+        argv=children.argv("flaky", str(marker)),
+        env=children.env(),
+        # Healthy: the process that wrote the marker, i.e. the first one only.
+        health=lambda since: marker.exists() and marker.stat().st_mtime >= since,
+        start_timeout=30,
+    )
+    try:
+        child = supervisor.start(spec)
+        assert child.process is not None
+        child.process.kill()  # from now on every start exits at once
+        lines: list[str] = []
+        spawned: list[float] = []
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and child.restarts < 3:
+            happened = supervisor.check()
+            spawned += [time.monotonic() for line in happened if "restarted" in line]
+            lines += happened
+            time.sleep(0.05)
+    finally:
+        supervisor.stop_all()
+    assert child.restarts == 3, lines
+    assert len(lines) == 3  # one line per restart, nothing else
+    assert lines[0].startswith("flaky restarted (pid ")
+    assert "restart #1) 1s after it exited with code -9" in lines[0]
+    assert "restart #2) 2s after it exited with code 1" in lines[1]
+    assert "2 quick exits in a row, so the next restart waits 4s" in lines[1]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(spawned)]
+    # Waits of 2 s, then 4 s between restarts, never a tight loop (the process's own start and exit
+    # add to each; never less).
+    assert len(gaps) == 2
+    assert gaps[0] >= 1.9, gaps
+    assert gaps[1] >= 3.8, gaps
+
+
+def test_a_child_that_stayed_up_a_while_is_restarted_after_the_shortest_wait(tmp_path: Path) -> None:
+    supervisor = Supervisor(state_dir=tmp_path, log_dir=tmp_path / "logs")
+    try:
+        child = supervisor.start(sleeper_spec("steady", lambda: True))
+        child.crashes = 5  # quick exits long ago
+        child.started_at -= 120  # it has been up for two minutes since
+        assert child.process is not None
+        child.process.kill()
+        child.process.wait()
+        lines: list[str] = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and child.restarts == 0:
+            lines += supervisor.check()
+            time.sleep(0.05)
+        assert lines == [line for line in lines if "1s after it exited with code -9 after 12" in line], lines
+        assert child.crashes == 1
+    finally:
+        supervisor.stop_all()
+
+
+def test_health_is_asked_about_the_current_process_only(tmp_path: Path) -> None:
+    asked: list[float] = []
+
+    def health(since: float) -> bool:
+        asked.append(since)
+        return True
+
+    supervisor = Supervisor(state_dir=tmp_path, log_dir=tmp_path / "logs")
+    spec = ChildSpec(name="asked", argv=children.argv("sleep"), env=children.env(), health=health)
+    try:
+        before = time.time()
+        child = supervisor.start(spec)
+        first_start = child.started_wall
+        assert before <= first_start
+        assert asked[-1] == first_start
+        assert child.process is not None
+        child.process.kill()
+        child.process.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (child.restarts and child.healthy):
+            supervisor.check()
+            time.sleep(0.05)
+        assert child.healthy
+        assert child.started_wall > first_start
+        assert asked[-1] == child.started_wall  # judged against the restarted process's start
     finally:
         supervisor.stop_all()

@@ -220,7 +220,7 @@ def test_worker_is_healthy_only_once_it_heartbeats_in_prefect(tmp_path: Path) ->
         env = stack_env(config, load_secrets(config.state_dir))
         spec = child_specs(config, env)[2]
         assert spec.name == "trinity-worker"
-        assert not spec.health()
+        assert not spec.health(time.time())
         supervisor = Supervisor(state_dir=config.state_dir, log_dir=config.log_dir)
         try:
             child = supervisor.start(spec)
@@ -229,5 +229,118 @@ def test_worker_is_healthy_only_once_it_heartbeats_in_prefect(tmp_path: Path) ->
             assert worker_heartbeat(config.prefect_api_url, config.pool, name, time.time() - 120)
             # Another worker's heartbeat does not count.
             assert not worker_heartbeat(config.prefect_api_url, config.pool, "someone-else", 0)
+
+            # Restarted, the worker is judged on heartbeats of the new process only: the old
+            # process's heartbeat (same worker name) does not make it healthy.
+            first_start = child.started_wall
+            assert child.process is not None
+            child.process.kill()
+            child.process.wait()
+            assert wait_until(lambda: bool(supervisor.check()) and child.restarts == 1, 30)
+            assert child.started_wall > first_start
+            assert spec.health(first_start)  # the old heartbeat is there...
+            assert not child.healthy
+            assert not spec.health(child.started_wall)  # ...and is not the new process's
+            assert wait_until(lambda: bool(supervisor.check()) or child.healthy, 120)
+            assert child.healthy
+            assert spec.health(child.started_wall)
         finally:
             supervisor.stop_all()
+
+
+def test_two_ups_started_at_once_make_one_stack_and_the_other_says_so_in_one_line(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    argv = [
+        *TRINITY, "up", "--state-dir", str(state), "--prefect-port", str(free_port()),
+        "--api-port", str(free_port()), "--no-demo",
+    ]  # fmt: skip
+    outputs = [(tmp_path / f"up{i}.out", tmp_path / f"up{i}.err") for i in range(2)]
+    ups = []
+    for out_path, err_path in outputs:
+        with out_path.open("w") as out_file, err_path.open("w") as err_file:
+            ups.append(subprocess.Popen(argv, stdout=out_file, stderr=err_file, start_new_session=True))
+    try:
+        assert wait_until(lambda: any(up.poll() is not None for up in ups), 90)
+        [loser] = [up for up in ups if up.poll() is not None]
+        [winner] = [up for up in ups if up is not loser]
+        out, err = (path.read_text() for path in outputs[ups.index(loser)])
+        assert loser.returncode == 1, out + err
+        assert err.strip().splitlines() == [
+            f"error: another trinity up (pid {winner.pid}) is starting the stack for {state.resolve()}; "
+            "this one stops (`trinity status` shows it, `trinity down` stops it)"
+        ]
+        assert winner.poll() is None  # the winner goes on
+        assert (state / "up.lock").read_text() == str(winner.pid)
+    finally:
+        down = subprocess.run(
+            [*TRINITY, "down", "--state-dir", str(state)], capture_output=True, text=True, timeout=120
+        )
+        for up in ups:
+            if up.poll() is None:
+                up.wait(timeout=60)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert f"stopped trinity up (pid {winner.pid})" in down.stdout
+    assert winner.returncode == 0
+    assert not (state / "children.json").exists()
+
+
+# A process that publishes delivery counts the way an executor does: 3 lines kept while the API was
+# away, of which 2 were sent late, in a buffer of 2 lines (so 1 dropped), and 4 events dropped.
+PUBLISHER = """
+import sys, time
+from flows.worker import delivery
+delivery.BUFFER.capacity = 2
+delivery.BUFFER.keep([{"message": str(i)} for i in range(3)])
+delivery.BUFFER.delivered(len(delivery.BUFFER.take(1)))
+delivery.BUFFER.count_dropped(events=4)
+delivery.publish()
+print("published", flush=True)
+time.sleep(600)
+"""
+
+
+def test_status_shows_the_workers_log_delivery_figures(fake_up: FakeUp, tmp_path: Path) -> None:
+    folder = fake_up.state / "delivery"
+    env = {**children.env(), "TRINITY_DELIVERY_STATUS_DIR": str(folder)}
+    publisher = subprocess.Popen(
+        [sys.executable, "-c", PUBLISHER], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert publisher.stdout is not None
+        assert publisher.stdout.readline().strip() == "published"
+        # An executor that is gone no longer counts.
+        (folder / "executor-999999999.json").write_text(json.dumps({"logs_waiting": 50}))
+        status = [*TRINITY, "status", "--state-dir", str(fake_up.state)]
+        text = subprocess.run(status, capture_output=True, text=True, timeout=60)
+        as_json = subprocess.run([*status, "--json"], capture_output=True, text=True, timeout=60)
+    finally:
+        publisher.kill()
+        publisher.wait()
+        if publisher.stdout is not None:
+            publisher.stdout.close()
+    assert text.returncode == 0, text.stdout + text.stderr
+    assert (
+        "worker log delivery: 1 line(s) buffered now, 1 delivered late, 1 dropped; events dropped 4"
+        in text.stdout
+    ), text.stdout
+    assert as_json.returncode == 0, as_json.stdout + as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert document["running"] is True
+    assert document["delivery"] == {
+        "logs_waiting": 1,
+        "logs_delivered_late": 1,
+        "logs_dropped": 1,
+        "events_dropped": 4,
+    }
+    assert [child["name"] for child in document["children"]] == ["web", "sleeper"]
+
+
+def test_status_json_says_not_running_and_exits_1(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*TRINITY, "status", "--state-dir", str(tmp_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert json.loads(result.stdout) == {"running": False, "state_dir": str(tmp_path.resolve())}

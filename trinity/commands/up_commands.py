@@ -83,11 +83,15 @@ def down(state_dir: StateDir = None) -> None:
     up_impl.down(state_dir)
 
 
-def status(state_dir: StateDir = None) -> None:
-    """Show what `trinity up` runs: each child, its pid, health and restarts. Exit 1 when down."""
+def status(
+    state_dir: StateDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as one JSON document.")] = False,
+) -> None:
+    """Show what `trinity up` runs: each child, its pid, health and restarts, and the worker's log
+    delivery (buffered now, delivered late, dropped). Exit 1 when down."""
     from trinity.commands import up_impl  # see trinity.cli
 
-    up_impl.status(state_dir)
+    up_impl.status(state_dir, as_json=as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,9 +6,11 @@ Their options are in :mod:`trinity.commands.up_commands`.
 from __future__ import annotations
 
 import datetime
+import json
 import signal
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 
@@ -16,6 +18,7 @@ import typer
 
 from flows.monitoring.status import describe as sink_status_lines
 from flows.monitoring.status import read_sink_status
+from flows.worker.delivery_status import delivery_status_dir, read_delivery_status
 from trinity.commands.common import fail
 from trinity.core.config import load_settings
 from trinity.core.settings import ConfigError, Settings
@@ -74,6 +77,12 @@ def up(
     try:
         bring_up(config, say=_say, stop_requested=lambda: stopping["flag"])
     except AlreadyRunningError as exc:
+        if exc.starting:
+            # Two started at once: the other one won the lock and is starting the stack.
+            fail(
+                f"error: another trinity up (pid {exc.pid or 'unknown'}) is starting the stack for "
+                f"{config.state_dir}; this one stops (`trinity status` shows it, `trinity down` stops it)"
+            )
         # Running it again is not an error: show what runs, as `trinity status` would.
         data = read_status(config.state_dir)
         if data is not None:
@@ -96,16 +105,26 @@ def down(state_dir: Path | None) -> None:
         typer.echo(f"stopped {what}")
 
 
-def status(state_dir: Path | None) -> None:
+def status(state_dir: Path | None, *, as_json: bool = False) -> None:
     """Print what the ``trinity up`` of the state folder runs; exit 1 when none runs."""
     folder = _state_dir(state_dir)
     data = read_status(folder)
-    sinks = sink_status_lines(read_sink_status(folder / "sinks"))
+    sink_figures = read_sink_status(folder / "sinks")
+    sinks = sink_status_lines(sink_figures)
     if data is None:
-        typer.echo(f"trinity is not running (state folder {folder})")
-        for line in sinks:
-            typer.echo(line)
+        if as_json:
+            typer.echo(json.dumps({"running": False, "state_dir": str(folder), "sinks": sink_figures}))
+        else:
+            typer.echo(f"trinity is not running (state folder {folder})")
+            for line in sinks:
+                typer.echo(line)
         raise typer.Exit(1)
+    # What the worker's executors hold for Prefect while it is away, and what they lost.
+    data["delivery"] = asdict(read_delivery_status(delivery_status_dir(folder)))
+    data["sinks"] = sink_figures
+    if as_json:
+        typer.echo(json.dumps({"running": True, **data}, indent=2, default=str))
+        return
     _echo_status(data)
     for line in sinks:
         typer.echo(line)
@@ -142,6 +161,14 @@ def _echo_status(data: dict[str, object]) -> None:
     children = data.get("children")
     for child in children if isinstance(children, list) else []:
         state = "healthy" if child.get("healthy") else ("running" if child.get("alive") else "down")
+        line = f"  {child['name']:16} pid {child.get('pid')!s:>7}  {state:8} restarts {child.get('restarts')}"
+        if child.get("restart_in") is not None:
+            line += f" (next restart in {child['restart_in']}s)"
+        typer.echo(line)
+    delivery = data.get("delivery")
+    if isinstance(delivery, dict):
         typer.echo(
-            f"  {child['name']:16} pid {child.get('pid')!s:>7}  {state:8} restarts {child.get('restarts')}"
+            f"  worker log delivery: {delivery.get('logs_waiting', 0)} line(s) buffered now, "
+            f"{delivery.get('logs_delivered_late', 0)} delivered late, "
+            f"{delivery.get('logs_dropped', 0)} dropped; events dropped {delivery.get('events_dropped', 0)}"
         )

@@ -14,7 +14,7 @@ from prefect.settings import PREFECT_CLIENT_RETRY_EXTRA_CODES, temporary_setting
 from flows.analytics.database import first_line
 from flows.monitoring.hooks import WORKER_NAME_VARIABLE
 from flows.monitoring.serving import serve_worker_metrics
-from flows.worker.delivery import STATUS_DIR_VARIABLE
+from flows.worker.delivery_status import STATUS_DIR_VARIABLE
 from flows.worker.heartbeat import heartbeat_seconds
 from flows.worker.tuning import RETRY_EXTRA_CODES
 from flows.worker.worker import TrinityWorker, WorkerOptions

@@ -246,3 +246,29 @@ class ClaimProbe(SlotAwareWorker[BaseJobConfiguration, BaseVariables, BaseWorker
         self, flow_run: FlowRun, configuration: BaseJobConfiguration, task_status: Any = None
     ) -> Any:
         raise AssertionError(f"flow run {flow_run.id} was not to be claimed")
+
+
+class RefusingClaimProbe(SlotAwareWorker[BaseJobConfiguration, BaseVariables, BaseWorkerResult]):
+    """A worker type whose claim hook records each run it is asked to claim and claims none; its
+    submission hook records each submission that ended."""
+
+    type = "trinity-refusing-claim-probe"
+    job_configuration = BaseJobConfiguration
+    job_configuration_variables = BaseVariables
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.asked: list[uuid.UUID] = []
+        self.ended: list[uuid.UUID] = []
+
+    async def claim_run(self, flow_run: FlowRun) -> bool:
+        self.asked.append(flow_run.id)
+        return False
+
+    def submission_ended(self, flow_run: FlowRun) -> None:
+        self.ended.append(flow_run.id)
+
+    async def run(
+        self, flow_run: FlowRun, configuration: BaseJobConfiguration, task_status: Any = None
+    ) -> Any:
+        raise AssertionError(f"flow run {flow_run.id} was not claimed, so it must not run")

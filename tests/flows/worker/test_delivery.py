@@ -11,7 +11,8 @@ import pytest
 from prefect.logging.handlers import APILogHandler
 
 from flows.worker import delivery
-from flows.worker.delivery import BufferedAPILogHandler, DeliveryStatus, LogBuffer, read_delivery_status
+from flows.worker.delivery import BufferedAPILogHandler, LogBuffer
+from flows.worker.delivery_status import DeliveryStatus, read_delivery_status
 
 
 def _lines(start: int, stop: int) -> list[dict[str, object]]:

@@ -73,7 +73,7 @@ from tests.flows.worker.compat_flows import (
     sync_ticker,
     watched,
 )
-from tests.flows.worker.support import REPO, ClaimProbe, pending_deployment_run
+from tests.flows.worker.support import REPO, ClaimProbe, RefusingClaimProbe, pending_deployment_run
 from tests.support.servers import PrefectServer
 
 # -- the version check -------------------------------------------------------------------------------
@@ -154,6 +154,8 @@ def test_trinity_worker_on_another_version_exits_with_the_one_line() -> None:
         (FlowRunSuspensionRequest, "is_requested", ["self"]),
         (FlowRunSuspensionRequest, "raise_if_requested", ["self"]),
         (BaseWorker, "_get_scheduled_flow_runs", ["self"]),
+        (BaseWorker, "_propose_pending_state", ["self", "flow_run"]),
+        (BaseWorker, "_submit_run", ["self", "flow_run"]),
     ],
 )
 def test_engine_and_worker_methods_have_the_expected_parameters(
@@ -166,6 +168,8 @@ def test_async_steps_are_coroutines_and_engines_take_a_flow_run_and_parameters()
     assert inspect.iscoroutinefunction(AsyncFlowRunEngine.handle_cancellation)
     assert inspect.iscoroutinefunction(AsyncFlowRunEngine.call_flow_fn)
     assert inspect.iscoroutinefunction(BaseWorker._get_scheduled_flow_runs)
+    assert inspect.iscoroutinefunction(BaseWorker._propose_pending_state)
+    assert inspect.iscoroutinefunction(BaseWorker._submit_run)
     assert not inspect.iscoroutinefunction(FlowRunEngine.handle_cancellation)
     for engine in (FlowRunEngine, AsyncFlowRunEngine):
         assert {"flow", "flow_run", "parameters"} <= set(inspect.signature(engine).parameters)
@@ -414,6 +418,40 @@ async def test_the_worker_claim_step_goes_through_the_override_with_the_state_it
 def test_each_poll_of_the_base_worker_claims_through_the_overridden_step() -> None:
     source = inspect.getsource(BaseWorker.get_and_submit_flow_runs)
     assert "await self._get_scheduled_flow_runs()" in source
+
+
+def test_each_submission_proposes_pending_once_through_the_overridden_step() -> None:
+    submit = inspect.getsource(BaseWorker._submit_run)
+    assert submit.count("await self._propose_pending_state(flow_run)") == 1
+    assert "self._submit_run," in inspect.getsource(BaseWorker._submit_scheduled_flow_runs)
+
+
+@pytest.mark.anyio
+async def test_the_base_worker_claims_through_the_claim_hook_and_reports_each_submission_ended(
+    prefect_api: PrefectServer,
+) -> None:
+    pool = f"compat-{uuid.uuid4().hex[:6]}"
+    async with get_client() as client:
+        await client.create_work_pool(WorkPoolCreate(name=pool, type=RefusingClaimProbe.type))
+    run = await pending_deployment_run(
+        "compat-sync-ticker", {"key": "-", "seconds": 0}, pool=pool, pending=False
+    )
+    worker = RefusingClaimProbe(work_pool_name=pool, limit=2)
+
+    async def poll_once() -> list[Any]:
+        async with worker:  # leaving waits for the submissions started by the poll
+            return await worker.get_and_submit_flow_runs()
+
+    # In a loop of its own, as above.
+    await asyncio.to_thread(asyncio.run, poll_once())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    assert (worker.asked, worker.ended) == ([run.id], [run.id])
+    async with get_client() as client:
+        state = (await client.read_flow_run(run.id)).state
+    assert state is not None
+    assert state.is_scheduled()  # refused by the hook: never proposed Pending
 
 
 def test_the_attribution_environment_names_the_worker_in_api_requests(
