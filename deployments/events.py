@@ -240,10 +240,31 @@ def _with_task(event: RunEvent, name: str | None) -> RunEvent:
     return replace(event, task_run=name, task=spec_task_id(name))
 
 
+@contextlib.asynccontextmanager
+async def _subscribed(source: Any) -> AsyncIterator[Any]:
+    """``async with source``, closing its websocket also when subscribing is interrupted.
+
+    Prefect's subscribers open the websocket, then authenticate and send the filter inside
+    ``__aenter__``, and close nothing when that is cut short (a client that leaves while its
+    stream connects, the connect timeout). Left open, the connection stays registered with the
+    event loop until the loop is gone, then is collected as an unclosed transport.
+    """
+    try:
+        subscription = await source.__aenter__()
+    except BaseException:
+        # Closing a subscriber that never connected fails on its missing connection: nothing to close.
+        with contextlib.suppress(Exception):
+            await source.__aexit__(None, None, None)
+        raise
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_exit(source)
+        yield subscription
+
+
 async def _pump(source: Any, kind: str, queue: asyncio.Queue[tuple[str, Any]], ready: asyncio.Event) -> None:
     """Copy one Prefect subscription into the queue; never blocks on the consumer."""
     try:
-        async with source as subscription:
+        async with _subscribed(source) as subscription:
             ready.set()
             async for item in subscription:
                 queue.put_nowait((kind, item))
