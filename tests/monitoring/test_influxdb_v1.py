@@ -34,7 +34,7 @@ tasks:
   - id: fan
     for_each: [1, 2, 3]
     uses: shell
-    with: {{argv: [sh, -c, "echo item ${{{{ item }}}}"]}}
+    with: {{argv: [sh, -c, "echo item ${{{{ item | quote }}}}"]}}
   - id: burn
     uses: python
     with: {{callable: "tests.flows.helpers:burn_cpu", args: [300000]}}
