@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.support import ApiServer, make_settings, running_api_server
 from tests.flows.worker.support import (
@@ -40,6 +41,19 @@ FAILING_TASKS = [{"id": "broken", "uses": "shell", "with": {"argv": ["false"]}}]
 def api(tmp_path: Path) -> Iterator[ApiServer]:
     with running_api_server(make_settings(f"sqlite:///{tmp_path / 'api.db'}", state_dir=tmp_path)) as server:
         yield server
+
+
+def _health_count(api: ApiServer) -> float:
+    """How many ``/health`` 200s the API's own ``/metrics`` has counted so far."""
+    text = httpx.get(f"{api.url}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "trinity_api_request_duration_seconds_count"
+        and sample.labels.get("route") == "/api/v1/health"
+        and sample.labels.get("status") == "200"
+    )
 
 
 def _value(prometheus: Prometheus, expression: str) -> float | None:
@@ -81,6 +95,8 @@ async def test_prometheus_scrapes_the_worker_and_the_api(
         try:
             ids = await create_runs(ok_deployment, 3) + await create_runs(failing_deployment, 2)
             await wait_for(ids, is_final, timeout=120, what="final")
+            # The API's metrics live in this process, which the session's other API servers share.
+            health_before = _health_count(api)
             for _ in range(4):
                 assert api.client().get("/health").status_code == 200
             await _eventually(
@@ -98,7 +114,7 @@ async def test_prometheus_scrapes_the_worker_and_the_api(
                     f'sum(trinity_run_queue_wait_seconds_count{{workflow="{ok}"}})': 3.0,
                     f'sum(trinity_task_queue_wait_seconds_count{{workflow="{ok}"}})': 6.0,
                     "sum(trinity_executor_slots_busy)": 0.0,
-                    HEALTH_REQUESTS: 4.0,
+                    HEALTH_REQUESTS: health_before + 4.0,
                 },
             )
             # Every series the worker exposes is Trinity's.

@@ -170,9 +170,10 @@ def test_live_sender_keeps_failed_batches_drops_the_oldest_and_recovers(influx2:
     influx2.down = True
     sender = LiveSender([influx_writer(influx2)], queue_size=10, batch_size=4, flush_interval_seconds=0.05)
     try:
-        for _ in range(4):
-            records, _ = records_and_lines(execution_row(tasks=2), lines=0)
-            sender.put(records)  # 3 records each: 12 into a queue of 10
+        # A workflow each, so that no two points share a series and a time (InfluxDB would keep one).
+        for number in range(6):
+            records, _ = records_and_lines(execution_row(workflow=f"orders-{number}", tasks=1), lines=0)
+            sender.put(records)  # 2 records each: 12 into a queue of 10
         assert not sender.flush(1.0)
         (status,) = sender.status()
         assert status["dropped"] == 2

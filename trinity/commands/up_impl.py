@@ -113,7 +113,7 @@ def status(state_dir: Path | None, *, as_json: bool = False) -> None:
     sinks = sink_status_lines(sink_figures)
     if data is None:
         if as_json:
-            typer.echo(json.dumps({"running": False, "state_dir": str(folder), "sinks": sink_figures}))
+            typer.echo(json.dumps({"running": False, "state_dir": str(folder)}))
         else:
             typer.echo(f"trinity is not running (state folder {folder})")
             for line in sinks:
