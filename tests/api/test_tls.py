@@ -15,13 +15,14 @@ import pytest
 from tests.api.support import running_api_command
 from tests.api.test_cli import REPO, cli_env
 from tests.support.servers import free_port
+from tests.support.services import service_missing
 from tests.support.shell import run_command
 
 
 def make_certificate(folder: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 and localhost, and its key (the README's command)."""
     if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+        service_missing("openssl is not installed (Debian's openssl)")
     cert, key = folder / "cert.pem", folder / "key.pem"
     result = run_command(
         [

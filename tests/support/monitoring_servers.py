@@ -35,6 +35,18 @@ bind-address = "127.0.0.1:{rpc_port}"
 """
 
 
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL when the server has not ended within 15 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _wait(url: str, process: subprocess.Popen[bytes], log: Path, what: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -79,13 +91,7 @@ class InfluxDB:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _stop(self.process)
         self.process = None
 
     def query(self, text: str, database: str | None = None) -> list[dict[str, Any]]:
@@ -157,13 +163,7 @@ class Prometheus:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _stop(self.process)
         self.process = None
 
     def query(self, expression: str) -> list[dict[str, Any]]:
