@@ -24,14 +24,26 @@ def _fid(kind: str, workflow: str, task_id: str | None, extra: str = "") -> str:
     return f"{kind}:{workflow}:{task_id or '-'}{':' + extra if extra else ''}"
 
 
+def _finding(
+    kind: str,
+    workflow: str,
+    task_id: str | None,
+    title: str,
+    evidence: dict[str, object],
+    severity: str,
+    extra: str = "",
+) -> Finding:
+    return Finding(_fid(kind, workflow, task_id, extra), workflow, task_id, kind, title, evidence, severity)
+
+
 def spec_findings(checks: list[SpecCheck]) -> list[Finding]:
     """One finding per breached success metric."""
     return [
-        Finding(
-            id=_fid("spec_breach", c.workflow, None, c.metric),
-            workflow=c.workflow,
-            task_id=None,
-            kind="spec_breach",
+        _finding(
+            "spec_breach",
+            c.workflow,
+            None,
+            extra=c.metric,
             title=(
                 f"{c.workflow} breaches {c.metric}: {c.observed:.4g} against a target of {c.target:g} "
                 f"({c.basis})"
@@ -79,11 +91,10 @@ def _trend_title(what: str, t: Trend) -> str:
 def trend_findings(perf: PerformanceSection) -> list[Finding]:
     """Workflows and tasks with a significant duration trend."""
     out = [
-        Finding(
-            _fid("trend", w.workflow, None),
+        _finding(
+            "trend",
             w.workflow,
             None,
-            "trend",
             _trend_title(w.workflow, w.trend),
             _trend_evidence(w.trend),
             "medium" if w.trend.direction == "slower" else "low",
@@ -92,11 +103,10 @@ def trend_findings(perf: PerformanceSection) -> list[Finding]:
         if w.trend.significant
     ]
     out += [
-        Finding(
-            _fid("trend", t.workflow, t.task_id),
+        _finding(
+            "trend",
             t.workflow,
             t.task_id,
-            "trend",
             _trend_title(f"{t.workflow}/{t.task_id}", t.trend),
             _trend_evidence(t.trend),
             "medium" if t.trend.direction == "slower" else "low",
@@ -116,11 +126,10 @@ def bottleneck_findings(sections: list[WorkflowBottlenecks], config: AnalysisCon
             if share < config.bottleneck_min_share or t.critical_share < config.bottleneck_min_critical_share:
                 continue
             out.append(
-                Finding(
-                    id=_fid("bottleneck", b.workflow, t.task_id),
-                    workflow=b.workflow,
-                    task_id=t.task_id,
-                    kind="bottleneck",
+                _finding(
+                    "bottleneck",
+                    b.workflow,
+                    t.task_id,
                     title=(
                         f"{t.task_id} is on the critical path of {pct(t.critical_share)} of {b.workflow} "
                         f"runs and takes {pct(share)} of it; halving it would shorten runs by "
@@ -171,11 +180,10 @@ def anomaly_findings(section: AnomalySection) -> list[Finding]:
                 worst_robust_z=num(worst.robust_z),
             )
         out.append(
-            Finding(
-                _fid("anomaly", c.workflow, c.task_id),
+            _finding(
+                "anomaly",
                 c.workflow,
                 c.task_id,
-                "anomaly",
                 title,
                 evidence,
                 "medium" if c.flagged / max(c.checked, 1) >= 0.01 else "low",
@@ -196,11 +204,10 @@ def failure_findings(section: FailureSection) -> list[Finding]:
         group = top.get((p.workflow, p.task_id))
         signature = group.signature if group else "n/a"
         out.append(
-            Finding(
-                id=_fid("failures", p.workflow, p.task_id),
-                workflow=p.workflow,
-                task_id=p.task_id,
-                kind="failures",
+            _finding(
+                "failures",
+                p.workflow,
+                p.task_id,
                 title=(
                     f"{p.workflow}/{p.task_id} failed {p.failed_final} of {p.task_runs} times "
                     f"({pct(p.failure_rate)}), classified {p.classification}; most common error: {signature}"
@@ -236,11 +243,11 @@ def forecast_findings(forecasts: list[Forecast], as_of: object) -> list[Finding]
             f"{f.high:%Y-%m-%d %H:%M} UTC" if f.high is not None else "later"
         )
         out.append(
-            Finding(
-                id=_fid("forecast", f.workflow, None, f.metric),
-                workflow=f.workflow,
-                task_id=None,
-                kind="forecast",
+            _finding(
+                "forecast",
+                f.workflow,
+                None,
+                extra=f.metric,
                 title=(
                     f"At this rate {f.workflow} {f.metric} {verb} {f.target:g} in "
                     f"{_days(f.breach_expected_at, as_of)} ({f.breach_expected_at:%Y-%m-%d %H:%M} UTC, "
@@ -280,11 +287,10 @@ def multivariate_findings(section: MultivariateSection) -> list[Finding]:
             if v.value is not None and v.baseline is not None
         )
         out.append(
-            Finding(
-                id=_fid("multivariate_anomaly", workflow, task),
-                workflow=workflow,
-                task_id=task,
-                kind="multivariate_anomaly",
+            _finding(
+                "multivariate_anomaly",
+                workflow,
+                task,
                 title=(
                     f"{workflow}/{task}: {len(found)} of {runs} task runs "
                     f"unlike the others; worst {worst.flow_run_id} (score {worst.score:.2f}): {features}"

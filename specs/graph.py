@@ -44,20 +44,24 @@ def to_mermaid(workflow: Workflow) -> str:
             lines.append(f"    {node}[[{label}]]")
         else:
             lines.append(f"    {node}[{label}]")
-    conditional = {task.id for task in workflow.tasks if task.if_ is not None}
-    for task in workflow.tasks:
-        for dep in task.needs:
-            arrow = "-.->" if dep in conditional else "-->"
-            lines.append(f"    {_mermaid_id(dep)} {arrow} {_mermaid_id(task.id)}")
+    for dep, task_id, after_condition in _edges(workflow):
+        arrow = "-.->" if after_condition else "-->"
+        lines.append(f"    {_mermaid_id(dep)} {arrow} {_mermaid_id(task_id)}")
     fan_out = [_mermaid_id(t.id) for t in workflow.tasks if t.for_each is not None]
     if fan_out:
         lines.append("    classDef fanout fill:#e8f0fe,stroke:#3367d6")
         lines.append(f"    class {','.join(fan_out)} fanout")
-    if conditional:
+    if any(task.if_ is not None for task in workflow.tasks):
         lines.append("    classDef conditional fill:#fff4e5,stroke:#e8710a,stroke-dasharray:4 2")
         ids = [_mermaid_id(t.id) for t in workflow.tasks if t.if_ is not None]
         lines.append(f"    class {','.join(ids)} conditional")
     return "\n".join(lines) + "\n"
+
+
+def _edges(workflow: Workflow) -> list[tuple[str, str, bool]]:
+    """Every ``needs`` edge as (upstream, task, whether the upstream is conditional): drawn dashed."""
+    conditional = {task.id for task in workflow.tasks if task.if_ is not None}
+    return [(dep, task.id, dep in conditional) for task in workflow.tasks for dep in task.needs]
 
 
 def _dot_quote(text: str) -> str:
@@ -76,10 +80,8 @@ def to_dot(workflow: Workflow) -> str:
         elif task.for_each is not None:
             attrs.append("shape=box3d")
         lines.append(f"    {_dot_quote(task.id)} [{', '.join(attrs)}];")
-    conditional = {task.id for task in workflow.tasks if task.if_ is not None}
-    for task in workflow.tasks:
-        for dep in task.needs:
-            style = " [style=dashed]" if dep in conditional else ""
-            lines.append(f"    {_dot_quote(dep)} -> {_dot_quote(task.id)}{style};")
+    for dep, task_id, after_condition in _edges(workflow):
+        style = " [style=dashed]" if after_condition else ""
+        lines.append(f"    {_dot_quote(dep)} -> {_dot_quote(task_id)}{style};")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -32,7 +32,7 @@ from blocks.sink_records import LogLine, Record, run_records
 from blocks.sink_writers import ElasticsearchWriter, InfluxDBWriter, SinkError, SinkWriter
 from blocks.sinks import SinkConfigError, sink_writers
 from flows.analytics.database import Tables, read_watermark, write_watermark
-from flows.monitoring.log_lines import log_line
+from flows.monitoring.log_lines import stored_log_line
 from trinity.core.sink_settings import SinksSettings
 
 logger = logging.getLogger("trinity.sinks")
@@ -116,17 +116,7 @@ async def _log_lines(rows: Sequence[dict[str, Any]]) -> list[LogLine]:
             for log in page:
                 if log.flow_run_id is None:
                     continue
-                found.append(
-                    log_line(
-                        flow_run_id=log.flow_run_id,
-                        task_run_id=log.task_run_id,
-                        timestamp=log.timestamp,
-                        logger=log.name,
-                        level=log.level,
-                        message=log.message,
-                        tags=tags[log.flow_run_id],
-                    )
-                )
+                found.append(stored_log_line(log, tags[log.flow_run_id]))
             if len(page) < LOG_PAGE:
                 return found
             offset += LOG_PAGE

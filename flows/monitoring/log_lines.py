@@ -15,6 +15,7 @@ from collections import OrderedDict
 from typing import Any
 from uuid import UUID
 
+from prefect.client.schemas.objects import Log
 from prefect.logging.handlers import APILogHandler
 
 from blocks.sink_records import LogLine, log_line_id
@@ -25,7 +26,6 @@ _FOLLOWED = 10_000
 
 
 def log_line(
-    *,
     flow_run_id: Any,
     task_run_id: Any,
     timestamp: dt.datetime | str,
@@ -49,6 +49,11 @@ def log_line(
         message=message,
         tags=tags,
     )
+
+
+def stored_log_line(log: Log, tags: dict[str, str]) -> LogLine:
+    """The :class:`LogLine` of a log Prefect stored: the id the live path gave the same line."""
+    return log_line(log.flow_run_id, log.task_run_id, log.timestamp, log.name, log.level, log.message, tags)
 
 
 class SinkLogHandler(logging.Handler):

@@ -398,13 +398,20 @@ class SlotAwareWorker(BaseWorker[C, V, R], abc.ABC):
             self.submission_ended(flow_run)
 
 
+def _events_worker_running() -> bool:
+    # Only a worker that already exists: asking for one would start one, and connect it to the
+    # API, just to stop it. Prefect flushes its own workers the same way (prefect/task_runners.py).
+    with EventsWorker._instance_lock:
+        return bool(EventsWorker._instances)  # type: ignore[misc]
+
+
 def wait_for_events_sent(timeout: float) -> None:
     """Wait (at most ``timeout`` seconds) until Prefect's events worker in this process has sent
     every event queued so far; nothing when this process has none. The worker keeps running."""
-    with EventsWorker._instance_lock:
-        running = bool(EventsWorker._instances)  # type: ignore[misc]
-    if not running:
+    if not _events_worker_running():
         return
+    # wait_until_empty has no timeout of its own; a daemon thread keeps an unreachable API from
+    # holding the command (or the interpreter's exit) for longer than ``timeout``.
     waiter = threading.Thread(target=EventsWorker.instance().wait_until_empty, daemon=True)
     waiter.start()
     waiter.join(timeout)
@@ -418,15 +425,6 @@ def deliver_pending_events(timeout: float) -> None:
     command that exits right away leaves them queued; Prefect's exit hook still sends them, but logs
     "EventsWorker - Still processing items" (and gives up on what it could not send in time).
     """
-    # Only a worker that already exists: asking for one would start one, and connect it to the
-    # API, just to stop it. Prefect flushes its own workers the same way (prefect/task_runners.py).
-    with EventsWorker._instance_lock:
-        running = bool(EventsWorker._instances)  # type: ignore[misc]
-    if not running:
-        return
-    # wait_until_empty has no timeout of its own; a daemon thread keeps an unreachable API from
-    # holding the command (or the interpreter's exit) for longer than ``timeout``.
-    waiter = threading.Thread(target=EventsWorker.instance().wait_until_empty, daemon=True)
-    waiter.start()
-    waiter.join(timeout)
-    EventsWorker.drain_all(timeout=timeout, at_exit=False)
+    if _events_worker_running():
+        wait_for_events_sent(timeout)
+        EventsWorker.drain_all(timeout=timeout, at_exit=False)

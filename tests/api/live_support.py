@@ -13,9 +13,10 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+import pytest
 
 from flows.worker.tuning import server_environment
 from tests.api.support import ApiServer, make_settings, start_api_server, store_active_workflow
@@ -55,6 +56,23 @@ def live_api(prefect: PrefectServer, folder: Path) -> Iterator[ApiServer]:
     finally:
         server.stop()
         drop_database(url)
+
+
+def live_stack_fixtures(scope: Literal["module", "package"], name: str) -> tuple[Any, Any]:
+    """The fixtures ``live_prefect`` and ``api`` (on it), shared at ``scope``; assign them to those names."""
+
+    @pytest.fixture(scope=scope)
+    def live_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+        server = start_live_prefect(tmp_path_factory.mktemp(f"prefect-{name}"))
+        yield server
+        server.stop()
+
+    @pytest.fixture(scope=scope)
+    def api(live_prefect: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+        with live_api(live_prefect, tmp_path_factory.mktemp(f"api-{name}")) as server:
+            yield server
+
+    return live_prefect, api
 
 
 def fanout_spec(name: str = "fan") -> dict[str, Any]:

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from api.models.analytics import AnalyticsFailureFamily, AnalyticsInsight, AnalyticsPerformance
 from tests.analytics.factories import FAMILY_KEYS
@@ -16,58 +16,65 @@ from trinity.core.urls import normalise_url
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
 
 
-def seed(api: ApiServer) -> None:
+def add_rows(api: ApiServer, rows: list[SQLModel]) -> None:
     """Write rows the way the analytics flows do: straight into the tables."""
     engine = sa.create_engine(normalise_url(api.settings.database_url))
     with Session(engine) as session:
-        for day in range(5):
-            start = DAY + timedelta(days=day)
-            for workflow in ("orders", "billing"):
-                session.add(
-                    AnalyticsPerformance(
-                        id=uuid.uuid4(),
-                        workflow=workflow,
-                        task_id=None,
-                        window_start=start,
-                        window_end=start + timedelta(days=1),
-                        metrics={"runs": day + 1, "duration_p95_seconds": 10.5 * day, "success_rate": 1.0},
-                    )
-                )
-            session.add(
-                AnalyticsPerformance(
-                    workflow="orders",
-                    task_id="extract",
-                    window_start=start,
-                    window_end=start + timedelta(days=1),
-                    metrics={"duration_p95_seconds": 3.0},
-                )
-            )
-        session.add(
-            AnalyticsInsight(
-                workflow="orders",
-                task_id="extract",
-                window_start=DAY,
-                window_end=DAY + timedelta(days=5),
-                kind="bottleneck",
-                title="extract is on the critical path 80% of the time",
-                severity="warning",
-                evidence={"share": 0.8},
-                yaml_diff="-  retries: 0\n+  retries: 2\n",
-            )
-        )
-        session.add(
-            AnalyticsInsight(
-                workflow="billing",
-                window_start=DAY,
-                window_end=DAY + timedelta(days=5),
-                kind="anomaly",
-                title="duration spike",
-                severity="critical",
-                evidence={"z": 4.2},
-            )
-        )
+        session.add_all(rows)
         session.commit()
     engine.dispose()
+
+
+def seed(api: ApiServer) -> None:
+    """Write rows the way the analytics flows do: straight into the tables."""
+    rows: list[SQLModel] = []
+    for day in range(5):
+        start = DAY + timedelta(days=day)
+        for workflow in ("orders", "billing"):
+            rows.append(
+                AnalyticsPerformance(
+                    id=uuid.uuid4(),
+                    workflow=workflow,
+                    task_id=None,
+                    window_start=start,
+                    window_end=start + timedelta(days=1),
+                    metrics={"runs": day + 1, "duration_p95_seconds": 10.5 * day, "success_rate": 1.0},
+                )
+            )
+        rows.append(
+            AnalyticsPerformance(
+                workflow="orders",
+                task_id="extract",
+                window_start=start,
+                window_end=start + timedelta(days=1),
+                metrics={"duration_p95_seconds": 3.0},
+            )
+        )
+    rows.append(
+        AnalyticsInsight(
+            workflow="orders",
+            task_id="extract",
+            window_start=DAY,
+            window_end=DAY + timedelta(days=5),
+            kind="bottleneck",
+            title="extract is on the critical path 80% of the time",
+            severity="warning",
+            evidence={"share": 0.8},
+            yaml_diff="-  retries: 0\n+  retries: 2\n",
+        )
+    )
+    rows.append(
+        AnalyticsInsight(
+            workflow="billing",
+            window_start=DAY,
+            window_end=DAY + timedelta(days=5),
+            kind="anomaly",
+            title="duration spike",
+            severity="critical",
+            evidence={"z": 4.2},
+        )
+    )
+    add_rows(api, rows)
 
 
 def test_performance_filters_and_pages(api: ApiServer) -> None:
@@ -117,23 +124,21 @@ def test_insights_filters(api: ApiServer) -> None:
 
 def seed_daily_insights(api: ApiServer, days: int) -> None:
     """One one-day insight per day from DAY on, created in day order."""
-    engine = sa.create_engine(normalise_url(api.settings.database_url))
-    with Session(engine) as session:
-        for day in range(days):
-            start = DAY + timedelta(days=day)
-            session.add(
-                AnalyticsInsight(
-                    workflow="daily",
-                    window_start=start,
-                    window_end=start + timedelta(days=1),
-                    kind="trend",
-                    title=f"day {day}",
-                    severity="info",
-                    evidence={"day": day},
-                )
+    rows: list[SQLModel] = []
+    for day in range(days):
+        start = DAY + timedelta(days=day)
+        rows.append(
+            AnalyticsInsight(
+                workflow="daily",
+                window_start=start,
+                window_end=start + timedelta(days=1),
+                kind="trend",
+                title=f"day {day}",
+                severity="info",
+                evidence={"day": day},
             )
-        session.commit()
-    engine.dispose()
+        )
+    add_rows(api, rows)
 
 
 def test_insights_until_and_pages(api: ApiServer) -> None:
@@ -169,7 +174,7 @@ def test_insights_until_and_pages(api: ApiServer) -> None:
 
 def seed_families(api: ApiServer) -> None:
     """Two daily windows of families, as the analytics flows write them."""
-    engine = sa.create_engine(normalise_url(api.settings.database_url))
+    rows: list[SQLModel] = []
     families = [
         (
             "fam-a",
@@ -181,32 +186,30 @@ def seed_families(api: ApiServer) -> None:
         ("fam-b", "KeyError: order <uuid> not found", 25, ["orders"], ["orders/extract"]),
         ("fam-c", "OSError: [Errno <n>] No space left on device", 15, ["billing_v2"], ["billing_v2/load"]),
     ]
-    with Session(engine) as session:
-        for day in range(2):
-            start = DAY + timedelta(days=day)
-            for family_id, signature, count, workflows, tasks in families:
-                session.add(
-                    AnalyticsFailureFamily(
-                        family_id=family_id,
-                        window_start=start,
-                        window_end=start + timedelta(days=1),
-                        signature=signature,
-                        exception_type=signature.split(":")[0],
-                        count=count + day,
-                        flow_runs=count + day,
-                        example=signature.replace("<host>", "db-1.example.com"),
-                        workflows=workflows,
-                        tasks=tasks,
-                        first_seen=DAY,
-                        last_seen=start + timedelta(hours=12),
-                        flow_run_ids=[str(uuid.uuid4()) for _ in range(3)],
-                        trend="steady",
-                        is_new=day == 0,
-                        details={"centroid_terms": ["connect"], "model": {"revision": day + 1}},
-                    )
+    for day in range(2):
+        start = DAY + timedelta(days=day)
+        for family_id, signature, count, workflows, tasks in families:
+            rows.append(
+                AnalyticsFailureFamily(
+                    family_id=family_id,
+                    window_start=start,
+                    window_end=start + timedelta(days=1),
+                    signature=signature,
+                    exception_type=signature.split(":")[0],
+                    count=count + day,
+                    flow_runs=count + day,
+                    example=signature.replace("<host>", "db-1.example.com"),
+                    workflows=workflows,
+                    tasks=tasks,
+                    first_seen=DAY,
+                    last_seen=start + timedelta(hours=12),
+                    flow_run_ids=[str(uuid.uuid4()) for _ in range(3)],
+                    trend="steady",
+                    is_new=day == 0,
+                    details={"centroid_terms": ["connect"], "model": {"revision": day + 1}},
                 )
-        session.commit()
-    engine.dispose()
+            )
+    add_rows(api, rows)
 
 
 def test_failures_are_served_in_pages_newest_window_and_largest_first(api: ApiServer) -> None:

@@ -7,7 +7,7 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,9 @@ from tests.api.live_support import (
     assert_fanout_story,
     execute,
     fanout_spec,
-    live_api,
+    live_stack_fixtures,
     run_parameters,
     start_flow_run,
-    start_live_prefect,
     task_states,
 )
 from tests.api.support import ADMIN_KEY, ApiServer
@@ -38,17 +37,7 @@ from tests.support.servers import PrefectServer
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def live_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    server = start_live_prefect(tmp_path_factory.mktemp("prefect-live"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def api(live_prefect: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    with live_api(live_prefect, tmp_path_factory.mktemp("api-live")) as server:
-        yield server
+live_prefect, api = live_stack_fixtures("module", "live")
 
 
 def read_stream(

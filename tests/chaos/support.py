@@ -10,7 +10,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,15 @@ from prefect.client.schemas.objects import FlowRun
 
 from deployments.service import deploy_workflow
 from tests.flows.factories import specification, workflow
-from tests.flows.worker.support import REPO, VENV_BIN, read_runs, sqlite_trinity_database
+from tests.flows.worker.support import (
+    REPO,
+    VENV_BIN,
+    WorkerProcess,
+    create_runs,
+    read_runs,
+    sqlite_trinity_database,
+)
+from tests.flows.worker.support import worker_env as plain_worker_env
 from tests.support.servers import PrefectServer, start_prefect_server
 
 # Short heartbeats so a dead run is found in seconds (the automation waits two intervals).
@@ -51,15 +58,8 @@ def restart_prefect_server(server: PrefectServer) -> None:
     server.process = chaos_prefect_server(server.home, database_url=database_url, port=port).process
 
 
-@dataclass
-class Worker:
+class Worker(WorkerProcess):
     """A ``trinity worker`` in a session of its own, so its whole process tree can be hurt."""
-
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
     def tree(self) -> list[psutil.Process]:
         """The worker and every process under it (executors, shell commands)."""
@@ -84,7 +84,8 @@ class Worker:
     def wait(self, timeout: float) -> int:
         return self.process.wait(timeout=timeout)
 
-    def stop(self) -> None:
+    def stop(self) -> int:
+        """SIGTERM to the whole group; SIGKILL the tree if it is still there a minute later."""
         if self.process.poll() is None:
             self.signal_group(signal.SIGTERM)
             try:
@@ -95,15 +96,13 @@ class Worker:
         for process in self.tree():
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
+        return self.process.returncode
 
 
 def worker_env(server: PrefectServer, folder: Path, **extra: str) -> dict[str, str]:
     """Environment of a worker on ``server`` with the suite's heartbeat interval."""
-    env = dict(server.env)
-    env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
+    env = plain_worker_env(server, sqlite_trinity_database(folder))
     env.update(
-        PREFECT_API_URL=server.api_url,
-        TRINITY_DATABASE_URL=sqlite_trinity_database(folder),
         TRINITY_HEARTBEAT_SECONDS=str(HEARTBEAT_SECONDS),
         TRINITY_STATE_DIR=str(folder / "state"),
         # Runs' INFO lines must reach Prefect (the server's environment keeps its own at WARNING).
@@ -153,13 +152,8 @@ async def deploy(name: str, pool: str, tasks: list[dict[str, Any]], **extra: Any
     return ref.id
 
 
-async def start_runs(deployment_id: uuid.UUID, count: int, **parameters: Any) -> list[uuid.UUID]:
-    async with get_client() as client:
-        runs = [
-            await client.create_flow_run_from_deployment(deployment_id, parameters=parameters or None)
-            for _ in range(count)
-        ]
-    return [run.id for run in runs]
+# The fault suite's name for it: it starts runs for a worker to take.
+start_runs = create_runs
 
 
 async def wait_until(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.documents import spec_and_workflow
 from tests.support.monitoring_servers import InfluxDB
 from tests.support.servers import PrefectServer
 from tests.trinity.invoke import invoke
@@ -21,16 +22,7 @@ from trinity.commands import report_commands
 ROOT = Path(__file__).resolve().parents[2]
 TRINITY = str(Path(sys.executable).parent / "trinity")
 
-WORKFLOW = """\
-kind: Specification
-name: {name}
-version: 1.0.0
----
-kind: Workflow
-name: {name}
-version: 1.2.3
-spec: {{name: {name}, version: ^1.0.0}}
-tasks:
+TASKS = """\
   - id: fan
     for_each: [1, 2, 3]
     uses: shell
@@ -77,7 +69,7 @@ def test_trinity_run_writes_every_tag_and_field(
     influxdb.query("CREATE DATABASE trinity")
     influxdb.query('CREATE RETENTION POLICY "week" ON "trinity" DURATION 7d REPLICATION 1')
     workflow = tmp_path / "wf.yaml"
-    workflow.write_text(WORKFLOW.format(name=name, counter=tmp_path / "counter"))
+    workflow.write_text(spec_and_workflow(name, TASKS.format(counter=tmp_path / "counter"), version="1.2.3"))
     config = tmp_path / "trinity.config.yml"
     config.write_text(
         f"sinks:\n  influxdb:\n    url: {influxdb.url}\n    api: v1\n    database: trinity\n"
@@ -164,7 +156,9 @@ def test_a_sink_that_is_down_does_not_fail_the_run(
     prefect_sqlite_server: PrefectServer, tmp_path: Path
 ) -> None:
     workflow = tmp_path / "wf.yaml"
-    workflow.write_text(WORKFLOW.format(name=f"down-{uuid.uuid4().hex[:8]}", counter=tmp_path / "counter"))
+    workflow.write_text(
+        spec_and_workflow(f"down-{uuid.uuid4().hex[:8]}", TASKS.format(counter=tmp_path / "counter"))
+    )
     config = tmp_path / "trinity.config.yml"
     config.write_text(
         "sinks:\n  influxdb: {url: 'http://127.0.0.1:9', database: trinity, timeout_seconds: 1}\n"

@@ -16,7 +16,7 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from blocks.sink_records import task_run_id
 from flows.analytics.database import migrated_tables, open_engine
 from flows.monitoring.harvest import harvest_sinks
-from flows.monitoring.log_lines import log_line
+from flows.monitoring.log_lines import stored_log_line
 from tests.flows.worker.support import (
     create_runs,
     deploy_tasks,
@@ -59,18 +59,7 @@ async def _prefect_log_ids(flow_run_ids: list[UUID], tags: dict[str, str]) -> se
                 break
             last = len(logs)
             await asyncio.sleep(1.5)
-    return {
-        log_line(
-            flow_run_id=log.flow_run_id,
-            task_run_id=log.task_run_id,
-            timestamp=log.timestamp,
-            logger=log.name,
-            level=log.level,
-            message=log.message,
-            tags=tags,
-        ).id
-        for log in logs
-    }
+    return {stored_log_line(log, tags).id for log in logs}
 
 
 @pytest.mark.timeout(900)

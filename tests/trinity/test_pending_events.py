@@ -16,23 +16,15 @@ import anyio
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+from tests.support.documents import spec_and_workflow
 from tests.support.servers import PrefectServer
 from tests.support.shell import run_command
 
 TRINITY = Path(sys.executable).parent / "trinity"
-FAILING = """\
-kind: Specification
-name: {name}
-version: 1.0.0
----
-kind: Workflow
-name: {name}
-version: 1.0.0
-spec: {{name: {name}, version: ^1.0}}
-tasks:
-  - {{id: fan, uses: noop, for_each: [1, 2, 3, 4, 5, 6]}}
-  - {{id: breaks, uses: shell, needs: [fan], with: {{argv: ["false"]}}}}
-  - {{id: after, uses: noop, needs: [breaks]}}
+FAILING_TASKS = """\
+  - {id: fan, uses: noop, for_each: [1, 2, 3, 4, 5, 6]}
+  - {id: breaks, uses: shell, needs: [fan], with: {argv: ["false"]}}
+  - {id: after, uses: noop, needs: [breaks]}
 """
 
 
@@ -49,7 +41,7 @@ def test_a_failed_in_process_run_exits_without_the_events_warning(
 ) -> None:
     name = f"failing-{uuid.uuid4().hex[:6]}"
     path = tmp_path / f"{name}.yaml"
-    path.write_text(FAILING.format(name=name))
+    path.write_text(spec_and_workflow(name, FAILING_TASKS))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "TRINITY_"))}
     env |= {
         "PREFECT_API_URL": prefect_api.api_url,

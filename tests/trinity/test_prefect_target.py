@@ -12,29 +12,19 @@ import anyio
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
+from tests.support.documents import spec_and_workflow
 from tests.support.servers import PrefectServer
 from tests.support.shell import run_command
 
 ROOT = Path(__file__).resolve().parents[2]
 TRINITY = ROOT / ".venv" / "bin" / "trinity"
 
-WORKFLOW = """\
-kind: Specification
-name: {name}
-version: 1.0.0
----
-kind: Workflow
-name: {name}
-version: 1.0.0
-spec: {{name: {name}, version: ^1.0.0}}
-tasks:
-  - {{id: only, uses: noop}}
-"""
+TASKS = "  - {id: only, uses: noop}\n"
 
 
 def _deploy(tmp_path: Path, name: str, extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     spec = tmp_path / f"{name}.yaml"
-    spec.write_text(WORKFLOW.format(name=name))
+    spec.write_text(spec_and_workflow(name, TASKS))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_URL", "TRINITY_"))}
     env |= {"PREFECT_HOME": str(tmp_path / "prefect-home"), **extra_env}
     return run_command(

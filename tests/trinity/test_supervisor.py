@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.servers import free_port
 from tests.trinity import children
-from trinity.supervisor import ChildSpec, StopRequestedError, Supervisor, SupervisorError, http_ok
+from trinity.supervisor import Child, ChildSpec, StopRequestedError, Supervisor, SupervisorError, http_ok
 
 
 def http_server_spec(port: int, *, name: str = "web") -> ChildSpec:
@@ -58,14 +58,7 @@ def test_dead_child_is_reported_and_restarted(tmp_path: Path) -> None:
     port = free_port()
     child = supervisor.start(http_server_spec(port))
     first_pid = child.pid
-    assert child.process is not None
-    child.process.kill()
-    child.process.wait()
-    events: list[str] = []
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and child.restarts == 0:
-        events += supervisor.check()
-        time.sleep(0.2)
+    events = kill_and_check_until_restarted(supervisor, child, timeout=20)
     try:
         assert any("exited with code" in line for line in events), events
         assert any("restarted" in line for line in events), events
@@ -102,6 +95,19 @@ def test_child_that_dies_while_starting_names_its_log(tmp_path: Path) -> None:
     )
     with pytest.raises(SupervisorError, match=r"broken exited with code 3(.|\n)*bad config: no secret"):
         supervisor.start(spec)
+
+
+def kill_and_check_until_restarted(supervisor: Supervisor, child: Child, *, timeout: float) -> list[str]:
+    """SIGKILL the child, then run the supervisor's checks until it restarted it; the lines they said."""
+    assert child.process is not None
+    child.process.kill()
+    child.process.wait()
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and child.restarts == 0:
+        lines += supervisor.check()
+        time.sleep(0.05)
+    return lines
 
 
 def sleeper_spec(name: str, health: Callable[[], bool]) -> ChildSpec:
@@ -193,14 +199,7 @@ def test_a_child_that_stayed_up_a_while_is_restarted_after_the_shortest_wait(tmp
         child = supervisor.start(sleeper_spec("steady", lambda: True))
         child.crashes = 5  # quick exits long ago
         child.started_at -= 120  # it has been up for two minutes since
-        assert child.process is not None
-        child.process.kill()
-        child.process.wait()
-        lines: list[str] = []
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and child.restarts == 0:
-            lines += supervisor.check()
-            time.sleep(0.05)
+        lines = kill_and_check_until_restarted(supervisor, child, timeout=10)
         assert lines == [line for line in lines if "1s after it exited with code -9 after 12" in line], lines
         assert child.crashes == 1
     finally:

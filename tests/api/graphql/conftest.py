@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.api.graphql.support import Keys
-from tests.api.live_support import live_api, start_live_prefect
+from tests.api.live_support import live_stack_fixtures
 from tests.api.support import ApiServer
-from tests.support.servers import PrefectServer
 
-
-@pytest.fixture(scope="package")
-def live_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    server = start_live_prefect(tmp_path_factory.mktemp("prefect-graphql"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="package")
-def api(live_prefect: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    with live_api(live_prefect, tmp_path_factory.mktemp("api-graphql")) as server:
-        yield server
+live_prefect, api = live_stack_fixtures("package", "graphql")
 
 
 @pytest.fixture(scope="package")
