@@ -30,17 +30,8 @@ from prefect.logging.loggers import get_logger
 from prefect.states import AwaitingRetry, Crashed
 from prefect.utilities.engine import propose_state
 
+from flows.worker import protocol
 from flows.worker.bootstrap import executor_main
-from flows.worker.protocol import (
-    CancelRun,
-    ExecutorOptions,
-    Ready,
-    RunAccepted,
-    RunFinished,
-    RunStuck,
-    StartRun,
-    Stop,
-)
 
 logger = get_logger("trinity.worker.pool")
 
@@ -82,7 +73,7 @@ class Assignment:
     flow_run_id: UUID
     executor: ExecutorProcess
     accepted: asyncio.Future[None]
-    finished: asyncio.Future[RunFinished]
+    finished: asyncio.Future[protocol.RunFinished]
 
     @property
     def infrastructure_pid(self) -> str:
@@ -144,7 +135,7 @@ class ExecutorPool:
         self._changed.set()
         executors = [e for e in self._executors.values() if e.alive]
         for executor in executors:
-            executor.send(Stop(grace_seconds=grace_seconds))
+            executor.send(protocol.Stop(grace_seconds=grace_seconds))
         waits = [asyncio.ensure_future(e.exited.wait()) for e in executors]
         if waits:
             # The executor needs the grace period plus a moment to record what it stopped.
@@ -163,7 +154,7 @@ class ExecutorPool:
 
     # -- runs ---------------------------------------------------------------------------------
 
-    async def submit(self, flow_run_id: UUID, start: StartRun) -> Assignment:
+    async def submit(self, flow_run_id: UUID, start: protocol.StartRun) -> Assignment:
         """Hand a claimed flow run to the least busy executor; return once it has taken it."""
         executor = await asyncio.wait_for(self._choose(), timeout=self._start_timeout)
         loop = asyncio.get_running_loop()
@@ -186,7 +177,7 @@ class ExecutorPool:
         assignment = self._assignments.get(str(flow_run_id))
         if assignment is None or not assignment.executor.alive:
             return False
-        assignment.executor.send(CancelRun(flow_run_id=str(flow_run_id), reason=reason))
+        assignment.executor.send(protocol.CancelRun(flow_run_id=str(flow_run_id), reason=reason))
         return True
 
     def assigned_flow_run_ids(self) -> set[UUID]:
@@ -196,7 +187,7 @@ class ExecutorPool:
     # -- executors ----------------------------------------------------------------------------
 
     def _spawn(self, index: int) -> None:
-        options = ExecutorOptions(
+        options = protocol.ExecutorOptions(
             index=index,
             concurrency=self.concurrency,
             env=self._env,
@@ -244,18 +235,18 @@ class ExecutorPool:
         return True
 
     def _on_message(self, executor: ExecutorProcess, message: object) -> None:
-        if isinstance(message, Ready):
+        if isinstance(message, protocol.Ready):
             executor.pid = message.pid
             executor.ready.set()
             self._failures.pop(executor.index, None)
             self._changed.set()
-        elif isinstance(message, RunAccepted):
+        elif isinstance(message, protocol.RunAccepted):
             assignment = executor.runs.get(message.flow_run_id)
             if assignment is not None and not assignment.accepted.done():
                 assignment.accepted.set_result(None)
-        elif isinstance(message, RunFinished):
+        elif isinstance(message, protocol.RunFinished):
             self._on_finished(executor, message)
-        elif isinstance(message, RunStuck):
+        elif isinstance(message, protocol.RunStuck):
             logger.warning(
                 "Executor %s has a cancelled flow run that will not stop (%s); replacing the executor",
                 executor.pid,
@@ -264,7 +255,7 @@ class ExecutorPool:
             executor.retiring = True
             self._retire_if_idle(executor)
 
-    def _on_finished(self, executor: ExecutorProcess, message: RunFinished) -> None:
+    def _on_finished(self, executor: ExecutorProcess, message: protocol.RunFinished) -> None:
         assignment = executor.runs.pop(message.flow_run_id, None)
         self._assignments.pop(message.flow_run_id, None)
         if assignment is None:
@@ -315,7 +306,7 @@ class ExecutorPool:
 
     def _retire_if_idle(self, executor: ExecutorProcess) -> None:
         if executor.retiring and not executor.runs and executor.alive:
-            executor.send(Stop(grace_seconds=0))
+            executor.send(protocol.Stop(grace_seconds=0))
             assert self._loop is not None
             self._loop.call_later(15, _kill_if_alive, executor)
 
@@ -336,7 +327,7 @@ class ExecutorPool:
 
     # -- outcomes -----------------------------------------------------------------------------
 
-    def _resolve(self, assignment: Assignment, message: RunFinished) -> None:
+    def _resolve(self, assignment: Assignment, message: protocol.RunFinished) -> None:
         if not assignment.accepted.done():
             assignment.accepted.set_result(None)
         if not assignment.finished.done():
@@ -349,7 +340,7 @@ class ExecutorPool:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _crash(self, assignment: Assignment, reason: str, message: RunFinished | None) -> None:
+    async def _crash(self, assignment: Assignment, reason: str, message: protocol.RunFinished | None) -> None:
         """Report a run its executor could not finish as Crashed, then maybe re-run it."""
         assert self._client is not None
         state_type = "CRASHED"
@@ -368,7 +359,9 @@ class ExecutorPool:
         await self._retry_if_allowed(assignment.flow_run_id)
         self._resolve(
             assignment,
-            RunFinished(flow_run_id=str(assignment.flow_run_id), state_type=state_type, detail=reason),
+            protocol.RunFinished(
+                flow_run_id=str(assignment.flow_run_id), state_type=state_type, detail=reason
+            ),
         )
 
     async def _retry_if_allowed(self, flow_run_id: UUID) -> None:

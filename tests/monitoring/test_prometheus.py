@@ -14,16 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.support import ApiServer, make_settings, running_api_server
-from tests.flows.worker.support import (
-    create_runs,
-    deploy_tasks,
-    is_final,
-    running_worker,
-    sqlite_trinity_database,
-    trinity_worker_command,
-    wait_for,
-    worker_env,
-)
+from tests.flows.worker import support as workers
 from tests.support.monitoring_servers import Prometheus
 from tests.support.servers import PrefectServer, free_port
 
@@ -77,12 +68,12 @@ async def test_prometheus_scrapes_the_worker_and_the_api(
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     pool, ok, failing = f"prom-{suffix}", f"prom-ok-{suffix}", f"prom-bad-{suffix}"
-    ok_deployment = await deploy_tasks(ok, pool, OK_TASKS)
-    failing_deployment = await deploy_tasks(failing, pool, FAILING_TASKS)
+    ok_deployment = await workers.deploy_tasks(ok, pool, OK_TASKS)
+    failing_deployment = await workers.deploy_tasks(failing, pool, FAILING_TASKS)
     port = free_port()
-    env = worker_env(prefect_api, sqlite_trinity_database(tmp_path))
+    env = workers.worker_env(prefect_api, workers.sqlite_trinity_database(tmp_path))
     command = [
-        *trinity_worker_command(pool, processes=1),
+        *workers.trinity_worker_command(pool, processes=1),
         "--metrics-port",
         str(port),
         "--metrics-host",
@@ -90,11 +81,13 @@ async def test_prometheus_scrapes_the_worker_and_the_api(
     ]
     api_target = api.url.removeprefix("http://")
     prometheus = Prometheus(tmp_path / "prometheus", {"api": api_target, "worker": f"127.0.0.1:{port}"})
-    with running_worker(command, env, tmp_path / "worker.log") as worker:
+    with workers.running_worker(command, env, tmp_path / "worker.log") as worker:
         prometheus.start()
         try:
-            ids = await create_runs(ok_deployment, 3) + await create_runs(failing_deployment, 2)
-            await wait_for(ids, is_final, timeout=120, what="final")
+            ids = await workers.create_runs(ok_deployment, 3) + await workers.create_runs(
+                failing_deployment, 2
+            )
+            await workers.wait_for(ids, workers.is_final, timeout=120, what="final")
             # The API's metrics live in this process, which the session's other API servers share.
             health_before = _health_count(api)
             for _ in range(4):

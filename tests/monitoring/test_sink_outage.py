@@ -17,16 +17,7 @@ from blocks.sink_records import task_run_id
 from flows.analytics.database import migrated_tables, open_engine
 from flows.monitoring.harvest import harvest_sinks
 from flows.monitoring.log_lines import stored_log_line
-from tests.flows.worker.support import (
-    create_runs,
-    deploy_tasks,
-    is_final,
-    running_worker,
-    sqlite_trinity_database,
-    trinity_worker_command,
-    wait_for,
-    worker_env,
-)
+from tests.flows.worker import support as workers
 from tests.support.monitoring_servers import InfluxDB
 from tests.support.servers import PrefectServer
 from tests.support.wire_servers import FakeElasticsearch, serving
@@ -82,21 +73,21 @@ async def test_sinks_down_during_runs_then_back_get_everything_once(
                 "  flush_interval_seconds: 0.2\n"
                 "  exit_flush_seconds: 1\n"
             )
-            database = sqlite_trinity_database(tmp_path)
+            database = workers.sqlite_trinity_database(tmp_path)
             # INFO: the runs log lines (Prefect's own), which go to Elasticsearch too.
-            env = worker_env(prefect_api, database) | {
+            env = workers.worker_env(prefect_api, database) | {
                 "TRINITY_CONFIG": str(config),
                 "PREFECT_LOGGING_LEVEL": "INFO",
             }
-            deployment = await deploy_tasks(name, pool, TASKS)
-            command = trinity_worker_command(pool, processes=1, concurrency=8)
-            with running_worker(command, env, tmp_path / "worker.log") as worker:
-                ids = await create_runs(deployment, BEFORE)
-                await wait_for(ids, is_final, timeout=240, what="final")
+            deployment = await workers.deploy_tasks(name, pool, TASKS)
+            command = workers.trinity_worker_command(pool, processes=1, concurrency=8)
+            with workers.running_worker(command, env, tmp_path / "worker.log") as worker:
+                ids = await workers.create_runs(deployment, BEFORE)
+                await workers.wait_for(ids, workers.is_final, timeout=240, what="final")
                 influx.stop()
                 elastic.down = True
-                during = await create_runs(deployment, DURING)
-                runs = await wait_for(during, is_final, timeout=240, what="final")
+                during = await workers.create_runs(deployment, DURING)
+                runs = await workers.wait_for(during, workers.is_final, timeout=240, what="final")
                 assert [run.state_name for run in runs] == ["Completed"] * DURING
                 influx.start()
                 elastic.down = False

@@ -10,8 +10,6 @@ change to it comes with a new revision (``tests/api/test_db.py`` compares the tw
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -19,8 +17,6 @@ from trinity.core.types import JSONVariant, UTCDateTime
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 NOW = sa.text("CURRENT_TIMESTAMP")
 

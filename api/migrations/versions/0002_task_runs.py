@@ -7,8 +7,6 @@ Create Date: 2026-11-22
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -16,8 +14,6 @@ from trinity.core.types import UTCDateTime
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def _timestamp(name: str, *, nullable: bool = True) -> sa.Column[object]:
