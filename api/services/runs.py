@@ -47,7 +47,12 @@ from api.services.paging import fetch_page
 from deployments import runs as prefect_runs
 from specs.errors import SpecError
 from specs.parameters import checked_run_parameters
-from specs.schema_limits import PARAMETER_TIME_LIMIT_SECONDS, TIMEOUT_MESSAGE, ParameterTimeoutError
+from specs.schema_limits import (
+    PARAMETER_TIME_LIMIT_SECONDS,
+    TIMEOUT_MESSAGE,
+    WAIT_LIMIT_SECONDS,
+    ParameterTimeoutError,
+)
 from trinity.core.types import utcnow
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -80,7 +85,7 @@ async def _checked_off_the_loop(schema: dict[str, Any], parameters: dict[str, An
     seconds never holds the event loop (health checks included); 422 past the time limit."""
     check = functools.partial(checked_run_parameters, schema, parameters, source="request body")
     try:
-        with anyio.fail_after(PARAMETER_TIME_LIMIT_SECONDS):
+        with anyio.fail_after(WAIT_LIMIT_SECONDS):
             return await anyio.to_thread.run_sync(check, abandon_on_cancel=True)
     except (TimeoutError, ParameterTimeoutError) as exc:
         raise UnprocessableError(
