@@ -16,12 +16,9 @@ from analytics.report_model import (
     PerformanceSection,
     SpecCheck,
     WorkflowBottlenecks,
+    observed_id,
 )
 from analytics.stats import Trend, trend_rate
-
-
-def _fid(kind: str, workflow: str, task_id: str | None, extra: str = "") -> str:
-    return f"{kind}:{workflow}:{task_id or '-'}{':' + extra if extra else ''}"
 
 
 def _finding(
@@ -33,7 +30,8 @@ def _finding(
     severity: str,
     extra: str = "",
 ) -> Finding:
-    return Finding(_fid(kind, workflow, task_id, extra), workflow, task_id, kind, title, evidence, severity)
+    identity = observed_id(kind, workflow, task_id, extra)
+    return Finding(identity, workflow, task_id, kind, title, evidence, severity)
 
 
 def spec_findings(checks: list[SpecCheck]) -> list[Finding]:

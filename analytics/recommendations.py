@@ -9,7 +9,7 @@ import pandas as pd
 
 from analytics.config import AnalysisConfig
 from analytics.proposals import SEVERITY_ORDER, Proposal
-from analytics.report_model import Recommendation, RetryProfile, WorkflowBottlenecks
+from analytics.report_model import Recommendation, RetryProfile, WorkflowBottlenecks, observed_id
 from analytics.rules_failures import failure_proposals
 from analytics.rules_performance import cache_proposals, parallelism_proposal, timeout_proposals
 from analytics.workflow_doc import DocInfo
@@ -54,7 +54,7 @@ def to_recommendations(
         after = apply_edits(before, p.edits)
         recs.append(
             Recommendation(
-                id=f"{p.kind}:{p.workflow}:{p.task_id or '-'}",
+                id=observed_id(p.kind, p.workflow, p.task_id),
                 workflow=p.workflow,
                 task_id=p.task_id,
                 kind=p.kind,

@@ -274,6 +274,11 @@ class SpecCheck:
     n: int
 
 
+def observed_id(kind: str, workflow: str, task_id: str | None, extra: str = "") -> str:
+    """The stable id of a finding or recommendation: ``kind:workflow:task`` (``-`` for no task)."""
+    return f"{kind}:{workflow}:{task_id or '-'}{':' + extra if extra else ''}"
+
+
 @dataclasses.dataclass
 class Observed:
     """What a recommendation and a finding both say: which workflow (and task), what, and the numbers."""

@@ -54,6 +54,18 @@ def by_name(cls: type[V], source: object, **converted: Any) -> V:
     return cls(**{name: converted[name] if name in converted else getattr(source, name) for name in names})
 
 
+# What a listed run (RunPublic) and its stored row share, besides the state.
+_ROW_FIELDS = {
+    "id",
+    "workflow_id",
+    "workflow_name",
+    "workflow_version",
+    "flow_run_id",
+    "parameters",
+    "created_at",
+}
+
+
 @strawberry.type
 class Specification:
     id: strawberry.ID
@@ -165,15 +177,7 @@ class Run:
     def from_public(cls, item: RunPublic) -> Run:
         """A run as the runs service lists it, with its current state."""
         row = RunRow(
-            id=item.id,
-            workflow_id=item.workflow_id,
-            workflow_name=item.workflow_name,
-            workflow_version=item.workflow_version,
-            flow_run_id=item.flow_run_id,
-            parameters=item.parameters,
-            state_type=item.state.type,
-            state_name=item.state.name,
-            created_at=item.created_at,
+            **item.model_dump(include=_ROW_FIELDS), state_type=item.state.type, state_name=item.state.name
         )
         return cls.from_row(row, state=(item.state.type, item.state.name))
 
