@@ -51,6 +51,7 @@ def make_settings(
     token_expiry: int = 3600,
     auth_failure_rate_limit: str | None = "1000000/hour",
     token_rate_limit: str | None = "1000000/hour",
+    work_pool: str | None = None,
 ) -> Settings:
     """Settings for a test server: real database, bootstrap admin key, generous rate limits."""
     return Settings.model_validate(
@@ -66,7 +67,7 @@ def make_settings(
                 "auth_failure_rate_limit": auth_failure_rate_limit,
                 "token_rate_limit": token_rate_limit,
             },
-            "prefect": {"api_url": prefect_api_url},
+            "prefect": {"api_url": prefect_api_url} | ({"work_pool": work_pool} if work_pool else {}),
             "state_dir": str(state_dir),
         }
     )
