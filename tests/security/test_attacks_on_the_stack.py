@@ -20,7 +20,7 @@ import pytest
 from tests.api.live_support import FINAL, live_api
 from tests.api.support import ApiServer, create_key
 from tests.flows.worker.support import REPO, WorkerProcess, running_worker, trinity_worker_command, worker_env
-from tests.security.test_injection import ATTACK, documents
+from tests.security.support import ATTACK, documents, one_task_documents
 from tests.support.servers import PrefectServer
 
 POOL = f"attacks-{uuid.uuid4().hex[:6]}"
@@ -99,20 +99,9 @@ def test_parameter_to_shell_injection(stack: Stack, tmp_path: Path) -> None:
 
 
 def fetch_documents() -> tuple[dict[str, Any], dict[str, Any]]:
-    spec = {
-        "kind": "Specification",
-        "name": "fetch",
-        "version": "1.0.0",
-        "parameters": {"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]},
-    }
-    workflow = {
-        "kind": "Workflow",
-        "name": "fetch",
-        "version": "1.0.0",
-        "spec": {"name": "fetch", "version": "^1.0.0"},
-        "tasks": [{"id": "fetch", "uses": "http", "with": {"url": "${{ params.url }}"}}],
-    }
-    return spec, workflow
+    """``fetch``: one ``http`` task whose URL is the parameter ``url``."""
+    task = {"id": "fetch", "uses": "http", "with": {"url": "${{ params.url }}"}}
+    return one_task_documents("fetch", "url", task)
 
 
 def test_http_tasks_cannot_reach_the_stack_or_the_metadata_address(stack: Stack) -> None:
