@@ -25,13 +25,13 @@ from tests.support.servers import PrefectServer
 
 POOL = f"attacks-{uuid.uuid4().hex[:6]}"
 RUN_TIMEOUT = 240.0
-START_ATTEMPTS = 10
+BUSY_ATTEMPTS = 10
 
 
 def busy_prefect_retried(send: Callable[[], httpx.Response]) -> httpx.Response:
     """``send()`` again while the API answers 503: Prefect was busy, and the API says to retry."""
     response = send()
-    for _ in range(START_ATTEMPTS - 1):
+    for _ in range(BUSY_ATTEMPTS - 1):
         if response.status_code != 503:
             break
         time.sleep(2)
