@@ -47,10 +47,11 @@ def start_live_prefect(home: Path) -> PrefectServer:
 
 
 @contextlib.contextmanager
-def live_api(prefect: PrefectServer, folder: Path) -> Iterator[ApiServer]:
-    """The API on PostgreSQL, talking to ``prefect``."""
+def live_api(prefect: PrefectServer, folder: Path, *, work_pool: str | None = None) -> Iterator[ApiServer]:
+    """The API on PostgreSQL, talking to ``prefect`` (deploying to ``work_pool``, else the default)."""
     url = create_database("trinity_live_test")
-    server = start_api_server(make_settings(url, state_dir=folder, prefect_api_url=prefect.api_url))
+    settings = make_settings(url, state_dir=folder, prefect_api_url=prefect.api_url, work_pool=work_pool)
+    server = start_api_server(settings)
     try:
         yield server
     finally:

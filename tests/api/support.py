@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import ssl
 import sys
 import threading
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import sqlalchemy as sa
 import uvicorn
 
@@ -48,6 +51,7 @@ def make_settings(
     token_expiry: int = 3600,
     auth_failure_rate_limit: str | None = "1000000/hour",
     token_rate_limit: str | None = "1000000/hour",
+    work_pool: str | None = None,
 ) -> Settings:
     """Settings for a test server: real database, bootstrap admin key, generous rate limits."""
     return Settings.model_validate(
@@ -63,7 +67,7 @@ def make_settings(
                 "auth_failure_rate_limit": auth_failure_rate_limit,
                 "token_rate_limit": token_rate_limit,
             },
-            "prefect": {"api_url": prefect_api_url},
+            "prefect": {"api_url": prefect_api_url} | ({"work_pool": work_pool} if work_pool else {}),
             "state_dir": str(state_dir),
         }
     )
@@ -173,6 +177,37 @@ def running_api_command(
             except httpx.HTTPError:
                 time.sleep(0.2)
         yield
+
+
+# --- credentials ----------------------------------------------------------------------------------
+
+
+def create_key(api: ApiServer, role: str, name: str | None = None) -> tuple[str, str]:
+    """A new API key with ``role`` (made by the bootstrap admin); returns (key, key id)."""
+    response = api.client().post("/keys", json={"name": name or f"{role}-key", "role": role})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return str(body["key"]), str(body["id"])
+
+
+def request_token(api: ApiServer, secret: str | None) -> httpx.Response:
+    """``POST /auth/token`` (client credentials) with ``secret`` as the client secret (None: none)."""
+    form = {"grant_type": "client_credentials"} | ({"client_secret": secret} if secret is not None else {})
+    return httpx.post(f"{api.api}/auth/token", data=form, timeout=30)
+
+
+def forged(claims: dict[str, object], *, secret: str = JWT_SECRET, algorithm: str = "HS256") -> str:
+    """A JWT with ``claims``, signed with ``secret`` (the server's by default)."""
+    return jwt.encode(claims, secret, algorithm=algorithm)
+
+
+def none_token(claims: dict[str, object]) -> str:
+    """An unsigned JWT (``alg: none``) with ``claims``."""
+
+    def part(data: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
 # --- documents ------------------------------------------------------------------------------------

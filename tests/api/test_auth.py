@@ -10,7 +10,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.api.support import ADMIN_KEY, JWT_SECRET, ApiServer
+from tests.api.support import ADMIN_KEY, JWT_SECRET, ApiServer, create_key, forged, none_token, request_token
 
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 ID = str(uuid.uuid4())
@@ -44,16 +44,12 @@ PUBLIC = [("GET", "/health"), ("POST", "/auth/token")]
 
 
 def new_key(api: ApiServer, role: str) -> str:
-    response = api.client().post("/keys", json={"name": f"{role}-key", "role": role})
-    assert response.status_code == 201, response.text
-    key: str = response.json()["key"]
+    key, _ = create_key(api, role)
     return key
 
 
 def token_for(api: ApiServer, key: str) -> str:
-    response = httpx.post(
-        f"{api.api}/auth/token", data={"grant_type": "client_credentials", "client_secret": key}, timeout=30
-    )
+    response = request_token(api, key)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["token_type"] == "bearer"
@@ -100,19 +96,6 @@ def test_every_route_for_every_role(api: ApiServer, via: str) -> None:
             if response.status_code == 403:
                 assert response.json()["error"]["code"] == "forbidden"
     assert failures == []
-
-
-def forged(claims: dict[str, object], *, secret: str = JWT_SECRET, algorithm: str = "HS256") -> str:
-    return jwt.encode(claims, secret, algorithm=algorithm)
-
-
-def none_token(claims: dict[str, object]) -> str:
-    def part(data: dict[str, object]) -> str:
-        import json
-
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
 def test_bad_credentials_are_401_on_every_protected_route(api: ApiServer) -> None:

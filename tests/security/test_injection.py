@@ -15,32 +15,13 @@ import yaml
 from tests.api.support import ApiServer, make_settings, running_api_server
 from tests.flows.conftest import anyio_backend, fresh_events_worker
 from tests.flows.factories import run_workflow, specification, workflow
+from tests.security.support import ATTACK, documents
 from tests.trinity.invoke import invoke
 from trinity.commands import run_commands
 
 __all__ = ["anyio_backend", "fresh_events_worker"]
 
 TRINITY = Path(sys.executable).parent / "trinity"
-ATTACK = "x; id > pwned.txt"
-
-
-def documents(script: str, workdir: Path) -> list[dict[str, Any]]:
-    spec = {
-        "kind": "Specification",
-        "name": "greet",
-        "version": "1.0.0",
-        "parameters": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
-    }
-    workflow = {
-        "kind": "Workflow",
-        "name": "greet",
-        "version": "1.0.0",
-        "spec": {"name": "greet", "version": "^1.0.0"},
-        "tasks": [
-            {"id": "hello", "uses": "shell", "with": {"argv": ["sh", "-c", script], "cwd": str(workdir)}}
-        ],
-    }
-    return [spec, workflow]
 
 
 def write(path: Path, docs: list[dict[str, Any]]) -> Path:
