@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -34,6 +35,14 @@ MAX_REPLICAS = 64
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour|d|day)s?\s*$")
 _UNIT_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
 _UNIT_SECONDS |= {"h": 3600, "hour": 3600, "d": 86400, "day": 86400}
+
+
+def _blank_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# A text setting that an empty value (`key:` or `key: ""` in the file) leaves unset.
+OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
 
 
 class ConfigError(Exception):
@@ -177,16 +186,9 @@ class PrefectSettings(_Section):
     # Declared before the two keys it constrains: their validators read it.
     api_replicas: Annotated[int, Field(ge=1, le=MAX_REPLICAS)] = 1
     # The database of the Prefect server `trinity up` starts (PostgreSQL URL); unset: SQLite.
-    database_url: str | None = Field(default=None, validate_default=True)
+    database_url: OptionalText = Field(default=None, validate_default=True)
     # prefect-redis as Prefect's messaging broker and cache (redis://host:port/db).
-    messaging: str | None = Field(default=None, validate_default=True)
-
-    @field_validator("database_url", "messaging", mode="before")
-    @classmethod
-    def _blank_is_none(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
+    messaging: OptionalText = Field(default=None, validate_default=True)
 
     @field_validator("database_url")
     @classmethod
