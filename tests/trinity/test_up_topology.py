@@ -28,13 +28,15 @@ from specs.naming import deployment_full_name
 from tests.conftest import require_postgres
 from tests.support.servers import asyncpg_url, create_database, drop_database, free_port
 from tests.support.services import service_missing
-from trinity.load_balancer import haproxy_binary, write_config
+from trinity.load_balancer import CONFIG_FILE, haproxy_binary, write_config
+from trinity.stack_config import StackConfig, child_specs
 from trinity.topology import (
     KIND_LOAD_BALANCER,
     KIND_PREFECT_API,
     KIND_PREFECT_SERVICES,
     KIND_TRINITY_API,
     KIND_WORKER,
+    Topology,
 )
 
 TRINITY = [sys.executable, "-m", "trinity.cli"]
@@ -136,6 +138,50 @@ def test_the_load_balancer_configuration_is_valid_for_haproxy(tmp_path: Path) ->
     assert text.count(" check") >= 2
 
 
+def test_without_topology_keys_the_stack_is_todays(tmp_path: Path) -> None:
+    specs = child_specs(StackConfig(state_dir=tmp_path), dict(os.environ))
+
+    assert [(spec.name, spec.kind) for spec in specs] == [
+        ("prefect-server", KIND_PREFECT_API),
+        ("trinity-api", KIND_TRINITY_API),
+        ("trinity-worker", KIND_WORKER),
+    ]
+    assert "--no-services" not in specs[0].argv
+    assert "PREFECT_MESSAGING_BROKER" not in specs[0].env
+    assert not (tmp_path / CONFIG_FILE).exists()
+
+
+def test_the_replicated_stack_puts_the_load_balancer_before_the_api_servers(tmp_path: Path) -> None:
+    require_haproxy()
+    topology = Topology(api_replicas=3, messaging="redis://127.0.0.1:6379/9", workers=2)
+    config = StackConfig(state_dir=tmp_path, prefect_port=4321, topology=topology)
+
+    specs = child_specs(config, dict(os.environ))
+
+    assert [(spec.name, spec.kind) for spec in specs] == [
+        ("prefect-api-1", KIND_PREFECT_API),
+        ("prefect-api-2", KIND_PREFECT_API),
+        ("prefect-api-3", KIND_PREFECT_API),
+        ("prefect-services", KIND_PREFECT_SERVICES),
+        ("load-balancer", KIND_LOAD_BALANCER),
+        ("trinity-api", KIND_TRINITY_API),
+        ("trinity-worker-1", KIND_WORKER),
+        ("trinity-worker-2", KIND_WORKER),
+    ]
+    api_servers = specs[:3]
+    assert all("--no-services" in spec.argv for spec in api_servers)
+    assert len({spec.port for spec in api_servers}) == 3
+    assert all(spec.env["PREFECT_MESSAGING_BROKER"] == "prefect_redis.messaging" for spec in specs[:5])
+    assert specs[4].port == 4321
+    assert specs[4].url == config.prefect_ui_url
+    lb_config = (tmp_path / CONFIG_FILE).read_text()
+    assert "bind 127.0.0.1:4321" in lb_config
+    assert all(f"127.0.0.1:{spec.port} check" in lb_config for spec in api_servers)
+    # Each worker has a name of its own in Prefect, so each one's heartbeat is told apart.
+    names = [spec.argv[spec.argv.index("--name") + 1] for spec in specs[6:]]
+    assert len(set(names)) == 2
+
+
 @pytest.fixture
 def messaging_redis() -> Iterator[str]:
     """A Redis database of this test's own, empty before and after."""
@@ -208,6 +254,8 @@ async def final_states(api_url: str, ids: list[str]) -> dict[str, str | None]:
 
 
 @pytest.mark.slow
+# Seven processes start one after another; on a busy two-core machine that takes minutes.
+@pytest.mark.timeout(1500)
 def test_a_replicated_stack_survives_losing_an_api_server(
     tmp_path: Path, prefect_database: str, messaging_redis: str
 ) -> None:
