@@ -109,6 +109,8 @@ ensure_debian_binary() {
   say "$binary unavailable: its tests will be skipped"
 }
 ensure_influxdb() { ensure_debian_binary influxd influxdb; }
+# The load balancer of `trinity up` with prefect.api_replicas > 1 (Debian keeps it in /usr/sbin).
+ensure_haproxy() { PATH="$PATH:/usr/sbin" ensure_debian_binary haproxy haproxy; }
 ensure_prometheus() { ensure_debian_binary prometheus prometheus; }
 
 # Debian's Chromium for the browser test (Playwright drives it; no browser downloads).

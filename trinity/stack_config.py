@@ -17,6 +17,15 @@ from flows.worker.tuning import server_environment
 from trinity.banner import command_lines
 from trinity.stack_setup import worker_heartbeat
 from trinity.supervisor import ChildSpec, http_ok
+from trinity.topology import (
+    KIND_PREFECT_API,
+    KIND_TRINITY_API,
+    KIND_WORKER,
+    Topology,
+    messaging_environment,
+    replicated_prefect_specs,
+    worker_names,
+)
 
 TRINITY_CLI = [sys.executable, "-m", "trinity.cli"]
 SECRETS_FILE = "secrets.json"
@@ -38,6 +47,7 @@ class StackConfig:
     demo_workflow: str | None = "regional-report"
     demo_params: list[str] = field(default_factory=list)
     demo: bool = True
+    topology: Topology = field(default_factory=Topology)
 
     @property
     def prefect_api_url(self) -> str:
@@ -95,7 +105,7 @@ def stack_env(config: StackConfig, stack_secrets: dict[str, str]) -> dict[str, s
 
 
 def child_specs(config: StackConfig, env: dict[str, str]) -> list[ChildSpec]:
-    """The three children of the stack, in start order."""
+    """The children of the stack, in start order: Prefect (:mod:`trinity.topology`), the API, the workers."""
     # Unique to this `trinity up`, so the health check below finds this worker's heartbeat only;
     # the supervisor passes each worker process's start time, so a heartbeat of the process before
     # a restart does not make the new one healthy.
@@ -107,10 +117,12 @@ def child_specs(config: StackConfig, env: dict[str, str]) -> list[ChildSpec]:
         {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
         | server_environment(env)
         | {"PREFECT_UI_API_URL": config.prefect_api_url}
+        | messaging_environment(config.topology.messaging)
     )
-    return [
+    prefect = [
         ChildSpec(
             name="prefect-server",
+            kind=KIND_PREFECT_API,
             argv=[
                 sys.executable,
                 "-m",
@@ -126,32 +138,47 @@ def child_specs(config: StackConfig, env: dict[str, str]) -> list[ChildSpec]:
             health=lambda since: http_ok(f"{config.prefect_api_url}/health"),
             url=config.prefect_ui_url,
             port=config.prefect_port,
-        ),
+        )
+    ]
+    if config.topology.replicated:
+        prefect = replicated_prefect_specs(config, prefect_env)
+    return [
+        *prefect,
         ChildSpec(
             name="trinity-api",
+            kind=KIND_TRINITY_API,
             argv=[*TRINITY_CLI, "api", "--host", config.host, "--port", str(config.api_port)],
             env=env,
             health=lambda since: http_ok(f"{config.api_url}/health"),
             url=f"{config.api_url}/docs",
             port=config.api_port,
         ),
-        ChildSpec(
-            name="trinity-worker",
-            argv=[
-                *TRINITY_CLI,
-                "worker",
-                "--pool",
-                config.pool,
-                "--processes",
-                str(config.worker_processes),
-                "--name",
-                worker_name,
-            ],
-            env=env,
-            health=lambda since: worker_heartbeat(config.prefect_api_url, config.pool, worker_name, since),
-            start_timeout=120.0,
+        *(
+            worker_spec(config, env, child, name)
+            for child, name in worker_names(config.topology, worker_name)
         ),
     ]
+
+
+def worker_spec(config: StackConfig, env: dict[str, str], child: str, worker_name: str) -> ChildSpec:
+    """One ``trinity worker`` of the stack, healthy once Prefect has its heartbeat."""
+    return ChildSpec(
+        name=child,
+        kind=KIND_WORKER,
+        argv=[
+            *TRINITY_CLI,
+            "worker",
+            "--pool",
+            config.pool,
+            "--processes",
+            str(config.worker_processes),
+            "--name",
+            worker_name,
+        ],
+        env=env,
+        health=lambda since: worker_heartbeat(config.prefect_api_url, config.pool, worker_name, since),
+        start_timeout=120.0,
+    )
 
 
 def ready_banner(config: StackConfig, stack_secrets: dict[str, str], workflow_id: str | None = None) -> str:

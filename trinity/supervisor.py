@@ -71,6 +71,8 @@ class ChildSpec:
     url: str | None = None
     port: int | None = None
     start_timeout: float = 120.0
+    # What part of the stack it is (``prefect-api``, ``worker``, ...: see trinity.topology).
+    kind: str = ""
 
 
 @dataclass
@@ -253,6 +255,7 @@ class Supervisor:
             "children": [
                 {
                     "name": c.spec.name,
+                    "kind": c.spec.kind,
                     "pid": c.pid,
                     "pgid": c.pid,
                     "alive": c.alive(),

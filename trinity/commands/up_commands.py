@@ -57,7 +57,10 @@ def up(
     ] = None,
     no_demo: Annotated[bool, typer.Option("--no-demo", help="Skip the demo run.")] = False,
 ) -> None:
-    """Start the Prefect server, the Trinity API and a worker; deploy the examples; keep them running."""
+    """Start the Prefect server, the Trinity API and a worker; deploy the examples; keep them running.
+
+    prefect.api_replicas > 1 in trinity.config.yml: that many Prefect API servers behind HAProxy.
+    """
     from trinity.commands import up_impl  # imports the settings model and httpx: see trinity.cli
 
     up_impl.up(

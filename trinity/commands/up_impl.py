@@ -25,6 +25,7 @@ from trinity.core.settings import ConfigError, Settings
 from trinity.stack import AlreadyRunningError, bring_down, bring_up, read_status
 from trinity.stack_config import StackConfig
 from trinity.stack_setup import StackError
+from trinity.topology import Topology, part_of
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "specs" / "examples"
 
@@ -66,7 +67,12 @@ def up(
         demo_workflow=demo_workflow,
         demo_params=demo_params if demo_params is not None else [f"day={datetime.date.today().isoformat()}"],
         demo=demo,
+        topology=Topology.from_settings(settings),
     )
+    try:
+        config.topology.check_installed()
+    except StackError as exc:
+        fail(f"error: {exc}")
     stopping = {"flag": False}
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -122,6 +128,12 @@ def status(state_dir: Path | None, *, as_json: bool = False) -> None:
     # What the worker's executors hold for Prefect while it is away, and what they lost.
     data["delivery"] = asdict(read_delivery_status(delivery_status_dir(folder)))
     data["sinks"] = sink_figures
+    children = data.get("children")
+    data["parts"] = (
+        [part_of(child) for child in children if isinstance(child, dict)]
+        if isinstance(children, list)
+        else []
+    )
     if as_json:
         typer.echo(json.dumps({"running": True, **data}, indent=2, default=str))
         return
@@ -135,7 +147,7 @@ def _settings(flags: dict[str, str | None] | None = None) -> Settings:
     try:
         return load_settings(flags=flags)
     except ConfigError as exc:
-        fail(f"error: {exc}")
+        fail(*(f"error: {line}" for line in exc.lines))
 
 
 def _state_dir(given: Path | None) -> Path:

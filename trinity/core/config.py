@@ -159,10 +159,10 @@ def load_settings(
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         where = str(source) if source else "configuration"
-        problems = "; ".join(
+        problems = [
             f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
-        raise ConfigError(f"{where}: {problems}") from exc
+        ]
+        raise ConfigError(f"{where}: {'; '.join(problems)}", [f"{where}: {p}" for p in problems]) from exc
     settings._source = str(source) if source else None
     return settings
 

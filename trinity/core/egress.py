@@ -218,6 +218,7 @@ def egress_policy(
         (settings.database_url, "Trinity's database"),
         (settings.prefect.database_url, "Prefect's database"),
         (settings.redis.url, "Redis"),
+        (settings.prefect.messaging, "Prefect's messaging Redis"),
     ]
     configured = settings.security.http
     deny = default_rules(services) + [parse_rule(text) for text in configured.deny]

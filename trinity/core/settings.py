@@ -13,21 +13,47 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from trinity.core.egress import parse_rule
 from trinity.core.sink_settings import MetricsSettings, SinksSettings
 
 DEFAULT_STATE_DIR = ".trinity"
 MIN_JWT_SECRET_LENGTH = 32
+# Prefect API servers and Trinity worker processes `trinity up` may start.
+MAX_REPLICAS = 64
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour|d|day)s?\s*$")
 _UNIT_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
 _UNIT_SECONDS |= {"h": 3600, "hour": 3600, "d": 86400, "day": 86400}
 
 
+def _blank_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# A text setting that an empty value (`key:` or `key: ""` in the file) leaves unset.
+OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
+
+
 class ConfigError(Exception):
-    """The configuration cannot be used; the message names the file and the setting."""
+    """The configuration cannot be used; the message names the file and the setting.
+
+    ``lines``: one per problem (the message has them all on one line).
+    """
+
+    def __init__(self, message: str, lines: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.lines = lines or [message]
 
 
 class _Section(BaseModel):
@@ -147,13 +173,47 @@ class SecuritySettings(_Section):
 
 
 class PrefectSettings(_Section):
-    """The Prefect API this server talks to; unset means Prefect's own configuration."""
+    """The Prefect API this server talks to; unset means Prefect's own configuration.
+
+    ``database_url``, ``api_replicas`` and ``messaging`` are the topology ``trinity up`` starts
+    (:mod:`trinity.topology`): more than one API server needs a shared PostgreSQL database and a
+    shared Redis for Prefect's messaging, so both are required then.
+    """
 
     api_url: str | None = None
     ui_url: str | None = None
     work_pool: str = "trinity"
+    # Declared before the two keys it constrains: their validators read it.
+    api_replicas: Annotated[int, Field(ge=1, le=MAX_REPLICAS)] = 1
     # The database of the Prefect server `trinity up` starts (PostgreSQL URL); unset: SQLite.
-    database_url: str | None = None
+    database_url: OptionalText = Field(default=None, validate_default=True)
+    # prefect-redis as Prefect's messaging broker and cache (redis://host:port/db).
+    messaging: OptionalText = Field(default=None, validate_default=True)
+
+    @field_validator("database_url")
+    @classmethod
+    def _shared_database(cls, value: str | None, info: ValidationInfo) -> str | None:
+        replicas = info.data.get("api_replicas", 1)
+        if replicas > 1 and value is None:
+            raise ValueError(f"required when prefect.api_replicas is {replicas} (a PostgreSQL URL)")
+        if replicas > 1 and value is not None and value.lower().startswith("sqlite"):
+            raise ValueError(
+                f"SQLite cannot be shared by {replicas} API servers; give a PostgreSQL URL "
+                "(postgresql+asyncpg://...)"
+            )
+        return value
+
+    @field_validator("messaging")
+    @classmethod
+    def _redis_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        replicas = info.data.get("api_replicas", 1)
+        if value is None:
+            if replicas > 1:
+                raise ValueError(f"required when prefect.api_replicas is {replicas} (redis://host:port/db)")
+            return value
+        if not value.lower().startswith(("redis://", "rediss://")):
+            raise ValueError(f"{value!r} is not a Redis URL (redis://host:port/db)")
+        return value
 
 
 class AnalyticsSettings(BaseModel):
@@ -206,6 +266,8 @@ class Settings(_Section):
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     sinks: SinksSettings = Field(default_factory=SinksSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    # Trinity worker processes `trinity up` starts (each with its executor processes).
+    workers: Annotated[int, Field(ge=1, le=MAX_REPLICAS)] = 1
     state_dir: str = DEFAULT_STATE_DIR
     _source: str | None = PrivateAttr(default=None)
 
