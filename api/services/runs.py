@@ -48,6 +48,7 @@ from deployments import runs as prefect_runs
 from specs.errors import SpecError
 from specs.parameters import checked_run_parameters
 from specs.schema_limits import PARAMETER_TIME_LIMIT_SECONDS, TIMEOUT_MESSAGE, ParameterTimeoutError
+from specs.secrets import mask_secret_parameters, secret_parameters
 from trinity.core.types import utcnow
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -191,6 +192,7 @@ async def execute_workflow(
                 deployment_id=target.deployment_id,
                 parameters=run_parameters,
                 idempotency_key=prefect_key,
+                secrets=secret_parameters(schema),
             )
         except prefect_runs.DeploymentNotFoundError as exc:
             raise ConflictError(
@@ -201,7 +203,8 @@ async def execute_workflow(
             raise UnprocessableError(
                 "Prefect refused the run", details=[Detail(loc="$.parameters", msg=str(exc))]
             ) from exc
-    run = await _record_run(session, target, ref, parameters, audit)
+    # What the API keeps and shows of the run: secret parameters masked.
+    run = await _record_run(session, target, ref, mask_secret_parameters(schema, parameters), audit)
     if claimed is not None:
         link = update(IdempotencyKey).where(col(IdempotencyKey.id) == claimed).values(run_id=run.id)
         await session.exec(link)
