@@ -1,7 +1,8 @@
 """Secret parameters and secret references: which values are secrets, and how a run refers to them.
 
 A parameter whose schema says ``writeOnly: true`` or ``format: password`` is a secret. Its value is
-never shown (:func:`mask_secret_parameters` puts :data:`~trinity.core.redaction.MASK` in its place)
+never shown (:func:`mask_secret_parameters` puts :data:`~trinity.core.redaction.MASK` in its place,
+and masks credentials in URLs inside the other values)
 and never handed to Prefect in clear: a flow run carries a reference instead
 (:func:`secret_reference`, ``trinity-secret:<block name>``), naming a Prefect ``Secret`` block that
 the executor reads when the run starts. ``${{ secrets.NAME }}`` (or ``secrets['NAME']``) reads an
@@ -17,7 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from trinity.core.redaction import MASK
+from trinity.core.redaction import MASK, redact_value
 
 SECRETS_ROOT = "secrets"
 REFERENCE_PREFIX = "trinity-secret:"
@@ -42,9 +43,10 @@ def secret_parameters(schema: Mapping[str, Any]) -> frozenset[str]:
 
 
 def mask_secret_parameters(schema: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``params`` with each secret parameter's value shown as the mask."""
+    """A copy of ``params`` as it may be shown: each secret parameter's value is the mask, and
+    credentials in URLs inside the other values are masked."""
     secrets = secret_parameters(schema)
-    return {name: MASK if name in secrets else value for name, value in params.items()}
+    return {name: MASK if name in secrets else redact_value(value) for name, value in params.items()}
 
 
 def secret_reference(block_name: str) -> str:
@@ -87,5 +89,6 @@ def secret_form_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def mask_references(params: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``params`` (as a flow run carries them) with each secret reference masked."""
-    return {name: MASK if referenced_block(value) else value for name, value in params.items()}
+    """A copy of ``params`` (as a flow run carries them) with each secret reference masked, and
+    credentials in URLs inside the other values."""
+    return {name: MASK if referenced_block(value) else redact_value(value) for name, value in params.items()}

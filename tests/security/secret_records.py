@@ -5,21 +5,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import anyio
 import sqlalchemy as sa
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.responses import DeploymentResponse
 from prefect.exceptions import ObjectNotFound
 
 from specs.secrets import referenced_block
-from tests.flows.factories import task_runs
+from tests.flows.factories import log_lines, task_runs
 from trinity.core.tables import execution_logs
 from trinity.core.urls import normalise_url
 
 PASSWORD = "hunter2-Pa55word"
 URL_PASSWORD = "url-pw-9931"
 SOURCE = f"postgresql://app:{URL_PASSWORD}@db.internal/orders"
+MASKED_SOURCE = "postgresql://app:***@db.internal/orders"
 TOKEN = "tok-4f1e-named-secret"
 CLEAR = (PASSWORD, URL_PASSWORD, TOKEN)
 # What the run's log shows of the shell task's line, every secret masked.
@@ -71,22 +71,19 @@ async def make_token_block() -> str:
 async def prefect_records(flow_run_id: uuid.UUID, *, tasks: int) -> str:
     """Everything Prefect keeps of a run, as text: the flow run (parameters, state message), its
     task runs (state messages), stored task results, and its log lines (once the shell task's line
-    has arrived)."""
+    has arrived). ``source`` is left out of the flow run's parameters: not declared a secret, it
+    is handed to Prefect as given (its password is masked everywhere else)."""
     runs = await task_runs(flow_run_id, expected=tasks)
     parts: list[str] = []
     async with get_client() as client:
         flow_run = await client.read_flow_run(flow_run_id)
+        assert flow_run.parameters.pop("source") == SOURCE
         parts.append(flow_run.model_dump_json())
         for task_run in runs.values():
             parts.append(task_run.model_dump_json())
             if task_run.state is not None and task_run.state.data is not None:  # a stored result
                 parts.append(f"result of {task_run.name}: {await task_run.state.aresult()!r}")
-        lines: list[str] = []
-        with anyio.move_on_after(30):
-            while not any("login" in line for line in lines):
-                logs = await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
-                lines = [log.message for log in logs]
-                await anyio.sleep(0.5)
+    lines = await log_lines(flow_run_id, until="login")
     assert any(MASKED_LINE in line for line in lines), lines
     return "\n".join([*parts, *lines])
 
@@ -96,6 +93,11 @@ def secret_reference_of(parameters: dict[str, Any]) -> str:
     block = referenced_block(parameters["password"])
     assert block is not None, parameters
     return block
+
+
+async def read_deployment(deployment_id: uuid.UUID) -> DeploymentResponse:
+    async with get_client() as client:
+        return await client.read_deployment(deployment_id)
 
 
 async def block_exists(name: str) -> bool:
