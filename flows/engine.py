@@ -14,6 +14,10 @@ evaluated then, against the upstream outputs. What happens downstream of a task:
 * failed -- dependants are handed the failed states and Prefect parks them in Pending "NotReady";
   independent branches carry on, and the run ends Failed with ``task '<id>' failed: <error>``.
 
+A run's secrets (secret parameters, ``${{ secrets.NAME }}``) are resolved when it starts and held
+for redaction until its final-state hook (:mod:`flows.run_secrets`): the parameters recorded in
+``execution_logs`` show them as ``***``, and every state message, error and log line is masked.
+
 All state is per run (a :class:`_Run`); one engine serves any number of concurrent runs. The
 Prefect task side (the task function and its settings) is in :mod:`flows.task_run`.
 """
