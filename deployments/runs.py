@@ -9,7 +9,7 @@ recording it; the run itself is picked up by a worker.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,7 +21,9 @@ from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
+from blocks.run_secrets import delete_secrets, stash_secret_parameters
 from flows.worker.reruns import rerun_of, rerun_tag
+from specs.secrets import secret_reference
 
 TASK_RUN_PAGE = 200
 
@@ -114,12 +116,39 @@ def flow_run_ui_url(flow_run_id: UUID) -> str | None:
 
 
 async def start_run(
-    *, deployment_id: UUID, parameters: dict[str, Any], idempotency_key: str | None = None
+    *,
+    deployment_id: UUID,
+    parameters: dict[str, Any],
+    idempotency_key: str | None = None,
+    secrets: Collection[str] = (),
 ) -> RunRef:
-    """Create a flow run of a deployment (one call to Prefect); the same key returns the same run."""
+    """Create a flow run of a deployment (one call to Prefect); the same key returns the same run.
+
+    The values of the parameters named in ``secrets`` go to ``Secret`` blocks made for the run
+    first; the flow run carries references to them (:mod:`blocks.run_secrets`).
+    """
+    carried, made = await stash_secret_parameters(parameters, secrets)
+    try:
+        flow_run = await _create_run(deployment_id, carried, idempotency_key)
+    except BaseException:
+        await delete_secrets(made)
+        raise
+    # A repeated idempotency key returns the run made before, which refers to its own blocks.
+    kept = list((flow_run.parameters or {}).values()) if made else []
+    await delete_secrets(block for block in made if secret_reference(block) not in kept)
+    state_type, state_name = _state(flow_run)
+    return RunRef(
+        flow_run_id=flow_run.id,
+        state_type=state_type,
+        state_name=state_name,
+        ui_url=flow_run_ui_url(flow_run.id),
+    )
+
+
+async def _create_run(deployment_id: UUID, parameters: dict[str, Any], idempotency_key: str | None) -> Any:
     async with get_client() as client:
         try:
-            flow_run = await client.create_flow_run_from_deployment(
+            return await client.create_flow_run_from_deployment(
                 deployment_id, parameters=parameters, idempotency_key=idempotency_key
             )
         except ObjectNotFound as exc:
@@ -131,13 +160,6 @@ async def start_run(
             if status in (400, 409, 422):
                 raise RunRejectedError(_detail(exc.response)) from exc
             raise
-    state_type, state_name = _state(flow_run)
-    return RunRef(
-        flow_run_id=flow_run.id,
-        state_type=state_type,
-        state_name=state_name,
-        ui_url=flow_run_ui_url(flow_run.id),
-    )
 
 
 def _detail(response: Any) -> str:

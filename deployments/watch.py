@@ -86,7 +86,8 @@ async def run_here(
     # Heartbeats: if this process dies, Trinity's automation marks the run Crashed.
     with sending_heartbeats(flow_run):
         runner = asyncio.ensure_future(
-            run_flow_async(flow, flow_run=flow_run, parameters=params, return_type="state")
+            # As Prefect holds them: secret parameters are references (flows.local_run).
+            run_flow_async(flow, flow_run=flow_run, parameters=dict(flow_run.parameters), return_type="state")
         )
         if on_status is not None:
 

@@ -16,8 +16,10 @@ from types import MappingProxyType
 from typing import Any
 
 from specs.dag import topological_order, upstream_closure
+from specs.expressions import ExpressionError, analyze, bare_expression, find_expressions
 from specs.models import Specification, Task, Workflow
 from specs.parameters import EXTRA_PARAMETERS, accepts_undeclared_parameters, optional_parameters
+from specs.parsing import iter_strings
 from specs.task_settings import effective_settings
 
 
@@ -45,6 +47,8 @@ class CompiledWorkflow:
     specification: Specification
     order: tuple[str, ...]
     plans: Mapping[str, TaskPlan]
+    # The Secret blocks its expressions read (``secrets.NAME``), loaded when a run starts.
+    secrets: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:
@@ -120,4 +124,22 @@ def compile_workflow(workflow: Workflow, specification: Specification) -> Compil
         specification=specification,
         order=order,
         plans=MappingProxyType(plans),
+        secrets=frozenset(name for task in workflow.tasks for name in secrets_read(task)),
     )
+
+
+def secrets_read(task: Task) -> set[str]:
+    """The Secret block names a (validated) task's expressions read."""
+    embedded: list[Any] = [task.with_, task.for_each if isinstance(task.for_each, list) else None]
+    embedded.append(task.cache.key if task.cache is not None else None)
+    texts = [text for _, text in iter_strings(embedded) if "${{" in text]
+    bare = [text for text in (task.if_, task.for_each) if isinstance(text, str)]
+    names: set[str] = set()
+    try:
+        expressions = [e for text in texts for e in find_expressions(text)]
+        expressions += [bare_expression(text) for text in bare]
+        for expression in expressions:
+            names |= analyze(expression.strip()).secrets
+    except ExpressionError:
+        pass  # validation reports it; the run fails on it where it is evaluated
+    return names

@@ -14,6 +14,10 @@ evaluated then, against the upstream outputs. What happens downstream of a task:
 * failed -- dependants are handed the failed states and Prefect parks them in Pending "NotReady";
   independent branches carry on, and the run ends Failed with ``task '<id>' failed: <error>``.
 
+A run's secrets (secret parameters, ``${{ secrets.NAME }}``) are resolved when it starts and held
+for redaction until its final-state hook (:mod:`flows.run_secrets`): the parameters recorded in
+``execution_logs`` show them as ``***``, and every state message, error and log line is masked.
+
 All state is per run (a :class:`_Run`); one engine serves any number of concurrent runs. The
 Prefect task side (the task function and its settings) is in :mod:`flows.task_run`.
 """
@@ -37,11 +41,13 @@ from flows.actions import Action, resolve_action
 from flows.compiler import CompiledWorkflow, TaskPlan
 from flows.monitoring import hooks as monitoring
 from flows.recording import RunRecord, write_execution_log
+from flows.run_secrets import RunSecrets, SecretNotFoundError, open_run_secrets
 from flows.task_run import RunScope, TaskCall, build_task
 from specs.errors import SpecError
 from specs.expressions import ExpressionError, evaluate_condition, evaluate_items
 from specs.parameters import apply_defaults, drop_unset_optionals, validate_parameters
-from trinity.core.redaction import redact_urls
+from specs.secrets import SECRETS_ROOT, mask_references, mask_secret_parameters
+from trinity.core.redaction import install_log_redaction, redact_held
 from trinity.core.types import utcnow
 
 COMPLETED, SKIPPED, FAILED, BLOCKED = "completed", "skipped", "failed", "blocked"
@@ -69,7 +75,8 @@ class _Run:
 
     def expression_context(self, plan: TaskPlan) -> dict[str, Any]:
         tasks = {task_id: {"output": self.outcomes[task_id].output} for task_id in plan.upstream}
-        return {"params": self.scope.params, "tasks": tasks, "run": self.scope.info}
+        scope = self.scope
+        return {"params": scope.params, "tasks": tasks, "run": scope.info, SECRETS_ROOT: scope.secrets}
 
 
 def run_info(compiled: CompiledWorkflow, flow_run: FlowRun | None) -> dict[str, Any]:
@@ -93,8 +100,8 @@ async def error_text(state: State) -> str:
     except Exception:
         exception = None
     if isinstance(exception, BaseException):
-        return redact_urls(f"{type(exception).__name__}: {exception}".strip().splitlines()[0])
-    return redact_urls(state.message or state.name or "failed")
+        return redact_held(f"{type(exception).__name__}: {exception}".strip().splitlines()[0])
+    return redact_held(state.message or state.name or "failed")
 
 
 class WorkflowEngine:
@@ -108,25 +115,43 @@ class WorkflowEngine:
         self.tasks: dict[str, Task[Any, Any]] = {
             plan.id: build_task(plan) for plan in compiled.plans.values()
         }
-        # Records of runs in progress, handed from the flow body to the final-state hook.
+        # Records and secrets of runs in progress, handed from the flow body to the final-state hook.
         self._records: dict[UUID, RunRecord] = {}
+        self._secrets: dict[UUID, RunSecrets] = {}
 
     async def run(self, params: Mapping[str, Any]) -> Any:
-        """The flow body: validate parameters, run the DAG, return outputs or a Failed state."""
+        """The flow body: resolve secrets, validate parameters, run the DAG, return outputs or a
+        Failed state (its message redacted)."""
         run_context = FlowRunContext.get()
         flow_run = run_context.flow_run if run_context else None
+        install_log_redaction()
+        secrets = RunSecrets(params=drop_unset_optionals(self.compiled.parameters_schema, params))
+        if flow_run is not None:
+            self._secrets[flow_run.id] = secrets
+        try:
+            result = await self._run(secrets, flow_run)
+        finally:
+            if flow_run is None:
+                await secrets.close()
+        return Failed(message=redact_held(result.message or "")) if isinstance(result, State) else result
+
+    async def _run(self, secrets: RunSecrets, flow_run: FlowRun | None) -> Any:
         schema = self.compiled.parameters_schema
-        params = drop_unset_optionals(schema, params)
         record = RunRecord(
             workflow_name=self.compiled.name,
             workflow_version=self.compiled.version,
             flow_run_id=flow_run.id if flow_run else None,
-            parameters=dict(params),
+            parameters=mask_secret_parameters(schema, secrets.params),
             expected_start_time=flow_run.expected_start_time if flow_run else None,
         )
         if flow_run is not None:
             self._records[flow_run.id] = record
         monitoring.run_started(self.compiled.name, self.compiled.version, flow_run)
+        try:
+            await open_run_secrets(secrets, self.compiled, flow_run)
+        except SecretNotFoundError as exc:
+            return Failed(message=f"secrets: {exc}")
+        params = secrets.params
         try:
             problems = validate_parameters(schema, params)
         except SpecError as exc:  # over the time limit
@@ -140,9 +165,10 @@ class WorkflowEngine:
             params=apply_defaults(schema, params),
             info=run_info(self.compiled, flow_run),
             thread_limiter=anyio.CapacityLimiter(limit),
+            secrets=secrets.named,
         )
         run = _Run(scope=scope, record=record, slots=anyio.Semaphore(limit))
-        record.parameters = scope.params
+        record.parameters = mask_secret_parameters(schema, scope.params)
         run.done = {task_id: anyio.Event() for task_id in self.compiled.order}
         async with anyio.create_task_group() as group:
             for task_id in self.compiled.order:
@@ -255,6 +281,14 @@ class WorkflowEngine:
     async def on_final_state(self, flow: Any, flow_run: FlowRun, state: State) -> None:
         """Flow hook (completion, failure, crash, cancellation): write the execution_logs row and
         hand the run to the metrics and the live sinks."""
+        secrets = self._secrets.pop(flow_run.id, None)
+        try:
+            await self._write_final(flow_run, state)
+        finally:
+            if secrets is not None:
+                await secrets.close()
+
+    async def _write_final(self, flow_run: FlowRun, state: State) -> None:
         record = self._records.pop(flow_run.id, None)
         started_here = record is not None
         if record is None:
@@ -263,7 +297,7 @@ class WorkflowEngine:
                 workflow_name=self.compiled.name,
                 workflow_version=self.compiled.version,
                 flow_run_id=flow_run.id,
-                parameters=dict(flow_run.parameters or {}),
+                parameters=mask_references(flow_run.parameters or {}),
                 expected_start_time=flow_run.expected_start_time,
                 started_at=started,
             )

@@ -20,6 +20,7 @@ from prefect import Flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 
+from blocks.run_secrets import stash_secret_parameters
 from blocks.workflow_definition import (
     DefinitionNotFoundError,
     TrinityWorkflow,
@@ -32,6 +33,7 @@ from flows.entry import deployed_definition
 from flows.workflow_flow import build_flow
 from specs.models import Specification, Workflow
 from specs.naming import run_tags
+from specs.secrets import secret_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +75,10 @@ async def start_local_run(
 ) -> tuple[Flow[..., Any], FlowRun]:
     """The flow of a workflow from a file and its new flow run, its definition stored first.
 
-    The caller runs it (e.g. ``prefect.flow_engine.run_flow_async(flow, flow_run=...)``).
+    The caller runs it (e.g. ``prefect.flow_engine.run_flow_async(flow, flow_run=...)``) with the
+    flow run's parameters, where each secret parameter is a reference to a block made for the run.
     """
     flow = build_flow(compile_workflow(workflow, specification))  # every action resolves first
     await store_run_definition(workflow, specification)
-    return flow, await create_local_run(flow, workflow.name, parameters)
+    carried, _ = await stash_secret_parameters(parameters, secret_parameters(specification.parameters))
+    return flow, await create_local_run(flow, workflow.name, carried)

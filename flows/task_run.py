@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -28,7 +28,7 @@ from flows.recording import TaskRecord, process_peak_rss_bytes, stable_hash
 from specs.actions import input_problems
 from specs.expressions import ExpressionError, render
 from specs.injection import injection_problems
-from trinity.core.redaction import redact_urls
+from trinity.core.redaction import redact_held, redact_value
 from trinity.core.types import utcnow
 
 RUN, SKIP, ERROR, EMPTY, BLOCKED = "run", "skip", "error", "empty", "blocked"
@@ -42,6 +42,8 @@ class RunScope:
     params: dict[str, Any]
     info: dict[str, Any]
     thread_limiter: anyio.CapacityLimiter
+    # ``secrets.NAME`` values read for this run (expressions only; never logged).
+    secrets: dict[str, Any] = field(default_factory=dict)
 
 
 class TaskCall:
@@ -114,9 +116,6 @@ class TaskCall:
                 output = await self.action.run(inputs, context)
             else:
                 output = await context.run_in_thread(self.action.run, inputs, context)
-        except Exception as exc:
-            _mask_credentials(exc)  # its text becomes the task run's state message in Prefect
-            raise
         finally:
             usage = context.usage
             if usage.cpu_seconds is not None:
@@ -126,7 +125,8 @@ class TaskCall:
             )
             record.peak_memory_bytes = max(record.peak_memory_bytes or 0, peak)
         record.output_hash = stable_hash(output)
-        return output
+        # The output is the task run's result (kept by Prefect when cached): secrets masked.
+        return redact_value(output)
 
 
 def _current_label(default: str) -> str:
@@ -134,12 +134,22 @@ def _current_label(default: str) -> str:
     return task_run.task_run.name if task_run and task_run.task_run else default
 
 
+class RedactedError(Exception):
+    """An action's error whose text held a secret, re-raised with the secret masked."""
+
+
 def _mask_credentials(exc: Exception) -> None:
-    """Mask credentials in URLs in an exception's text (kept in Prefect's state message and logs)."""
+    """Mask credentials in URLs and secrets in an exception's text (it becomes Prefect's state
+    message and log lines); an exception whose text its arguments do not make is replaced."""
     text = str(exc)
-    masked = redact_urls(text)
-    if masked != text and len(exc.args) <= 1:
+    masked = redact_held(text)
+    if masked == text:
+        return
+    if len(exc.args) <= 1:
         exc.args = (masked,)
+        if str(exc) == masked:
+            return
+    raise RedactedError(f"{type(exc).__name__}: {masked}") from None
 
 
 def _refuse_injection(plan: TaskPlan) -> None:
@@ -163,7 +173,11 @@ def _validated_inputs(action: Action, raw: Any, uses: str) -> Any:
 
 async def _execute(label: str, call: TaskCall) -> Any:
     """The body of every spec task run (``label`` only names the run)."""
-    return await call.execute()
+    try:
+        return await call.execute()
+    except Exception as exc:
+        _mask_credentials(exc)  # its text becomes the task run's state message in Prefect
+        raise
 
 
 def _cache_key(context: Any, parameters: dict[str, Any]) -> str | None:

@@ -7,7 +7,8 @@ powers, string formatting, ``join``, ``replace``). A value that is exactly one e
 native type; text with embedded expressions renders to a string.
 
 The context holds ``params`` (dict), ``tasks`` (task id -> ``{"output": ...}``), ``item`` (inside
-``for_each``) and ``run`` (``id``, ``name``, ``scheduled_time``, ``workflow``, ``version``).
+``for_each``), ``run`` (``id``, ``name``, ``scheduled_time``, ``workflow``, ``version``) and
+``secrets`` (Prefect ``Secret`` blocks by name, read by the executor when the run starts).
 :func:`analyze` extracts what an expression reads, so validation can check references before a run.
 """
 
@@ -26,11 +27,12 @@ from jinja2.parser import Parser
 from specs.errors import SpecError
 from specs.expression_checks import static_problems
 from specs.sandbox import ENVIRONMENT, text_of
+from specs.secrets import SECRETS_ROOT, secret_name_problem
 from specs.sizes import budget, current_limit, items_size, text_size
 
 MAX_EXPRESSION_CHARS = 2_000
 
-CONTEXT_NAMES = frozenset({"params", "tasks", "item", "run"})
+CONTEXT_NAMES = frozenset({"params", "tasks", "item", "run", SECRETS_ROOT})
 RUN_FIELDS = frozenset({"id", "name", "scheduled_time", "workflow", "version"})
 GLOBAL_NAMES = frozenset({"range", "dict"})
 
@@ -51,6 +53,7 @@ class References:
     run_fields: frozenset[str]
     names: frozenset[str]
     problems: tuple[str, ...]
+    secrets: frozenset[str] = frozenset()
 
     @property
     def uses_item(self) -> bool:
@@ -126,6 +129,7 @@ class _Collector:
         self.params: set[str] = set()
         self.run_fields: set[str] = set()
         self.names: set[str] = set()
+        self.secrets: set[str] = set()
         self.problems: list[str] = []
 
     def visit(self, node: nodes.Node, parent: nodes.Node | None) -> None:
@@ -150,7 +154,11 @@ class _Collector:
         if name == "tasks":
             self.problems.append("read a task's result as tasks.<id>.output")
         elif name not in CONTEXT_NAMES and name not in GLOBAL_NAMES:
-            self.problems.append(f"unknown name '{name}'; expressions can read params, tasks, item and run")
+            self.problems.append(
+                f"unknown name '{name}'; expressions can read params, tasks, item, run and secrets"
+            )
+        elif name == SECRETS_ROOT:
+            self.problems.append("read a secret by its name: secrets.NAME or secrets['NAME']")
 
     def _access(self, name: str, key: str | None, node: nodes.Node, parent: nodes.Node | None) -> None:
         self.names.add(name)
@@ -170,6 +178,12 @@ class _Collector:
         elif name == "params":
             if key is not None:
                 self.params.add(key)
+        elif name == SECRETS_ROOT:
+            problem = secret_name_problem(key)
+            if problem is not None:
+                self.problems.append(problem)
+            elif key is not None:
+                self.secrets.add(key)
         elif name == "run":
             if key is not None:
                 self.run_fields.add(key)
@@ -201,6 +215,7 @@ def analyze(expression: str) -> References:
         run_fields=frozenset(collector.run_fields),
         names=frozenset(collector.names),
         problems=tuple(dict.fromkeys(collector.problems)),
+        secrets=frozenset(collector.secrets),
     )
 
 

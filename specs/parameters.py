@@ -28,6 +28,7 @@ from referencing.exceptions import Unresolvable
 from specs.errors import Problem, SpecError, json_path
 from specs.schema_limits import PARAMETER_TIME_LIMIT_SECONDS, BoundedValidator, search
 from specs.schema_limits import time_limit as schema_time_limit
+from specs.secrets import secret_form_schema
 
 PathParts = tuple[str | int, ...]
 
@@ -232,9 +233,10 @@ def prefect_parameters_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     It refuses undeclared names (``additionalProperties: false``). When the specification accepts
     them, they are one object property, :data:`EXTRA_PARAMETERS`, holding what the specification
     said of them (``additionalProperties``, ``patternProperties``), because a flow run can only
-    carry them that way (see the module's docstring).
+    carry them that way (see the module's docstring). Secret parameters are masked form fields
+    that accept a reference (:func:`specs.secrets.secret_form_schema`).
     """
-    result = copy.deepcopy(dict(schema))
+    result = secret_form_schema(schema)
     if not accepts_undeclared_parameters(schema):
         result["additionalProperties"] = False
         return result

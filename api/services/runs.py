@@ -53,6 +53,7 @@ from specs.schema_limits import (
     WAIT_LIMIT_SECONDS,
     ParameterTimeoutError,
 )
+from specs.secrets import mask_secret_parameters, secret_parameters
 from trinity.core.types import utcnow
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -196,6 +197,7 @@ async def execute_workflow(
                 deployment_id=target.deployment_id,
                 parameters=run_parameters,
                 idempotency_key=prefect_key,
+                secrets=secret_parameters(schema),
             )
         except prefect_runs.DeploymentNotFoundError as exc:
             raise ConflictError(
@@ -206,7 +208,8 @@ async def execute_workflow(
             raise UnprocessableError(
                 "Prefect refused the run", details=[Detail(loc="$.parameters", msg=str(exc))]
             ) from exc
-    run = await _record_run(session, target, ref, parameters, audit)
+    # What the API keeps and shows of the run: secret parameters masked.
+    run = await _record_run(session, target, ref, mask_secret_parameters(schema, parameters), audit)
     if claimed is not None:
         link = update(IdempotencyKey).where(col(IdempotencyKey.id) == claimed).values(run_id=run.id)
         await session.exec(link)

@@ -65,6 +65,7 @@ from flows.analytics.records import (
     task_run_row,
 )
 from specs.naming import ANALYTICS_TAG, RESERVED_FLOW_NAMES, TRINITY_TAG, workflow_from_tags
+from specs.secrets import mask_references
 from trinity.core import tables as core_tables
 from trinity.core.tables import non_key_columns
 
@@ -334,7 +335,7 @@ def _store_page(engine: sa.Engine, tables: Tables, page: _Page, result: HarvestR
                 result.unresolved.append(run.id)
                 continue
             row = execution_log_row(run, identity)
-            row["metrics"] = {"parameters": dict(run.parameters or {})}
+            row["metrics"] = {"parameters": mask_references(run.parameters or {})}
             log_rows.append(row)
             rows = _task_rows(run, identity, page.task_runs.get(run.id, []), (previous or {}).get("metrics"))
             task_rows += rows

@@ -56,6 +56,7 @@ from flows.worker.runs import (
     uncancel_current_task,
 )
 from flows.worker.suspension import SuspensionWatch, current_watch
+from trinity.core.redaction import redact_held
 
 logger = get_logger("trinity.worker.executor")
 
@@ -304,7 +305,7 @@ class Executor:
                 flow_run_id=key,
                 state_type=state.type.value if state is not None else None,
                 state_name=state.name if state is not None else None,
-                detail=detail,
+                detail=redact_held(detail) if detail else detail,  # the worker logs it
                 abandoned=abandoned,
             )
         )
@@ -338,7 +339,8 @@ class Executor:
     async def _crash(self, flow_run_id: UUID, exc: BaseException) -> State | None:
         """Record that the executor could not run the flow run (it never reached the engine)."""
         assert self._client is not None
-        message = f"The Trinity executor could not run this flow run: {type(exc).__name__}: {exc}"
+        reason = redact_held(f"{type(exc).__name__}: {exc}")
+        message = f"The Trinity executor could not run this flow run: {reason}"
         try:
             flow_run = await self._client.read_flow_run(flow_run_id)
             flow_run_logger(flow_run).error(message, exc_info=exc)

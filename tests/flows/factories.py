@@ -7,8 +7,15 @@ import time
 from typing import Any
 from uuid import UUID
 
+import anyio
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentTaskRunId
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterParentTaskRunId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 from prefect.client.schemas.objects import FlowRun, State, TaskRun
 from prefect.client.schemas.sorting import TaskRunSort
 from prefect.flow_engine import run_flow_async
@@ -133,3 +140,15 @@ async def child_flow_runs(flow_run: UUID, parent_task_run_id: UUID) -> list[Flow
 def upstream_ids(task_run: TaskRun) -> set[UUID]:
     """Ids of the task runs this one waited for (its DAG edges as Prefect recorded them)."""
     return {item.id for inputs in task_run.task_inputs.values() for item in inputs}
+
+
+async def log_lines(run_id: UUID, *, until: str, timeout: float = 30.0) -> list[str]:
+    """The messages Prefect holds of a flow run's logs, once one contains ``until`` (or at timeout)."""
+    lines: list[str] = []
+    async with get_client() as client:
+        with anyio.move_on_after(timeout):
+            while not any(until in line for line in lines):
+                logs = await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+                lines = [log.message for log in logs]
+                await anyio.sleep(0.5)
+    return lines

@@ -109,3 +109,19 @@ def test_the_analytics_read_the_settings_the_compiler_runs_with() -> None:
     assert plans["a"].retry_jitter == 0.5
     assert read.tasks["b"].retry_delay_seconds == 3.0
     assert read.max_parallel_tasks == wf.concurrency.max_parallel_tasks
+
+
+def test_the_secrets_a_workflow_reads_are_known_before_it_runs() -> None:
+    wf = workflow(
+        [
+            {
+                "id": "a",
+                "uses": "noop",
+                "with": {"output": "${{ secrets.dbtoken }} ${{ secrets['api-key'] }}"},
+            },
+            {"id": "b", "uses": "noop", "if": "${{ secrets['flag-1'] != '' }}", "for_each": [1]},
+            {"id": "c", "uses": "noop", "cache": {"key": "${{ secrets.salt }}"}},
+        ]
+    )
+
+    assert compile_workflow(wf, specification()).secrets == {"dbtoken", "api-key", "flag-1", "salt"}

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import anyio
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from tests.flows.conftest import anyio_backend, fresh_events_worker
-from tests.flows.factories import flow_run_id, run_workflow, task_runs, workflow
+from tests.flows.factories import flow_run_id, log_lines, run_workflow, task_runs, workflow
 
 __all__ = ["anyio_backend", "fresh_events_worker"]
 pytestmark = pytest.mark.anyio
@@ -30,12 +27,6 @@ async def test_a_failing_task_with_credentials_in_its_output(prefect_api: object
     [task_run] = (await task_runs(run_id, expected=1)).values()
     assert task_run.state is not None
     assert "s3cret-pw" not in str(task_run.state.message)
-    async with get_client() as client:
-        lines: list[str] = []
-        with anyio.move_on_after(30):
-            while not any("using postgresql" in line for line in lines):
-                logs = await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
-                lines = [log.message for log in logs]
-                await anyio.sleep(0.5)
+    lines = await log_lines(run_id, until="using postgresql")
     assert any("postgresql://app:***@db/x" in line for line in lines), lines
     assert not [line for line in lines if "s3cret-pw" in line]

@@ -270,12 +270,14 @@ def test_a_spec_that_accepts_undeclared_parameters_lets_tasks_read_them() -> Non
 def test_unknown_names_and_run_fields() -> None:
     text = workflow_text(
         """
-        - {id: a, uses: noop, with: {output: "${{ secrets.token }}"}}
+        - {id: a, uses: noop, with: {output: "${{ env.token }}"}}
         - {id: b, uses: noop, with: {output: "${{ run.nope }}"}}
         """
     )
     found = problems(text)
-    assert only(found, "unknown name 'secrets'").json_path == "$.tasks[0].with.output"
+    unknown = only(found, "unknown name 'env'")
+    assert unknown.json_path == "$.tasks[0].with.output"
+    assert unknown.message.endswith("expressions can read params, tasks, item, run and secrets")
     assert only(found, "run has no field 'nope'").json_path == "$.tasks[1].with.output"
 
 

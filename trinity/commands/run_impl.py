@@ -31,6 +31,7 @@ from deployments.watch import (
 )
 from flows.worker.heartbeat import heartbeat_seconds
 from specs.naming import deployment_full_name
+from specs.secrets import secret_parameters
 from trinity.commands.common import fail
 from trinity.commands.documents import check_params, load_documents, parse_params
 from trinity.commands.prefect_calls import call_prefect, prefect_api_url
@@ -101,7 +102,11 @@ async def _through_deployment(
         fail(f"error: no deployment '{deployment_full_name(name)}' (deploy it with `trinity deploy FILE`)")
     params = check_params(deployment.parameters_schema, params)
     try:
-        ref = await start_run(deployment_id=deployment.deployment_id, parameters=params)
+        ref = await start_run(
+            deployment_id=deployment.deployment_id,
+            parameters=params,
+            secrets=secret_parameters(deployment.parameters_schema),
+        )
     except RunError as exc:
         fail(f"error: Prefect refused the run: {exc}")
     pool = deployment.work_pool_name

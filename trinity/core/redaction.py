@@ -9,6 +9,12 @@
   ``&api_key=...``, ``password``, ``secret``, ``signature`` ...);
 * every given secret value wherever it appears, also inside a larger string.
 
+Secret values a process holds right now (the secret parameters and ``${{ secrets.NAME }}`` values
+of the runs in progress) are kept in one process-wide registry (:func:`hold_secrets`,
+:func:`release_secrets`); :func:`redact_held` masks them all, and :func:`install_log_redaction`
+makes every log line of Prefect's run loggers and of Trinity pass through it -- message and
+traceback -- before any handler (Prefect's API, the console, the sinks) sees it.
+
 The masked form is :data:`MASK`. Secrets shorter than :data:`MIN_SECRET_CHARS` are not searched
 for, since masking every ``1`` or ``a`` of a message would hide it without protecting anything.
 """
@@ -17,7 +23,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 MASK = "***"
 MIN_SECRET_CHARS = 4
@@ -57,16 +66,92 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
+_held: Counter[str] = Counter()
+_held_lock = threading.Lock()
+
+
+def secret_texts(value: Any) -> list[str]:
+    """The strings a secret value can appear as in text: itself, or each string inside it."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in secret_texts(item)]
+    if isinstance(value, list | tuple):
+        return [text for item in value for text in secret_texts(item)]
+    if value is None or isinstance(value, bool):
+        return []
+    return [str(value)]
+
+
+def hold_secrets(values: Iterable[str]) -> None:
+    """Mask ``values`` everywhere in this process until they are released (counted per value)."""
+    with _held_lock:
+        _held.update(value for value in values if len(value) >= MIN_SECRET_CHARS)
+
+
+def release_secrets(values: Iterable[str]) -> None:
+    """Undo one :func:`hold_secrets` of ``values``."""
+    with _held_lock:
+        _held.subtract(value for value in values if len(value) >= MIN_SECRET_CHARS)
+        for value in [value for value, count in _held.items() if count <= 0]:
+            del _held[value]
+
+
+def held_secrets() -> list[str]:
+    """The secret values held right now."""
+    with _held_lock:
+        return list(_held)
+
+
+def redact_held(text: str) -> str:
+    """``text`` with credentials in URLs and every held secret masked."""
+    return redact(text, held_secrets())
+
+
+def redact_value(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """A copy of ``value`` (JSON-like) with every string in it redacted (held secrets included)."""
+    known = [*secrets, *held_secrets()]
+    if isinstance(value, str):
+        return redact(value, known)
+    if isinstance(value, dict):
+        return {key: redact_value(item, known) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_value(item, known) for item in value)
+    return value
+
+
 class RedactingFilter(logging.Filter):
-    """A logging filter that masks credentials in URLs (and ``secrets``) in each record's message."""
+    """A logging filter that masks credentials in URLs, ``secrets`` and the held secrets in each
+    record's message and traceback."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
         self.secrets = list(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        secrets = [*self.secrets, *held_secrets()]
         message = record.getMessage()
-        masked = redact(message, self.secrets)
+        masked = redact(message, secrets)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse exc_text: the traceback is formatted (and masked) once, here.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, secrets)
         return True
+
+
+# Loggers whose records are made there (filters on a logger apply to its own records only).
+REDACTED_LOGGERS = ("prefect.flow_runs", "prefect.task_runs", "prefect.workers", "trinity")
+_log_filter = RedactingFilter()
+
+
+def install_log_redaction() -> None:
+    """Redact the records of :data:`REDACTED_LOGGERS`, and every record reaching the handlers of
+    the root and ``prefect`` loggers (idempotent; call again after handlers were configured)."""
+    loggers = [logging.getLogger(name) for name in REDACTED_LOGGERS]
+    handlers = [*logging.getLogger().handlers, *logging.getLogger("prefect").handlers]
+    for target in [*loggers, *handlers]:
+        if _log_filter not in target.filters:
+            target.addFilter(_log_filter)

@@ -6,7 +6,19 @@ import logging
 
 import pytest
 
-from trinity.core.redaction import MASK, RedactingFilter, redact, redact_urls, shorten
+from trinity.core.redaction import (
+    MASK,
+    RedactingFilter,
+    hold_secrets,
+    install_log_redaction,
+    redact,
+    redact_held,
+    redact_urls,
+    redact_value,
+    release_secrets,
+    secret_texts,
+    shorten,
+)
 
 
 @pytest.mark.parametrize(
@@ -48,3 +60,51 @@ def test_logging_filter_masks_the_message(caplog: pytest.LogCaptureFixture) -> N
     with caplog.at_level(logging.INFO, logger="test.redaction"):
         logger.info("connecting to %s with %s", "postgresql://a:b@db/x", "topsecret")
     assert caplog.messages == ["connecting to postgresql://a:***@db/x with ***"]
+
+
+def test_held_secrets_are_masked_inside_larger_strings_until_released() -> None:
+    hold_secrets(["s3cr3t-value", "abc"])  # too short to search for: left alone
+    try:
+        text = "user=app;pw=s3cr3t-value;db=postgresql://a:b@h/x;s3cr3t-values"
+        assert redact_held(text) == f"user=app;pw={MASK};db=postgresql://a:{MASK}@h/x;{MASK}s"
+        assert redact_held("abc") == "abc"
+        nested = {"out": ["x s3cr3t-value y", 3, None], "n": "https://t0ken@h/"}
+        assert redact_value(nested) == {"out": [f"x {MASK} y", 3, None], "n": f"https://{MASK}@h/"}
+    finally:
+        release_secrets(["s3cr3t-value", "abc"])
+    assert redact_held("pw=s3cr3t-value") == "pw=s3cr3t-value"
+
+
+def test_a_secret_held_twice_stays_masked_until_both_release_it() -> None:
+    hold_secrets(["shared-secret"])
+    hold_secrets(["shared-secret"])
+    release_secrets(["shared-secret"])
+    assert redact_held("x shared-secret") == f"x {MASK}"
+    release_secrets(["shared-secret"])
+    assert redact_held("x shared-secret") == "x shared-secret"
+
+
+def test_secret_texts_of_structured_values() -> None:
+    assert secret_texts({"user": "u", "key": ["k1", 42]}) == ["u", "k1", "42"]
+    assert secret_texts(None) == []
+
+
+def test_installed_redaction_masks_run_log_lines_and_their_tracebacks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    install_log_redaction()
+    logger = logging.getLogger("prefect.task_runs")
+    hold_secrets(["tb-secret-1"])
+    try:
+        with caplog.at_level(logging.INFO, logger="prefect.task_runs"):
+            try:
+                raise ValueError("could not log in with tb-secret-1")
+            except ValueError:
+                logger.exception("task failed for tb-secret-1")
+    finally:
+        release_secrets(["tb-secret-1"])
+    [record] = caplog.records
+    assert record.getMessage() == f"task failed for {MASK}"
+    assert record.exc_text is not None
+    assert f"could not log in with {MASK}" in record.exc_text
+    assert "tb-secret-1" not in caplog.text
