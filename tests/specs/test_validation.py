@@ -423,3 +423,48 @@ def test_document_must_be_a_mapping_with_kind() -> None:
     found = problems("- a\n- b\n---\nname: x\n")
     assert only(found, "must be a mapping").line == 1
     assert only(found, "missing 'kind'").line == 4
+
+
+@pytest.mark.parametrize(
+    "runner",
+    [
+        "{type: dask, workers: 4}",
+        "{type: dask, address: 'tcp://127.0.0.1:8786'}",
+        "{type: dask, address: 'tcp://dask-scheduler.internal:8786'}",
+        "{type: dask, address: 'tcp://[::1]:8786'}",
+    ],
+)
+def test_dask_task_runner_is_accepted(runner: str) -> None:
+    assert problems(workflow_text("- {id: a, uses: noop}", header=f"task_runner: {runner}\n")) == []
+
+
+@pytest.mark.parametrize(
+    ("runner", "path", "fragment"),
+    [
+        ("{type: thread}", "$.task_runner.type", "input should be 'dask', got 'thread'"),
+        ("{workers: 2}", "$.task_runner.type", "missing required key 'type'"),
+        ("{type: dask}", "$.task_runner", "exactly one of 'address' or 'workers'"),
+        (
+            "{type: dask, workers: 2, address: 'tcp://h:1'}",
+            "$.task_runner",
+            "exactly one of 'address' or 'workers'",
+        ),
+        ("{type: dask, workers: 0}", "$.task_runner.workers", "greater than or equal to 1"),
+        ("{type: dask, workers: 257}", "$.task_runner.workers", "less than or equal to 256"),
+        ("{type: dask, wokers: 2}", "$.task_runner.wokers", "did you mean 'workers'?"),
+        (
+            "{type: dask, address: 'http://127.0.0.1:8786'}",
+            "$.task_runner.address",
+            "invalid Dask scheduler address 'http://127.0.0.1:8786' (expected tcp://host:port",
+        ),
+        ("{type: dask, address: 'tcp://h:65536'}", "$.task_runner.address", "invalid Dask scheduler address"),
+        ("{type: dask, address: 'tcp://h'}", "$.task_runner.address", "invalid Dask scheduler address"),
+        ("{type: dask, address: 'tcp://a b:1'}", "$.task_runner.address", "invalid Dask scheduler address"),
+        ("dask", "$.task_runner", "expected a mapping, got str"),
+    ],
+)
+def test_bad_task_runner_is_one_located_problem(runner: str, path: str, fragment: str) -> None:
+    found = problems(workflow_text("- {id: a, uses: noop}", header=f"task_runner: {runner}\n"))
+    problem = only(found, fragment)
+    assert len(found) == 1, [p.format() for p in found]
+    assert (problem.line, problem.json_path) == (14, path)
