@@ -38,7 +38,7 @@ def task_runner_for(spec: TaskRunnerSpec) -> TaskRunner[Any]:
     """The prefect-dask task runner a workflow's ``task_runner`` asks for."""
     if spec.address is not None:
         return DaskTaskRunner(address=spec.address)
-    # Loopback only and no dashboard: the cluster lives as long as one run, for that run alone.
+    # Loopback only, the dashboard on a free port: the cluster serves one run and ends with it.
     cluster = {
         "n_workers": spec.workers,
         "processes": True,

@@ -18,29 +18,33 @@ from distributed import LocalCluster
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-from api.db import migrate
-from tests.flows.factories import flow_run_id, run_workflow, task_runs, workflow
+from deployments.service import deploy_workflow
+from tests.flows.factories import flow_run_id, run_workflow, specification, task_runs, workflow
+from tests.flows.worker.support import (
+    create_runs,
+    is_final,
+    running_worker,
+    trinity_worker_command,
+    wait_for,
+    worker_env,
+)
+from tests.support.servers import PrefectServer
 from trinity.core.tables import execution_logs
 from trinity.core.urls import normalise_url
 
 pytestmark = pytest.mark.anyio
 
 
+# A scheduler and two worker processes on 127.0.0.1, a few threads each: a task run spends most
+# of its time waiting on the Prefect API.
+CLUSTER = {"n_workers": 2, "threads_per_worker": 4, "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    """A running Dask cluster: a scheduler and two single-thread worker processes on 127.0.0.1."""
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
-    ) as running:
+    """A running Dask cluster, shared by the tests that connect to one by address."""
+    with LocalCluster(processes=True, **CLUSTER) as running:
         yield running
-
-
-@pytest.fixture
-def task_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path / 'trinity.db'}"
-    migrate(url)
-    monkeypatch.setenv("TRINITY_DATABASE_URL", url)
-    return url
 
 
 def _task_metrics(url: str, run_id: UUID) -> dict[str, dict[str, Any]]:
@@ -76,8 +80,11 @@ async def _log_messages(run_id: UUID, needle: str, *, expected: int, timeout: fl
     raise AssertionError(f"expected {expected} log lines with {needle!r}, got {found}")
 
 
+# Every one of the 100 task runs starts a Prefect task engine of its own on a worker: slow on a
+# busy two-core machine.
+@pytest.mark.timeout(900)
 async def test_fan_out_of_100_items_runs_on_the_dask_workers(
-    prefect_api: object, cluster: LocalCluster, task_records: str
+    prefect_api: object, cluster: LocalCluster, sqlite_logs: str
 ) -> None:
     square = {
         "id": "square",
@@ -101,7 +108,7 @@ async def test_fan_out_of_100_items_runs_on_the_dask_workers(
     runs = await task_runs(run_id, expected=101)
     assert sorted(runs) == sorted([f"square[{i}]" for i in range(100)] + ["total"])
     assert all(run.state is not None and run.state.is_completed() for run in runs.values())
-    records = _task_metrics(task_records, run_id)
+    records = _task_metrics(sqlite_logs, run_id)
     workers = set(cluster.scheduler_info["workers"])
     ran_on = {label: records[label]["worker"] for label in records if label.startswith("square[")}
     assert len(ran_on) == 100
@@ -113,36 +120,27 @@ async def test_fan_out_of_100_items_runs_on_the_dask_workers(
 
 
 async def test_a_retrying_task_retries_on_dask(
-    prefect_api: object, cluster: LocalCluster, task_records: str, tmp_path: Path
+    prefect_api: object, cluster: LocalCluster, sqlite_logs: str, tmp_path: Path
 ) -> None:
-    counter = tmp_path / "attempts"
-    wf = workflow(
-        **_on_dask(
-            cluster.scheduler_address,
-            [
-                {
-                    "id": "flaky",
-                    "uses": "python",
-                    "retries": 2,
-                    "with": {"callable": "tests.flows.helpers:flaky", "args": [str(counter), 2]},
-                }
-            ],
-        )
-    )
+    flaky = {
+        "id": "flaky",
+        "uses": "python",
+        "retries": 1,
+        "with": {"callable": "tests.flows.helpers:flaky", "args": [str(tmp_path / "attempts"), 1]},
+    }
 
-    state = await run_workflow(wf)
+    state = await run_workflow(workflow(**_on_dask(cluster.scheduler_address, [flaky])))
 
     assert state.is_completed(), state.message
-    assert (await state.aresult())["flaky"] == "succeeded on attempt 3"
-    runs = await task_runs(flow_run_id(state), expected=1)
-    assert runs["flaky"].run_count == 3
-    record = _task_metrics(task_records, flow_run_id(state))["flaky"]
-    assert record["attempts"] == 3
+    record = _task_metrics(sqlite_logs, flow_run_id(state))["flaky"]
+    assert (record["attempts"], record["state"]) == (2, "COMPLETED")
     assert record["worker"] in cluster.scheduler_info["workers"]
+    [task_run] = (await task_runs(flow_run_id(state), expected=1)).values()
+    assert (task_run.name, task_run.run_count) == ("flaky", 2)
 
 
 async def test_a_task_over_its_timeout_fails_on_dask(
-    prefect_api: object, cluster: LocalCluster, task_records: str
+    prefect_api: object, cluster: LocalCluster, sqlite_logs: str
 ) -> None:
     wf = workflow(
         **_on_dask(
@@ -158,7 +156,7 @@ async def test_a_task_over_its_timeout_fails_on_dask(
     runs = await task_runs(flow_run_id(state), expected=1)
     assert runs["slow"].state is not None
     assert runs["slow"].state.name == "TimedOut"
-    record = _task_metrics(task_records, flow_run_id(state))["slow"]
+    record = _task_metrics(sqlite_logs, flow_run_id(state))["slow"]
     assert record["state"] == "FAILED"
     assert record["worker"] in cluster.scheduler_info["workers"]
 
@@ -173,7 +171,7 @@ def _port_open(address: str) -> bool:
 
 
 async def test_workers_starts_a_local_cluster_for_the_run_and_stops_it(
-    prefect_api: object, task_records: str
+    prefect_api: object, sqlite_logs: str
 ) -> None:
     wf = workflow(
         [{"id": "item", "uses": "sleep", "for_each": list(range(8)), "with": {"seconds": 0.5}}],
@@ -183,7 +181,7 @@ async def test_workers_starts_a_local_cluster_for_the_run_and_stops_it(
     state = await run_workflow(wf)
 
     assert state.is_completed(), state.message
-    records = _task_metrics(task_records, flow_run_id(state))
+    records = _task_metrics(sqlite_logs, flow_run_id(state))
     workers = {records[f"item[{i}]"]["worker"] for i in range(8)}
     assert len(workers) == 2
     assert all(address.startswith("tcp://127.0.0.1:") for address in workers)
@@ -194,7 +192,7 @@ async def test_workers_starts_a_local_cluster_for_the_run_and_stops_it(
 
 
 async def test_an_unreachable_scheduler_fails_the_run_with_one_line(
-    prefect_api: object, task_records: str
+    prefect_api: object, sqlite_logs: str
 ) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -208,3 +206,23 @@ async def test_an_unreachable_scheduler_fails_the_run_with_one_line(
     message = state.message or ""
     assert message.startswith(f"Dask scheduler {address} not usable: ")
     assert "\n" not in message
+
+
+async def test_the_trinity_worker_runs_a_dask_workflow_on_the_cluster(
+    prefect_api: PrefectServer, cluster: LocalCluster, sqlite_logs: str, tmp_path: Path
+) -> None:
+    pool = "dask-pool"
+    tasks = [{"id": "item", "uses": "noop", "for_each": list(range(6)), "with": {"output": "${{ item }}"}}]
+    wf = workflow(name="dask-on-worker", spec_name="dask-spec", **_on_dask(cluster.scheduler_address, tasks))
+    deployed = await deploy_workflow(
+        workflow=wf, specification=specification(name="dask-spec"), work_pool=pool
+    )
+    command = trinity_worker_command(pool, processes=1, concurrency=1)
+    with running_worker(command, worker_env(prefect_api, sqlite_logs), tmp_path / "worker.log") as worker:
+        [run_id] = await create_runs(deployed.id, 1)
+        [run] = await wait_for([run_id], is_final, timeout=240, what="finished")
+        assert run.state_name == "Completed", worker.log()
+    records = _task_metrics(sqlite_logs, run_id)
+    assert sorted(records) == [f"item[{i}]" for i in range(6)]
+    assert {record["worker"] for record in records.values()} <= set(cluster.scheduler_info["workers"])
+    assert all(record["worker"] for record in records.values())

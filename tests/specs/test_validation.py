@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from specs.errors import Problem
 from tests.specs.helpers import SPEC, only, problems, workflow_text
 
 
@@ -438,33 +439,48 @@ def test_dask_task_runner_is_accepted(runner: str) -> None:
     assert problems(workflow_text("- {id: a, uses: noop}", header=f"task_runner: {runner}\n")) == []
 
 
+def _runner_problems(runner: str) -> list[Problem]:
+    return problems(workflow_text("- {id: a, uses: noop}", header=f"task_runner: {runner}\n"))
+
+
 @pytest.mark.parametrize(
     ("runner", "path", "fragment"),
     [
         ("{type: thread}", "$.task_runner.type", "input should be 'dask', got 'thread'"),
         ("{workers: 2}", "$.task_runner.type", "missing required key 'type'"),
         ("{type: dask}", "$.task_runner", "exactly one of 'address' or 'workers'"),
-        (
-            "{type: dask, workers: 2, address: 'tcp://h:1'}",
-            "$.task_runner",
-            "exactly one of 'address' or 'workers'",
-        ),
-        ("{type: dask, workers: 0}", "$.task_runner.workers", "greater than or equal to 1"),
-        ("{type: dask, workers: 257}", "$.task_runner.workers", "less than or equal to 256"),
-        ("{type: dask, wokers: 2}", "$.task_runner.wokers", "did you mean 'workers'?"),
-        (
-            "{type: dask, address: 'http://127.0.0.1:8786'}",
-            "$.task_runner.address",
-            "invalid Dask scheduler address 'http://127.0.0.1:8786' (expected tcp://host:port",
-        ),
-        ("{type: dask, address: 'tcp://h:65536'}", "$.task_runner.address", "invalid Dask scheduler address"),
-        ("{type: dask, address: 'tcp://h'}", "$.task_runner.address", "invalid Dask scheduler address"),
-        ("{type: dask, address: 'tcp://a b:1'}", "$.task_runner.address", "invalid Dask scheduler address"),
+        ("{type: dask, workers: 2, address: 'tcp://h:1'}", "$.task_runner", "exactly one of 'address'"),
         ("dask", "$.task_runner", "expected a mapping, got str"),
     ],
 )
-def test_bad_task_runner_is_one_located_problem(runner: str, path: str, fragment: str) -> None:
-    found = problems(workflow_text("- {id: a, uses: noop}", header=f"task_runner: {runner}\n"))
-    problem = only(found, fragment)
+def test_task_runner_needs_type_dask_and_one_target(runner: str, path: str, fragment: str) -> None:
+    found = _runner_problems(runner)
     assert len(found) == 1, [p.format() for p in found]
-    assert (problem.line, problem.json_path) == (14, path)
+    assert (only(found, fragment).line, found[0].json_path) == (14, path)
+
+
+@pytest.mark.parametrize("workers", ["0", "257", "two"])
+def test_task_runner_workers_is_a_bounded_count(workers: str) -> None:
+    [problem] = _runner_problems(f"{{type: dask, workers: {workers}}}")
+    assert problem.json_path == "$.task_runner.workers"
+    assert f"got {workers!r}" in problem.message or f"got {workers}" in problem.message
+
+
+def test_task_runner_unknown_key_suggests_workers() -> None:
+    [problem] = _runner_problems("{type: dask, wokers: 2}")
+    assert (problem.json_path, problem.message) == (
+        "$.task_runner.wokers",
+        "unknown key 'wokers'; did you mean 'workers'?",
+    )
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["http://127.0.0.1:8786", "tcp://h:65536", "tcp://h:0", "tcp://h", "tcp://a b:1", "127.0.0.1:8786"],
+)
+def test_task_runner_address_must_be_tcp_host_port(address: str) -> None:
+    [problem] = _runner_problems(f"{{type: dask, address: '{address}'}}")
+    assert problem.json_path == "$.task_runner.address"
+    assert problem.message == (
+        f"invalid Dask scheduler address {address!r} (expected tcp://host:port, port 1-65535)"
+    )
