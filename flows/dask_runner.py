@@ -9,8 +9,8 @@ Each spec task run is sent through that runner's client as one Dask task, :func:
 which calls the same Prefect task the in-process path calls, inside the flow run's serialized
 context: the task run gets the same name, parent, upstream edges, retries, timeout and cache,
 and reports to Prefect from the Dask worker. It hands back the final state *and* the task's
-record (attempts, start time, CPU, memory, hashes), which a plain ``Task.submit`` would leave
-on the worker, plus the address of the Dask worker that ran it.
+record (attempts, start time, CPU, memory, hashes, the Dask worker's address), which a plain
+``Task.submit`` would leave on the worker. The task run is tagged ``dask-worker:<address>``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from uuid import uuid4
 
 import anyio
 import distributed
-from prefect import Task
+from prefect import Task, tags
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext, hydrated_context, serialize_context
 from prefect.states import Failed
@@ -32,6 +32,8 @@ from flows.recording import TaskRecord
 from flows.task_run import TaskCall
 from specs.models import TaskRunner as TaskRunnerSpec
 from trinity.core.redaction import redact_urls
+
+DASK_WORKER_TAG = "dask-worker:"
 
 
 def task_runner_for(spec: TaskRunnerSpec) -> TaskRunner[Any]:
@@ -81,7 +83,8 @@ def _run_remote(
 ) -> tuple[State, TaskRecord | None]:
     """On a Dask worker: run one spec task run in the flow run's context."""
     call.worker = distributed.get_worker().address
-    with hydrated_context(context):
+    # The tag names the worker on the task run in the Prefect UI (its logs say it too).
+    with hydrated_context(context), tags(f"{DASK_WORKER_TAG}{call.worker}"):
         state: State = asyncio.run(task(label=label, call=call, wait_for=wait_for, return_state=True))
     return state, call.record
 

@@ -19,6 +19,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from deployments.service import deploy_workflow
+from flows.dask_runner import DASK_WORKER_TAG
 from tests.flows.factories import flow_run_id, run_workflow, specification, task_runs, workflow
 from tests.flows.worker.support import (
     create_runs,
@@ -115,6 +116,7 @@ async def test_fan_out_of_100_items_runs_on_the_dask_workers(
     assert set(ran_on.values()) <= workers
     assert len(set(ran_on.values())) >= 2, "the fan-out should spread over both workers"
     assert all(records[label]["attempts"] == 1 and records[label]["start_time"] for label in ran_on)
+    assert all(f"{DASK_WORKER_TAG}{ran_on[label]}" in runs[label].tags for label in ran_on)
     lines = await _log_messages(run_id, "running on dask worker", expected=100)
     assert {line.removeprefix("running on dask worker ") for line in lines} == set(ran_on.values())
 
