@@ -443,17 +443,19 @@ def _runner_problems(runner: str) -> list[Problem]:
     return problems(workflow_text("- {id: a, uses: noop}", header=f"task_runner: {runner}\n"))
 
 
-@pytest.mark.parametrize(
-    ("runner", "path", "fragment"),
-    [
-        ("{type: thread}", "$.task_runner.type", "input should be 'dask', got 'thread'"),
-        ("{workers: 2}", "$.task_runner.type", "missing required key 'type'"),
-        ("{type: dask}", "$.task_runner", "exactly one of 'address' or 'workers'"),
-        ("{type: dask, workers: 2, address: 'tcp://h:1'}", "$.task_runner", "exactly one of 'address'"),
-        ("dask", "$.task_runner", "expected a mapping, got str"),
-    ],
-)
-def test_task_runner_needs_type_dask_and_one_target(runner: str, path: str, fragment: str) -> None:
+# runner -> (JSON path, part of the one message)
+BAD_RUNNERS = {
+    "{type: thread}": ("$.task_runner.type", "input should be 'dask', got 'thread'"),
+    "{workers: 2}": ("$.task_runner.type", "missing required key 'type'"),
+    "{type: dask}": ("$.task_runner", "exactly one of 'address' or 'workers'"),
+    "{type: dask, workers: 2, address: 'tcp://h:1'}": ("$.task_runner", "exactly one of 'address'"),
+    "dask": ("$.task_runner", "expected a mapping, got str"),
+}
+
+
+@pytest.mark.parametrize("runner", list(BAD_RUNNERS))
+def test_task_runner_needs_type_dask_and_one_target(runner: str) -> None:
+    path, fragment = BAD_RUNNERS[runner]
     found = _runner_problems(runner)
     assert len(found) == 1, [p.format() for p in found]
     assert (only(found, fragment).line, found[0].json_path) == (14, path)
