@@ -36,6 +36,7 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import MissingContextError
 from prefect.states import Failed
 
+from flows import dask_runner
 from flows import task_run as calls
 from flows.actions import Action, resolve_action
 from flows.compiler import CompiledWorkflow, TaskPlan
@@ -118,6 +119,12 @@ class WorkflowEngine:
         # Records and secrets of runs in progress, handed from the flow body to the final-state hook.
         self._records: dict[UUID, RunRecord] = {}
         self._secrets: dict[UUID, RunSecrets] = {}
+        self.on_dask = compiled.workflow.task_runner is not None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The flow (and so this engine) travels with every task run sent to Dask; the records and
+        # secrets of the runs in progress stay here, where the final-state hook reads them.
+        return {**self.__dict__, "_records": {}, "_secrets": {}}
 
     async def run(self, params: Mapping[str, Any]) -> Any:
         """The flow body: resolve secrets, validate parameters, run the DAG, return outputs or a
@@ -159,6 +166,10 @@ class WorkflowEngine:
         if problems:
             details = "; ".join(f"{problem.json_path}: {problem.message}" for problem in problems)
             return Failed(message=f"invalid parameters: {details}")
+        if self.on_dask:
+            problem = await dask_runner.connect()
+            if problem is not None:
+                return Failed(message=problem)
         limit = self.compiled.workflow.concurrency.max_parallel_tasks
         scope = RunScope(
             workflow=self.compiled.name,
@@ -251,9 +262,13 @@ class WorkflowEngine:
         call.record = record
         record.ready_time = record.ready_time or utcnow()
         async with run.slots:
-            state: State = await self.tasks[plan.id](
-                label=label, call=call, wait_for=wait_for, return_state=True
-            )
+            # Only action runs go to Dask; skips, empty fan-outs and blocked markers stay here.
+            if self.on_dask and call.mode == calls.RUN:
+                state = await dask_runner.run_on_dask(self.tasks[plan.id], label, call, wait_for)
+            else:
+                state = await self.tasks[plan.id](
+                    label=label, call=call, wait_for=wait_for, return_state=True
+                )
         record.state = state.type.value
         record.end_time = utcnow() if state.is_final() else None
         if record.start_time and record.end_time:

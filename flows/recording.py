@@ -64,6 +64,8 @@ class TaskRecord:
     end_time: dt.datetime | None = None
     # When everything it needs had finished (its queue wait runs from here to start_time).
     ready_time: dt.datetime | None = None
+    # The Dask worker that ran it (tcp://host:port), for workflows with a dask task_runner.
+    worker: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

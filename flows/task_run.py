@@ -45,12 +45,20 @@ class RunScope:
     # ``secrets.NAME`` values read for this run (expressions only; never logged).
     secrets: dict[str, Any] = field(default_factory=dict)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A limiter does not pickle; a copy sent to a Dask worker gets one of its own, as large.
+        return (_scope, (self.workflow, self.params, self.info, self.thread_limiter.total_tokens))
+
+
+def _scope(workflow: str, params: dict[str, Any], info: dict[str, Any], tokens: float) -> RunScope:
+    return RunScope(workflow, params, info, anyio.CapacityLimiter(tokens))
+
 
 class TaskCall:
     """Everything one task run needs. A plain class on purpose: Prefect walks dataclasses, dicts
     and lists in task parameters looking for futures, and upstream outputs can be large."""
 
-    __slots__ = ("action", "context", "error", "item", "message", "mode", "plan", "record", "scope")
+    __slots__ = ("action", "context", "error", "item", "message", "mode", "plan", "record", "scope", "worker")
 
     def __init__(
         self, scope: RunScope, plan: TaskPlan, mode: str, *, item: Any = None, message: str = ""
@@ -64,6 +72,8 @@ class TaskCall:
         self.context: dict[str, Any] = {}
         self.record: TaskRecord | None = None
         self.action: Action | None = None
+        # The address of the Dask worker running this call (flows.dask_runner), None in-process.
+        self.worker: str | None = None
 
     def rendered_inputs(self) -> Any:
         return render(self.plan.task.with_, self.context)
@@ -97,6 +107,10 @@ class TaskCall:
         record = self.record
         record.attempts += 1
         record.start_time = record.start_time or utcnow()
+        logger = get_run_logger()
+        if self.worker is not None:
+            record.worker = self.worker
+            logger.info("running on dask worker %s", self.worker)
         _refuse_injection(self.plan)
         raw = self.rendered_inputs()
         record.inputs_hash = stable_hash(raw)
@@ -108,7 +122,7 @@ class TaskCall:
             params=self.scope.params,
             run=self.scope.info,
             item=self.item,
-            logger=get_run_logger(),
+            logger=logger,
             thread_limiter=self.scope.thread_limiter,
         )
         try:

@@ -15,6 +15,7 @@ from typing import Any
 
 from prefect import Flow
 
+from flows import dask_runner
 from flows.compiler import CompiledWorkflow, parameters_signature
 from flows.engine import WorkflowEngine
 from specs.naming import flow_name_for
@@ -33,6 +34,7 @@ def build_flow(compiled: CompiledWorkflow, *, engine: WorkflowEngine | None = No
     trinity_workflow.__signature__ = parameters_signature(compiled.parameters_schema)  # type: ignore[attr-defined]
     trinity_workflow.__doc__ = compiled.workflow.description or f"Trinity workflow '{compiled.name}'."
     hooks = [engine.on_final_state]
+    runner = compiled.workflow.task_runner
     return Flow(
         fn=trinity_workflow,
         name=flow_name_for(compiled.name),
@@ -40,6 +42,8 @@ def build_flow(compiled: CompiledWorkflow, *, engine: WorkflowEngine | None = No
         description=compiled.workflow.description or None,
         timeout_seconds=compiled.workflow.timeout_seconds,
         validate_parameters=False,
+        # None keeps Prefect's default (task runs in the flow run's process).
+        task_runner=dask_runner.task_runner_for(runner) if runner is not None else None,
         on_completion=list(hooks),
         on_failure=list(hooks),
         on_crashed=list(hooks),

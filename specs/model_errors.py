@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from specs.errors import Problem
-from specs.models import NAME_PATTERN, SEMVER_PATTERN, TASK_ID_PATTERN
+from specs.models import DASK_ADDRESS_PATTERN, NAME_PATTERN, SEMVER_PATTERN, TASK_ID_PATTERN
 from specs.positions import PathParts, RawDocument, existing_path
 
 _PATTERN_HINTS = {
@@ -24,6 +24,7 @@ _PATTERN_HINTS = {
     SEMVER_PATTERN: "invalid semantic version {input!r} (expected MAJOR.MINOR.PATCH, e.g. 1.2.0)",
     TASK_ID_PATTERN: "invalid task id {input!r}: start with a letter or '_', then letters, digits, "
     "'_' or '-' (at most 128)",
+    DASK_ADDRESS_PATTERN: "invalid Dask scheduler address {input!r} (expected tcp://host:port, port 1-65535)",
 }
 
 

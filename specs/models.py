@@ -30,6 +30,13 @@ TaskId = Annotated[str, Field(pattern=TASK_ID_PATTERN, description="Task id: a l
 Seconds = Annotated[float, Field(gt=0, le=7 * 24 * 3600)]
 DelaySeconds = Annotated[float, Field(ge=0, le=24 * 3600)]
 DEFAULT_MAX_PARALLEL_TASKS = 16
+MAX_DASK_WORKERS = 256
+_PORT = r"(?:[1-9]\d{0,3}|[1-5]\d{4}|6[0-4]\d{3}|65[0-4]\d{2}|655[0-2]\d|6553[0-5])"
+_HOST = (
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]{2,45}\])"
+)
+DASK_ADDRESS_PATTERN = rf"^tcp://{_HOST}:{_PORT}$"
 
 
 class _Strict(BaseModel):
@@ -200,6 +207,24 @@ class OnCrash(_Strict):
     )
 
 
+class TaskRunner(_Strict):
+    """Where a workflow's task runs execute: a Dask cluster (absent: in the flow run's process)."""
+
+    type: Literal["dask"] = Field(description="The runner: 'dask' (prefect-dask's DaskTaskRunner).")
+    address: Annotated[str, Field(max_length=300, pattern=DASK_ADDRESS_PATTERN)] | None = Field(
+        default=None, description="The scheduler of a running Dask cluster, tcp://host:port."
+    )
+    workers: Annotated[int, Field(ge=1, le=MAX_DASK_WORKERS)] | None = Field(
+        default=None, description="Start a local Dask cluster of this many worker processes for each run."
+    )
+
+    @model_validator(mode="after")
+    def _address_or_workers(self) -> TaskRunner:
+        if (self.address is None) == (self.workers is None):
+            raise ValueError("a dask task_runner needs exactly one of 'address' or 'workers'")
+        return self
+
+
 class Workflow(_Strict):
     """The implementation of a specification: a DAG of tasks."""
 
@@ -214,6 +239,12 @@ class Workflow(_Strict):
     timeout_seconds: Seconds | None = Field(default=None, description="Limit on the whole run.")
     on_crash: OnCrash | None = Field(
         default=None, description="What happens when a run crashes, e.g. {rerun: 2} (default: no rerun)."
+    )
+    task_runner: TaskRunner | None = Field(
+        default=None,
+        description="Run the tasks on Dask: {type: dask, address: tcp://host:port} or"
+        " {type: dask, workers: N}"
+        " (default: in the flow run's process).",
     )
     tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
     tasks: Annotated[list[Task], Field(min_length=1)]

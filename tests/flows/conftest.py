@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from api.db import migrate
 
 
 @pytest.fixture
@@ -31,3 +34,12 @@ def fresh_events_worker(request: pytest.FixtureRequest) -> Iterator[None]:
     from prefect.events.worker import EventsWorker
 
     EventsWorker.drain_all(timeout=10)
+
+
+@pytest.fixture
+def sqlite_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A migrated SQLite Trinity database that this process's runs write execution_logs to."""
+    url = f"sqlite:///{tmp_path / 'trinity.db'}"
+    migrate(url)
+    monkeypatch.setenv("TRINITY_DATABASE_URL", url)
+    return url

@@ -35,14 +35,6 @@ def _metrics(row: dict[str, Any]) -> dict[str, Any]:
     return metrics
 
 
-@pytest.fixture
-def sqlite_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path / 'trinity.db'}"
-    migrate(url)
-    monkeypatch.setenv("TRINITY_DATABASE_URL", url)
-    return url
-
-
 async def test_completed_run_writes_one_row_with_task_metrics(prefect_api: object, sqlite_logs: str) -> None:
     wf = workflow(
         [

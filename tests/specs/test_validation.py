@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from specs.errors import Problem
 from tests.specs.helpers import SPEC, only, problems, workflow_text
 
 
@@ -425,3 +426,65 @@ def test_document_must_be_a_mapping_with_kind() -> None:
     found = problems("- a\n- b\n---\nname: x\n")
     assert only(found, "must be a mapping").line == 1
     assert only(found, "missing 'kind'").line == 4
+
+
+@pytest.mark.parametrize(
+    "runner",
+    [
+        "{type: dask, workers: 4}",
+        "{type: dask, address: 'tcp://127.0.0.1:8786'}",
+        "{type: dask, address: 'tcp://dask-scheduler.internal:8786'}",
+        "{type: dask, address: 'tcp://[::1]:8786'}",
+    ],
+)
+def test_dask_task_runner_is_accepted(runner: str) -> None:
+    assert problems(workflow_text("- {id: a, uses: noop}", header=f"task_runner: {runner}\n")) == []
+
+
+def _runner_problems(runner: str) -> list[Problem]:
+    return problems(workflow_text("- {id: a, uses: noop}", header=f"task_runner: {runner}\n"))
+
+
+# runner -> (JSON path, part of the one message)
+BAD_RUNNERS = {
+    "{type: thread}": ("$.task_runner.type", "input should be 'dask', got 'thread'"),
+    "{workers: 2}": ("$.task_runner.type", "missing required key 'type'"),
+    "{type: dask}": ("$.task_runner", "exactly one of 'address' or 'workers'"),
+    "{type: dask, workers: 2, address: 'tcp://h:1'}": ("$.task_runner", "exactly one of 'address'"),
+    "dask": ("$.task_runner", "expected a mapping, got str"),
+}
+
+
+@pytest.mark.parametrize("runner", list(BAD_RUNNERS))
+def test_task_runner_needs_type_dask_and_one_target(runner: str) -> None:
+    path, fragment = BAD_RUNNERS[runner]
+    found = _runner_problems(runner)
+    assert len(found) == 1, [p.format() for p in found]
+    assert (only(found, fragment).line, found[0].json_path) == (14, path)
+
+
+@pytest.mark.parametrize("workers", ["0", "257", "two"])
+def test_task_runner_workers_is_a_bounded_count(workers: str) -> None:
+    [problem] = _runner_problems(f"{{type: dask, workers: {workers}}}")
+    assert problem.json_path == "$.task_runner.workers"
+    assert f"got {workers!r}" in problem.message or f"got {workers}" in problem.message
+
+
+def test_task_runner_unknown_key_suggests_workers() -> None:
+    [problem] = _runner_problems("{type: dask, wokers: 2}")
+    assert (problem.json_path, problem.message) == (
+        "$.task_runner.wokers",
+        "unknown key 'wokers'; did you mean 'workers'?",
+    )
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["http://127.0.0.1:8786", "tcp://h:65536", "tcp://h:0", "tcp://h", "tcp://a b:1", "127.0.0.1:8786"],
+)
+def test_task_runner_address_must_be_tcp_host_port(address: str) -> None:
+    [problem] = _runner_problems(f"{{type: dask, address: '{address}'}}")
+    assert problem.json_path == "$.task_runner.address"
+    assert problem.message == (
+        f"invalid Dask scheduler address {address!r} (expected tcp://host:port, port 1-65535)"
+    )
