@@ -14,17 +14,9 @@ import pytest
 from deployments.watch import run_here
 from tests.api.conftest import prefect_api_module, prefect_api_server
 from tests.api.support import ApiServer, spec_document, store_active_workflow, workflow_document
-from tests.flows.conftest import anyio_backend, fresh_events_worker
+from tests.flows.conftest import anyio_backend, fresh_events_worker, sqlite_logs
 from tests.flows.factories import read_flow_run, specification, workflow
-from tests.flows.test_recording import sqlite_logs
-from tests.flows.worker.support import (
-    create_runs,
-    is_final,
-    running_worker,
-    trinity_worker_command,
-    wait_for,
-    worker_env,
-)
+from tests.flows.worker import support as workers
 from tests.security.secret_records import (
     MASKED_SOURCE,
     PARAMETERS,
@@ -76,7 +68,7 @@ async def test_a_run_from_a_file_keeps_its_secrets_out_of_every_record(
 
 
 async def _finished(flow_run_ids: list[uuid.UUID]) -> None:
-    await wait_for(flow_run_ids, is_final, timeout=240, what="final")
+    await workers.wait_for(flow_run_ids, workers.is_final, timeout=240, what="final")
 
 
 async def test_runs_through_the_api_and_from_prefect_keep_secrets_out_of_every_record(
@@ -92,10 +84,10 @@ async def test_runs_through_the_api_and_from_prefect_keep_secrets_out_of_every_r
     form = (await read_deployment(deployment_id)).parameter_openapi_schema or {}
     assert form["properties"]["password"]["format"] == "password"
     database = prefect_api_server.settings.database_url
-    env = {**worker_env(prefect_api, database), "PREFECT_LOGGING_LEVEL": "INFO"}  # the shell's line
+    env = {**workers.worker_env(prefect_api, database), "PREFECT_LOGGING_LEVEL": "INFO"}  # the shell's line
 
-    with running_worker(
-        trinity_worker_command("trinity", processes=1), env, tmp_path / "worker.log"
+    with workers.running_worker(
+        workers.trinity_worker_command("trinity", processes=1), env, tmp_path / "worker.log"
     ) as worker:
         started = client.post(
             f"/workflows/{stored['id']}/execute",
@@ -105,7 +97,7 @@ async def test_runs_through_the_api_and_from_prefect_keep_secrets_out_of_every_r
         assert started.json()["parameters"] == {"password": "***", "source": MASKED_SOURCE}
         api_run = uuid.UUID(started.json()["flow_run_id"])
         # As from Prefect's UI or `prefect deployment run`: the password reaches Prefect in clear.
-        [clear_run] = await create_runs(deployment_id, 1, password=PASSWORD, source=SOURCE)
+        [clear_run] = await workers.create_runs(deployment_id, 1, password=PASSWORD, source=SOURCE)
         await _finished([api_run, clear_run])
     worker_log = worker.log()
 
