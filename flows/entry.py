@@ -13,7 +13,8 @@ A module-level ``__getattr__`` (PEP 562) answers that ``getattr`` by loading the
 The module-path form (no ':') matters: Prefect then skips the "download code from storage" step
 that a ``path/to/file.py:flow`` entrypoint triggers, and imports ``flows`` from the environment.
 Nothing is cached: each load reads the current definition, so a long-lived process never serves a
-stale one.
+stale one. Each load checks the definition's signature (:mod:`trinity.core.signing`): one changed
+outside Trinity raises :class:`trinity.core.signing.DefinitionChangedError` instead of a flow.
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ from typing import Any
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
-from blocks.workflow_definition import block_name_from_attribute, entrypoint_attribute, load_definition_sync
+from blocks.workflow_definition import (
+    block_name_from_attribute,
+    entrypoint_attribute,
+    load_definition_sync,
+    verify_definition,
+)
 from specs.naming import deployment_full_name, legacy_deployment_full_name
 
 ENTRY_MODULE = "flows.entry"
@@ -66,5 +72,6 @@ def __getattr__(name: str) -> Any:
     from flows.compiler import compile_workflow
     from flows.workflow_flow import build_flow
 
-    definition = load_definition_sync(block_name)
+    # Checked before the flow exists: a definition changed outside Trinity never runs a task.
+    definition = verify_definition(load_definition_sync(block_name), block_name)
     return build_flow(compile_workflow(definition.workflow_model(), definition.specification_model()))

@@ -21,6 +21,9 @@ _SESSION_HOME = Path(tempfile.mkdtemp(prefix="trinity-tests-"))
 os.environ.setdefault("PREFECT_HOME", str(_SESSION_HOME / "client-home"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.pop("PREFECT_API_URL", None)
+# Workflows are activated and their stored definitions run only with a definition key; every
+# process of the session (API servers, workers, executors) signs and checks with this one.
+os.environ["TRINITY_DEFINITION_KEY"] = "trinity-test-definition-key-0123456789abcdefghijklmnopqrstuv"
 
 import pytest  # noqa: E402
 

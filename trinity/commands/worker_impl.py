@@ -22,6 +22,7 @@ from trinity.commands.common import fail
 from trinity.commands.prefect_calls import prefect_api_url as resolved_prefect_api_url
 from trinity.core.config import child_environment, load_settings
 from trinity.core.settings import ConfigError
+from trinity.core.signing import MISSING_KEY_MESSAGE
 from trinity.core.tables import execution_logs
 from trinity.core.urls import DatabaseURLError, describe_url, is_sqlite, normalise_url, sqlite_file
 from trinity.prefect_target import using_prefect_api
@@ -61,6 +62,9 @@ def serve(
         fail(f"error: {exc}")
     except DatabaseURLError as exc:
         fail(f"error: database.url: {exc}")
+    if not settings.security.definition_key:
+        # Every stored definition is checked against it; without one, none could run.
+        fail(f"error: {MISSING_KEY_MESSAGE}")
     # Executor processes, and analytics flows run in them, resolve the same settings from their
     # environment, even after a deployment's pull step changed their folder.
     inherited = child_environment(settings)
