@@ -24,6 +24,7 @@ from prefect.client.orchestration import get_client
 
 from blocks.workflow_definition import BLOCK_TYPE_SLUG, definition_block_name
 from tests.api.support import ADMIN_KEY, make_settings, running_api_server, spec_document, workflow_document
+from tests.conftest import PREFECT_AUTH_STRING as AUTH_STRING
 from tests.flows.conftest import anyio_backend
 from tests.flows.worker.support import (
     REPO,
@@ -38,7 +39,6 @@ from tests.flows.worker.support import (
     wait_for,
     worker_env,
 )
-from tests.security.conftest import AUTH_STRING
 from tests.support.servers import PrefectServer
 from trinity.core.signing import DEFINITION_KEY_ENV, MISSING_KEY_MESSAGE, sign_definition
 from trinity.stack_setup import prefect_auth_headers

@@ -22,9 +22,9 @@ from prefect.settings import PREFECT_API_AUTH_STRING, temporary_settings
 from blocks.workflow_definition import BLOCK_TYPE_SLUG, definition_block_name
 from deployments import events
 from deployments.events import StreamScope
+from tests.conftest import PREFECT_AUTH_STRING as AUTH_STRING
 from tests.flows.conftest import anyio_backend
 from tests.flows.worker.support import deploy_tasks
-from tests.security.conftest import AUTH_STRING
 from tests.support.servers import PrefectServer
 from trinity.stack_setup import prefect_auth_headers
 
