@@ -75,12 +75,8 @@ class TrinityWorkflow(Block):
         return block
 
     def _signed_fields(self) -> dict[str, Any]:
-        return {
-            "name": self.workflow_name,
-            "version": self.workflow_version,
-            "workflow": self.workflow,
-            "specification": self.specification,
-        }
+        values = (self.workflow_name, self.workflow_version, self.workflow, self.specification)
+        return dict(zip(("name", "version", "workflow", "specification"), values, strict=True))
 
     def verify(self, key: str, *, block_name: str) -> TrinityWorkflow:
         """This definition, once its signature under ``key`` and its block name are checked

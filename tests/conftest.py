@@ -116,7 +116,7 @@ def _stop_event_workers() -> None:
     EventsWorker.drain_all(timeout=30, at_exit=False)
 
 
-PREFECT_PREFECT_AUTH_STRING = "trinity:closed-stack-test-auth-0123456789"
+PREFECT_AUTH_STRING = "trinity:closed-stack-test-auth-0123456789"
 
 
 @pytest.fixture(scope="session")

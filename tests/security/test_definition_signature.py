@@ -26,19 +26,7 @@ from blocks.workflow_definition import BLOCK_TYPE_SLUG, definition_block_name
 from tests.api.support import ADMIN_KEY, make_settings, running_api_server, spec_document, workflow_document
 from tests.conftest import PREFECT_AUTH_STRING as AUTH_STRING
 from tests.flows.conftest import anyio_backend
-from tests.flows.worker.support import (
-    REPO,
-    WorkerProcess,
-    create_runs,
-    deploy_tasks,
-    is_final,
-    running_worker,
-    sqlite_trinity_database,
-    task_run_names,
-    trinity_worker_command,
-    wait_for,
-    worker_env,
-)
+from tests.flows.worker import support
 from tests.support.servers import PrefectServer
 from trinity.core.signing import DEFINITION_KEY_ENV, MISSING_KEY_MESSAGE, sign_definition
 from trinity.stack_setup import prefect_auth_headers
@@ -54,18 +42,22 @@ def _touch(path: Path) -> list[dict[str, Any]]:
 
 
 def _closed_env(server: PrefectServer, folder: Path) -> dict[str, str]:
-    return worker_env(server, sqlite_trinity_database(folder)) | {"PREFECT_API_AUTH_STRING": AUTH_STRING}
+    return support.worker_env(server, support.sqlite_trinity_database(folder)) | {
+        "PREFECT_API_AUTH_STRING": AUTH_STRING
+    }
 
 
 @pytest.fixture(scope="module")
 def worker(
     closed_prefect: PrefectServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WorkerProcess]:
+) -> Iterator[support.WorkerProcess]:
     """A ``trinity worker`` on the closed Prefect, with the session's definition key."""
     folder = tmp_path_factory.mktemp("closed-worker")
     env = _closed_env(closed_prefect, folder)
     assert env[DEFINITION_KEY_ENV]
-    with running_worker(trinity_worker_command(POOL, processes=1), env, folder / "worker.log") as process:
+    with support.running_worker(
+        support.trinity_worker_command(POOL, processes=1), env, folder / "worker.log"
+    ) as process:
         yield process
 
 
@@ -87,14 +79,14 @@ async def _tamper(
 
 
 async def test_a_definition_rewritten_through_prefect_fails_its_run_before_any_task(
-    insider: PrefectServer, worker: WorkerProcess, tmp_path: Path
+    insider: PrefectServer, worker: support.WorkerProcess, tmp_path: Path
 ) -> None:
     suffix = uuid.uuid4().hex[:6]
     names = {kind: f"{kind}-{suffix}" for kind in ("control", "kept-signature", "forged-signature")}
     files = {kind: tmp_path / f"{kind}.txt" for kind in names}
-    deployments = {"control": await deploy_tasks(names["control"], POOL, _touch(files["control"]))}
+    deployments = {"control": await support.deploy_tasks(names["control"], POOL, _touch(files["control"]))}
     for kind in ("kept-signature", "forged-signature"):
-        deployments[kind] = await deploy_tasks(names[kind], POOL, [{"id": "only", "uses": "noop"}])
+        deployments[kind] = await support.deploy_tasks(names[kind], POOL, [{"id": "only", "uses": "noop"}])
     # As found: the noop workflow becomes a shell command. Once with the signature left as it was,
     # once re-signed under a guessed key.
     await _tamper(
@@ -111,8 +103,13 @@ async def test_a_definition_rewritten_through_prefect_fails_its_run_before_any_t
 
     await _tamper(insider.api_url, names["forged-signature"], forge)
 
-    run_ids = {kind: (await create_runs(deployment, 1))[0] for kind, deployment in deployments.items()}
-    runs = {run.id: run for run in await wait_for(run_ids.values(), is_final, timeout=240, what="final")}
+    run_ids = {
+        kind: (await support.create_runs(deployment, 1))[0] for kind, deployment in deployments.items()
+    }
+    runs = {
+        run.id: run
+        for run in await support.wait_for(run_ids.values(), support.is_final, timeout=240, what="final")
+    }
     control = runs[run_ids["control"]]
     assert control.state is not None
     assert control.state.is_completed(), (control.state, worker.log())
@@ -126,7 +123,7 @@ async def test_a_definition_rewritten_through_prefect_fails_its_run_before_any_t
         assert f"definition {block} (workflow {names[kind]} 1.0.0) was changed outside Trinity" in message
         assert not files[kind].exists()
     # No task of a refused run was ever recorded; the control's one was.
-    recorded = await task_run_names(run_ids.values(), expected=1)
+    recorded = await support.task_run_names(run_ids.values(), expected=1)
     assert recorded[run_ids["control"]] == ["write"]
     assert recorded[run_ids["kept-signature"]] == recorded[run_ids["forged-signature"]] == []
 
@@ -140,7 +137,12 @@ async def test_without_a_definition_key_the_worker_refuses_to_start(
 ) -> None:
     env = _without_key(_closed_env(closed_prefect, tmp_path))
     done = subprocess.run(
-        trinity_worker_command(POOL), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        support.trinity_worker_command(POOL),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
@@ -152,7 +154,7 @@ async def test_without_a_definition_key_the_worker_refuses_to_start(
 async def test_without_a_definition_key_trinity_deploy_refuses(
     closed_prefect: PrefectServer, tmp_path: Path
 ) -> None:
-    example = REPO / "specs" / "examples" / "regional-report.yaml"
+    example = support.REPO / "specs" / "examples" / "regional-report.yaml"
     env = _without_key(_closed_env(closed_prefect, tmp_path))
     argv = [sys.executable, "-m", "trinity.cli", "deploy", str(example), "--pool", POOL, "--no-analytics"]
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.settings import PREFECT_API_AUTH_STRING, temporary_settings
 
 from blocks.workflow_definition import BLOCK_TYPE_SLUG, definition_block_name
@@ -24,7 +23,7 @@ from deployments import events
 from deployments.events import StreamScope
 from tests.conftest import PREFECT_AUTH_STRING as AUTH_STRING
 from tests.flows.conftest import anyio_backend
-from tests.flows.worker.support import deploy_tasks
+from tests.flows.worker.support import deploy_tasks, deployment_run_count
 from tests.support.servers import PrefectServer
 from trinity.stack_setup import prefect_auth_headers
 
@@ -40,14 +39,6 @@ NO_CREDENTIALS: list[dict[str, str]] = [
 ]
 
 
-async def _deployment_runs(deployment_id: uuid.UUID) -> int:
-    async with get_client() as client:
-        runs = await client.read_flow_runs(
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
-        )
-    return len(runs)
-
-
 async def test_create_flow_run_without_the_auth_string_is_refused(insider: PrefectServer) -> None:
     name = f"auth-victim-{uuid.uuid4().hex[:6]}"
     deployment_id = await deploy_tasks(name, POOL, [{"id": "only", "uses": "noop"}])
@@ -55,13 +46,13 @@ async def test_create_flow_run_without_the_auth_string_is_refused(insider: Prefe
     for headers in NO_CREDENTIALS:
         refused = httpx.post(route, json={"parameters": {}}, headers=headers, timeout=30)
         assert refused.status_code == 401, (headers, refused.text)
-    assert await _deployment_runs(deployment_id) == 0
+    assert await deployment_run_count(deployment_id) == 0
     # The same request with the auth string is served: the refusal was the auth string's.
     created = httpx.post(
         route, json={"parameters": {}}, headers=prefect_auth_headers(AUTH_STRING), timeout=30
     )
     assert created.status_code == 201, created.text
-    assert await _deployment_runs(deployment_id) == 1
+    assert await deployment_run_count(deployment_id) == 1
 
 
 async def test_patching_a_stored_definition_without_the_auth_string_is_refused(
