@@ -33,7 +33,7 @@ from deployments.automations import ensure_crash_automation
 from deployments.runs import DeploymentNotFoundError
 from deployments.schedules import deployment_schedules
 from flows.compiler import compile_workflow
-from flows.entry import entrypoint_for
+from flows.entry import PULL_STEPS, entrypoint_for
 from flows.worker.heartbeat import flow_run_heartbeat_environment, heartbeat_seconds
 from flows.workflow_flow import build_flow
 from specs.models import Specification, Workflow
@@ -51,11 +51,6 @@ from trinity.core.signing import DefinitionKeyMissingError, require_key
 
 DEFAULT_WORK_POOL = "trinity"
 DEFAULT_POOL_TYPE = "process"
-# Run in the worker's working directory, importing Trinity from the worker's environment. Without a
-# pull step, Prefect 3.8.8's process worker copies the worker's whole working directory into a
-# temporary workspace for every run; the code is installed and the definition is a block, so
-# there is nothing to copy.
-PULL_STEPS: list[dict[str, Any]] = [{"prefect.deployments.steps.set_working_directory": {"directory": "."}}]
 logger = logging.getLogger(__name__)
 _COLLISION = {"enqueue": ConcurrencyLimitStrategy.ENQUEUE, "cancel_new": ConcurrencyLimitStrategy.CANCEL_NEW}
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.responses import DeploymentResponse
 from prefect.exceptions import ObjectNotFound
 
 from blocks.workflow_definition import (
@@ -31,8 +32,30 @@ from blocks.workflow_definition import (
     verify_definition,
 )
 from specs.naming import deployment_full_name, legacy_deployment_full_name
+from trinity.core.signing import DefinitionChangedError
 
 ENTRY_MODULE = "flows.entry"
+# Run in the worker's working directory, importing Trinity from the worker's environment. Without a
+# pull step, Prefect 3.8.8's process worker copies the worker's whole working directory into a
+# temporary workspace for every run; the code is installed and the definition is a block, so
+# there is nothing to copy. The only pull steps Trinity writes, and the only ones its worker runs.
+PULL_STEPS: list[dict[str, Any]] = [{"prefect.deployments.steps.set_working_directory": {"directory": "."}}]
+
+
+def check_pull_steps(deployment: DeploymentResponse) -> None:
+    """Refuse a deployment whose pull steps are not Trinity's (none at all is fine).
+
+    Pull steps run before the flow is loaded, so a ``run_shell_script`` step written into a
+    deployment through Prefect's API would run whatever it says, signature or not.
+    """
+    steps = deployment.pull_steps
+    if steps and steps != PULL_STEPS:
+        label = block_name_from_entrypoint(deployment.entrypoint) or f"of deployment {deployment.id}"
+        raise DefinitionChangedError(
+            f"definition {label} was changed outside Trinity (its pull steps "
+            f"{[next(iter(step), '?') for step in steps]} are not Trinity's); not running it: "
+            "deploy the workflow again from Trinity"
+        )
 
 
 def entrypoint_for(block_name: str) -> str:

@@ -35,6 +35,7 @@ from prefect.logging.loggers import flow_run_logger, get_logger
 from prefect.states import Cancelled, Crashed, Failed
 from prefect.utilities.engine import propose_state
 
+from flows.entry import check_pull_steps
 from flows.worker import delivery
 from flows.worker.claims import hand_back
 from flows.worker.heartbeat import HeartbeatSender, deliver_queued_heartbeats
@@ -82,6 +83,9 @@ class FlowCache:
         async with self._lock:
             if key is not None and key in self._flows:
                 return self._flows[key]
+            if flow_run.deployment_id is not None:
+                deployment = await self._client.read_deployment(flow_run.deployment_id)
+                check_pull_steps(deployment)
             flow = await load_flow_from_flow_run(flow_run, use_placeholder_flow=False)
             if key is not None:
                 self._flows[key] = flow

@@ -1,7 +1,8 @@
 """Stored definitions are signed: one rewritten through Prefect's API never runs a task.
 
 As found: ``PATCH /api/block_documents/{id}`` turned a ``noop`` workflow into ``sh -c ...``, run on
-the next run. Reproduced here by an insider (someone with Prefect's auth string) on the real stack
+the next run. Reproduced here (and with a pull step added to the deployment, which runs before
+the definition is even loaded) by an insider (someone with Prefect's auth string) on the real stack
 -- Prefect on PostgreSQL with its auth string, a ``trinity worker`` -- the run now fails with
 "definition ... was changed outside Trinity" before any task runs, and the file the shell task
 would write is never written. A control workflow, signed by Trinity, runs the same kind of shell
@@ -82,10 +83,11 @@ async def test_a_definition_rewritten_through_prefect_fails_its_run_before_any_t
     insider: PrefectServer, worker: support.WorkerProcess, tmp_path: Path
 ) -> None:
     suffix = uuid.uuid4().hex[:6]
-    names = {kind: f"{kind}-{suffix}" for kind in ("control", "kept-signature", "forged-signature")}
+    refused = ("kept-signature", "forged-signature", "pull-step")
+    names = {kind: f"{kind}-{suffix}" for kind in ("control", *refused)}
     files = {kind: tmp_path / f"{kind}.txt" for kind in names}
     deployments = {"control": await support.deploy_tasks(names["control"], POOL, _touch(files["control"]))}
-    for kind in ("kept-signature", "forged-signature"):
+    for kind in refused:
         deployments[kind] = await support.deploy_tasks(names[kind], POOL, [{"id": "only", "uses": "noop"}])
     # As found: the noop workflow becomes a shell command. Once with the signature left as it was,
     # once re-signed under a guessed key.
@@ -102,6 +104,18 @@ async def test_a_definition_rewritten_through_prefect_fails_its_run_before_any_t
         return signed | {"signature": sign_definition("a-guessed-key", **fields)}
 
     await _tamper(insider.api_url, names["forged-signature"], forge)
+    # The definition left alone, the deployment given a pull step that runs a shell script (pull
+    # steps run before the flow is loaded).
+    script = {
+        "prefect.deployments.steps.run_shell_script": {"script": f"sh -c 'echo pwned > {files['pull-step']}'"}
+    }
+    patched = httpx.patch(
+        f"{insider.api_url}/deployments/{deployments['pull-step']}",
+        json={"pull_steps": [script]},
+        headers=prefect_auth_headers(AUTH_STRING),
+        timeout=30,
+    )
+    assert patched.status_code == 204, patched.text
 
     run_ids = {
         kind: (await support.create_runs(deployment, 1))[0] for kind, deployment in deployments.items()
@@ -114,18 +128,19 @@ async def test_a_definition_rewritten_through_prefect_fails_its_run_before_any_t
     assert control.state is not None
     assert control.state.is_completed(), (control.state, worker.log())
     assert files["control"].read_text().strip() == "pwned"
-    for kind in ("kept-signature", "forged-signature"):
+    for kind in refused:
         run = runs[run_ids[kind]]
         assert run.state is not None
         assert run.state.is_failed(), (kind, run.state, worker.log())
         message = run.state.message or ""
         block = definition_block_name(names[kind], "1.0.0")
-        assert f"definition {block} (workflow {names[kind]} 1.0.0) was changed outside Trinity" in message
+        shown = f"definition {block}" + ("" if kind == "pull-step" else f" (workflow {names[kind]} 1.0.0)")
+        assert f"{shown} was changed outside Trinity" in message
         assert not files[kind].exists()
     # No task of a refused run was ever recorded; the control's one was.
     recorded = await support.task_run_names(run_ids.values(), expected=1)
     assert recorded[run_ids["control"]] == ["write"]
-    assert recorded[run_ids["kept-signature"]] == recorded[run_ids["forged-signature"]] == []
+    assert [recorded[run_ids[kind]] for kind in refused] == [[], [], []]
 
 
 def _without_key(env: dict[str, str]) -> dict[str, str]:
