@@ -172,7 +172,7 @@ async def test_without_a_definition_key_trinity_deploy_refuses(
     example = support.REPO / "specs" / "examples" / "regional-report.yaml"
     env = _without_key(_closed_env(closed_prefect, tmp_path))
     argv = [sys.executable, "-m", "trinity.cli", "deploy", str(example), "--pool", POOL, "--no-analytics"]
-    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stderr.strip().splitlines() == [f"error: {MISSING_KEY_MESSAGE}"]
 
