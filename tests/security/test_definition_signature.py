@@ -157,7 +157,7 @@ async def test_without_a_definition_key_the_worker_refuses_to_start(
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
