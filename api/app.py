@@ -114,7 +114,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.security.bootstrap_api_key:
         async with database.session() as session:
             await ensure_bootstrap_key(session=session, key=settings.security.bootstrap_api_key)
-    prefect = PrefectGateway(api_url=settings.prefect.api_url, ui_url=settings.prefect.ui_url)
+    prefect = PrefectGateway(
+        api_url=settings.prefect.api_url,
+        ui_url=settings.prefect.ui_url,
+        definition_key=settings.security.definition_key,
+    )
     await prefect.start()
     security = settings.security
     limiter = _limiter(settings, security.rate_limit, "trinity:rl:")

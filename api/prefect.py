@@ -36,9 +36,13 @@ HEALTH_TIMEOUT_SECONDS = 2.0
 class PrefectGateway:
     """Scopes Prefect calls to the configured API and turns outages into :class:`PrefectUnavailableError`."""
 
-    def __init__(self, *, api_url: str | None = None, ui_url: str | None = None) -> None:
+    def __init__(
+        self, *, api_url: str | None = None, ui_url: str | None = None, definition_key: str | None = None
+    ) -> None:
         self._api_url = api_url
         self._ui_url = ui_url
+        # Signs the definitions this server stores in Prefect (trinity/core/signing.py).
+        self.definition_key = definition_key
         self._settings: Any = None
         self._profile: Any = None
         self._client: Any = None

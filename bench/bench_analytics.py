@@ -27,6 +27,7 @@ import io
 import multiprocessing
 import os
 import platform
+import secrets
 import shutil
 import sys
 import time
@@ -35,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Workflows are activated, and stored definitions run, only with a definition key: one for this run.
+os.environ.setdefault("TRINITY_DEFINITION_KEY", secrets.token_urlsafe(32))
 
 import pandas as pd
 import psycopg

@@ -19,6 +19,7 @@ import itertools
 import json
 import os
 import platform
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -35,6 +36,8 @@ import psycopg
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+# Workflows are activated, and stored definitions run, only with a definition key: one for this run.
+os.environ.setdefault("TRINITY_DEFINITION_KEY", secrets.token_urlsafe(32))
 
 from bench import bench_live  # noqa: E402
 from bench.machine import cpu_model  # noqa: E402

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -25,6 +27,8 @@ import httpx
 from deployments.events import PERSIST_LAG_SECONDS, log_hold_seconds
 
 REPO = Path(__file__).resolve().parents[1]
+# Workflows are activated, and stored definitions run, only with a definition key: one for this run.
+os.environ.setdefault("TRINITY_DEFINITION_KEY", secrets.token_urlsafe(32))
 WORKFLOWS = 50
 RUNS_EACH = 10
 QUERY = """{ workflows(first: 50) { edges { node { id name

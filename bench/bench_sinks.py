@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import os
 import platform
+import secrets
 import statistics
 import sys
 import tempfile
@@ -32,6 +33,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+# Workflows are activated, and stored definitions run, only with a definition key: one for this run.
+os.environ.setdefault("TRINITY_DEFINITION_KEY", secrets.token_urlsafe(32))
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-sinks-home-"))
 
 from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: E402

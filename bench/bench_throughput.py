@@ -24,6 +24,7 @@ import json
 import math
 import os
 import platform
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,8 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+# Workflows are activated, and stored definitions run, only with a definition key: one for this run.
+os.environ.setdefault("TRINITY_DEFINITION_KEY", secrets.token_urlsafe(32))
 
 from bench.machine import cpu_model  # noqa: E402
 from tests.support.servers import create_database, drop_database, start_prefect_server  # noqa: E402

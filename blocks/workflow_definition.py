@@ -6,6 +6,10 @@ One block document per workflow name and version (versions are immutable), named
 :func:`definition_block_name`; the deployment's entrypoint carries that name (see ``flows.entry``).
 Runs started from a file in-process store their definition under the same name
 (``flows.local_run``), so the analytics find every run's document in one place.
+
+Each stored definition carries its signature (:mod:`trinity.core.signing`); what runs one loads
+it with :func:`runnable_definition` (or :func:`verify_definition`), which refuses a definition
+changed outside Trinity.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from pydantic import Field
 
 from blocks.sinks import register_sink_block_types
 from specs.models import Specification, Workflow
+from trinity.core.config import configured_definition_key, load_settings
+from trinity.core.signing import DefinitionChangedError, check_definition, sign_definition
 
 BLOCK_TYPE_SLUG = "trinity-workflow"
 ENTRYPOINT_PREFIX = "wf_"
@@ -47,16 +53,43 @@ class TrinityWorkflow(Block):
     workflow_version: str = Field(description="The workflow's version (immutable).")
     workflow: dict[str, Any] = Field(description="The workflow document.")
     specification: dict[str, Any] = Field(description="The specification document it implements.")
+    signature: str = Field(
+        default="",
+        description="HMAC-SHA256 of the above under Trinity's definition key; workers run nothing "
+        "whose signature does not match.",
+    )
 
     @classmethod
-    def from_documents(cls, workflow: Workflow, specification: Specification) -> TrinityWorkflow:
-        """Build the block from validated documents."""
-        return cls(
+    def from_documents(
+        cls, workflow: Workflow, specification: Specification, *, key: str | None = None
+    ) -> TrinityWorkflow:
+        """Build the block from validated documents, signed with ``key`` (unsigned without one)."""
+        block = cls(
             workflow_name=workflow.name,
             workflow_version=workflow.version,
             workflow=workflow.model_dump(mode="json", by_alias=True, exclude_none=True),
             specification=specification.model_dump(mode="json", by_alias=True, exclude_none=True),
         )
+        if key is not None:
+            block.signature = sign_definition(key, **block._signed_fields())
+        return block
+
+    def _signed_fields(self) -> dict[str, Any]:
+        values = (self.workflow_name, self.workflow_version, self.workflow, self.specification)
+        return dict(zip(("name", "version", "workflow", "specification"), values, strict=True))
+
+    def verify(self, key: str, *, block_name: str) -> TrinityWorkflow:
+        """This definition, once its signature under ``key`` and its block name are checked
+        (:class:`trinity.core.signing.DefinitionChangedError` otherwise)."""
+        check_definition(key, self.signature, label=block_name, **self._signed_fields())
+        if definition_block_name(self.workflow_name, self.workflow_version) != block_name:
+            # Another workflow's (or version's) signed definition, copied under this block's name.
+            raise DefinitionChangedError(
+                f"definition {block_name} (workflow {self.workflow_name} {self.workflow_version}) "
+                "was changed outside Trinity (it holds another workflow version's definition); "
+                "not running it: deploy the workflow again from Trinity"
+            )
+        return self
 
     def workflow_model(self) -> Workflow:
         """The stored workflow document, validated again."""
@@ -98,10 +131,15 @@ async def register_block_types() -> None:
     await register_sink_block_types()
 
 
-async def save_definition(*, workflow: Workflow, specification: Specification) -> str:
-    """Store a workflow version's definition; returns the block document name."""
+async def save_definition(*, workflow: Workflow, specification: Specification, key: str | None = None) -> str:
+    """Store a workflow version's definition, signed with ``key`` (default: the configured one);
+    returns the block document name.
+
+    With no key at all the definition is stored unsigned: kept for the analytics, never run.
+    """
+    key = key or load_settings().security.definition_key
     name = definition_block_name(workflow.name, workflow.version)
-    block = TrinityWorkflow.from_documents(workflow, specification)
+    block = TrinityWorkflow.from_documents(workflow, specification, key=key)
     await block.asave(name, overwrite=True)
     return name
 
@@ -112,6 +150,20 @@ async def load_definition(block_name: str) -> TrinityWorkflow:
         return await TrinityWorkflow.aload(block_name)
     except ValueError as exc:
         raise DefinitionNotFoundError(f"no stored workflow definition '{block_name}'") from exc
+
+
+async def runnable_definition(block_name: str) -> TrinityWorkflow:
+    """A stored definition to run: loaded, and its signature checked under the configured key.
+
+    Raises :class:`trinity.core.signing.DefinitionRefusedError` (no key, or changed outside Trinity).
+    """
+    key = configured_definition_key()
+    return (await load_definition(block_name)).verify(key, block_name=block_name)
+
+
+def verify_definition(definition: TrinityWorkflow, block_name: str) -> TrinityWorkflow:
+    """``definition`` (stored as ``block_name``), its signature checked under the configured key."""
+    return definition.verify(configured_definition_key(), block_name=block_name)
 
 
 def load_definition_sync(block_name: str) -> TrinityWorkflow:

@@ -21,8 +21,9 @@ from prefect.flows import Flow
 from prefect.utilities.callables import parameter_schema
 from pydantic import BaseModel
 
-from deployments.service import PULL_STEPS, DeploymentError, DeploymentRef, ensure_work_pool
+from deployments.service import DeploymentError, DeploymentRef, ensure_work_pool
 from flows.analytics.flows import insights_report, performance_report
+from flows.entry import PULL_STEPS
 from flows.worker.heartbeat import flow_run_heartbeat_environment
 from specs.naming import ANALYTICS_TAG, INSIGHTS_FLOW, PERFORMANCE_FLOW, TRINITY_TAG
 

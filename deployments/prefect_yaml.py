@@ -13,7 +13,8 @@ import prefect
 import yaml
 
 from deployments.schedules import schedule_yaml
-from deployments.service import PULL_STEPS, DeploymentSpec
+from deployments.service import DeploymentSpec
+from flows.entry import PULL_STEPS
 
 
 def deployment_entry(spec: DeploymentSpec) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from deployments.automations import ensure_crash_automation
 from deployments.runs import DeploymentNotFoundError
 from deployments.schedules import deployment_schedules
 from flows.compiler import compile_workflow
-from flows.entry import entrypoint_for
+from flows.entry import PULL_STEPS, entrypoint_for
 from flows.worker.heartbeat import flow_run_heartbeat_environment, heartbeat_seconds
 from flows.workflow_flow import build_flow
 from specs.models import Specification, Workflow
@@ -46,14 +46,11 @@ from specs.naming import (
     workflow_tag,
 )
 from specs.parameters import prefect_parameters_schema
+from trinity.core.config import configured_definition_key
+from trinity.core.signing import DefinitionKeyMissingError, require_key
 
 DEFAULT_WORK_POOL = "trinity"
 DEFAULT_POOL_TYPE = "process"
-# Run in the worker's working directory, importing Trinity from the worker's environment. Without a
-# pull step, Prefect 3.8.8's process worker copies the worker's whole working directory into a
-# temporary workspace for every run; the code is installed and the definition is a block, so
-# there is nothing to copy.
-PULL_STEPS: list[dict[str, Any]] = [{"prefect.deployments.steps.set_working_directory": {"directory": "."}}]
 logger = logging.getLogger(__name__)
 _COLLISION = {"enqueue": ConcurrencyLimitStrategy.ENQUEUE, "cancel_new": ConcurrencyLimitStrategy.CANCEL_NEW}
 
@@ -169,15 +166,24 @@ async def deploy_workflow(
     specification: Specification,
     work_pool: str = DEFAULT_WORK_POOL,
     paused: bool = False,
+    definition_key: str | None = None,
 ) -> DeploymentRef:
-    """Create or update the deployment of a validated workflow (idempotent)."""
+    """Create or update the deployment of a validated workflow (idempotent).
+
+    The stored definition is signed with ``definition_key`` (default: the configured one); with
+    no key, nothing is deployed (:class:`DeploymentError` naming the setting).
+    """
+    try:
+        key = require_key(definition_key) if definition_key is not None else configured_definition_key()
+    except DefinitionKeyMissingError as exc:
+        raise DeploymentError(str(exc)) from exc
     spec = deployment_spec(workflow=workflow, specification=specification, work_pool=work_pool, paused=paused)
     build_flow(compile_workflow(workflow, specification))  # every action resolves before anything is stored
     await ensure_work_pool(name=work_pool)
     # One interval for the automation's window and the deployment's heartbeats.
     await ensure_crash_automation(interval=spec.heartbeat_seconds)
     await register_block_types()
-    await save_definition(workflow=workflow, specification=specification)
+    await save_definition(workflow=workflow, specification=specification, key=key)
     async with get_client() as client:
         flow_id = await client.create_flow_from_name(spec.flow_name)
         deployment_id = await client.create_deployment(

@@ -34,6 +34,7 @@ from flows.workflow_flow import build_flow
 from specs.models import Specification, Workflow
 from specs.naming import run_tags
 from specs.secrets import secret_parameters
+from trinity.core.config import load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -41,17 +42,21 @@ logger = logging.getLogger(__name__)
 async def store_run_definition(workflow: Workflow, specification: Specification) -> str:
     """Store the definition of a run from a file where deployed runs keep theirs; the block name."""
     block_name = definition_block_name(workflow.name, workflow.version)
-    wanted = TrinityWorkflow.from_documents(workflow, specification)
+    # Signed when a key is configured, so a deployment of this version may run it; else kept
+    # for the analytics only.
+    key = load_settings().security.definition_key
+    wanted = TrinityWorkflow.from_documents(workflow, specification, key=key)
     try:
         stored: TrinityWorkflow | None = await load_definition(block_name)
     except DefinitionNotFoundError:
         stored = None
-    if stored is not None and (stored.workflow, stored.specification) == (
+    same = stored is not None and (stored.workflow, stored.specification) == (
         wanted.workflow,
         wanted.specification,
-    ):
+    )
+    if same and (key is None or (stored is not None and stored.signature == wanted.signature)):
         return block_name
-    if stored is not None:
+    if stored is not None and not same:
         deployed = await deployed_definition(workflow.name)
         if deployed is not None and deployed[0] == block_name:
             logger.warning(
@@ -61,7 +66,7 @@ async def store_run_definition(workflow: Workflow, specification: Specification)
                 workflow.version,
             )
             return block_name
-    return await save_definition(workflow=workflow, specification=specification)
+    return await save_definition(workflow=workflow, specification=specification, key=key)
 
 
 async def create_local_run(flow: Flow[..., Any], workflow_name: str, parameters: dict[str, Any]) -> FlowRun:

@@ -4,6 +4,8 @@ Fixtures (all real, none mocked):
 
 * ``pg_url`` -- a fresh PostgreSQL database for the session (``postgresql://`` URL).
 * ``prefect_sqlite_server`` / ``prefect_postgres_server`` -- ``prefect server start`` child processes.
+* ``closed_prefect`` -- a PostgreSQL-backed Prefect server started with an API auth string, as
+  ``trinity up`` starts it; ``insider`` points this process's client at it with the auth string.
 * ``prefect_api`` -- points this process's Prefect client at a server for one test; defaults to the
   SQLite-backed server, ``@pytest.mark.parametrize("prefect_api", ["sqlite", "postgres"],
   indirect=True)`` runs a test on both backends.
@@ -21,6 +23,9 @@ _SESSION_HOME = Path(tempfile.mkdtemp(prefix="trinity-tests-"))
 os.environ.setdefault("PREFECT_HOME", str(_SESSION_HOME / "client-home"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.pop("PREFECT_API_URL", None)
+# Workflows are activated and their stored definitions run only with a definition key; every
+# process of the session (API servers, workers, executors) signs and checks with this one.
+os.environ["TRINITY_DEFINITION_KEY"] = "trinity-test-definition-key-0123456789abcdefghijklmnopqrstuv"
 
 import pytest  # noqa: E402
 
@@ -109,3 +114,30 @@ def _stop_event_workers() -> None:
     from prefect.events.worker import EventsWorker
 
     EventsWorker.drain_all(timeout=30, at_exit=False)
+
+
+PREFECT_AUTH_STRING = "trinity:closed-stack-test-auth-0123456789"
+
+
+@pytest.fixture(scope="session")
+def closed_prefect(session_home: Path) -> Iterator[PrefectServer]:
+    """A real Prefect server on its own PostgreSQL database, refusing requests without the auth string."""
+    home = session_home / "prefect-closed"
+    yield from prefect_on_new_database(
+        "prefect_closed",
+        lambda url: start_prefect_server(
+            home, database_url=url, extra_env={"PREFECT_SERVER_API_AUTH_STRING": PREFECT_AUTH_STRING}
+        ),
+    )
+
+
+@pytest.fixture
+def insider(closed_prefect: PrefectServer) -> Iterator[PrefectServer]:
+    """This process's Prefect client on the closed server, with the auth string, for one test."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
+    updates = {PREFECT_API_URL: closed_prefect.api_url, PREFECT_API_AUTH_STRING: PREFECT_AUTH_STRING}
+    with temporary_settings(updates=updates):
+        _stop_event_workers()
+        yield closed_prefect
+        _stop_event_workers()

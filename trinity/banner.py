@@ -63,12 +63,13 @@ def banner_commands(
         body = json.dumps({"parameters": {}})
     examples = " ".join(shlex.quote(str(Path(p).resolve())) for p in config.examples)
     key = stack_secrets["admin_api_key"]
+    auth = shlex.quote(stack_secrets["prefect_auth_string"])
     execute = f"{config.api_url}/workflows/{workflow_id or '<id>'}/execute"
     commands = [
         BannerCommand(
             "run it with Prefect's CLI",
-            f"PREFECT_API_URL={config.prefect_api_url} {prefect} deployment run "
-            f"{shlex.quote(deployment_full_name(demo))} {cli_params}".rstrip(),
+            f"PREFECT_API_URL={config.prefect_api_url} PREFECT_API_AUTH_STRING={auth} "
+            f"{prefect} deployment run {shlex.quote(deployment_full_name(demo))} {cli_params}".rstrip(),
             needs_stack=True,
         ),
         BannerCommand(

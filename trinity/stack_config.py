@@ -67,12 +67,25 @@ class StackConfig:
 
 
 def load_secrets(state_dir: Path) -> dict[str, str]:
-    """The stack's JWT secret and demo admin key: made once, then reused (so ``up`` is idempotent)."""
+    """The stack's JWT secret, demo admin key, Prefect API auth string and definition key: made
+    once, then reused (so ``up`` is idempotent); one missing from an older file is added."""
     path = state_dir / SECRETS_FILE
-    if path.exists():
-        data: dict[str, str] = json.loads(path.read_text())
+    data: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    made = {
+        "jwt_secret": ("", 48),
+        "admin_api_key": ("trn_", 32),
+        # user:password, the form Prefect's documentation gives for it.
+        "prefect_auth_string": ("trinity:", 32),
+        "definition_key": ("", 48),
+    }
+    missing = {
+        name: prefix + secrets.token_urlsafe(size)
+        for name, (prefix, size) in made.items()
+        if not data.get(name)
+    }
+    if not missing:
         return data
-    data = {"jwt_secret": secrets.token_urlsafe(48), "admin_api_key": "trn_" + secrets.token_urlsafe(32)}
+    data |= missing
     state_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -97,6 +110,8 @@ def stack_env(config: StackConfig, stack_secrets: dict[str, str]) -> dict[str, s
         TRINITY_DATABASE_URL=config.trinity_database_url or f"sqlite:///{config.state_dir / 'trinity.db'}",
         TRINITY_JWT_SECRET=stack_secrets["jwt_secret"],
         TRINITY_BOOTSTRAP_API_KEY=stack_secrets["admin_api_key"],
+        PREFECT_API_AUTH_STRING=stack_secrets["prefect_auth_string"],
+        TRINITY_DEFINITION_KEY=stack_secrets["definition_key"],
         TRINITY_STATE_DIR=str(config.state_dir),
         TRINITY_LOGS_DIR=str(config.state_dir / "LOGS"),
         TRINITY_PREFECT_UI_URL=config.prefect_ui_url,
@@ -118,6 +133,8 @@ def child_specs(config: StackConfig, env: dict[str, str]) -> list[ChildSpec]:
         | server_environment(env)
         | {"PREFECT_UI_API_URL": config.prefect_api_url}
         | messaging_environment(config.topology.messaging)
+        # Closed: every request but /health needs the auth string, which every child passes.
+        | {"PREFECT_SERVER_API_AUTH_STRING": env["PREFECT_API_AUTH_STRING"]}
     )
     prefect = [
         ChildSpec(
@@ -176,7 +193,13 @@ def worker_spec(config: StackConfig, env: dict[str, str], child: str, worker_nam
             worker_name,
         ],
         env=env,
-        health=lambda since: worker_heartbeat(config.prefect_api_url, config.pool, worker_name, since),
+        health=lambda since: worker_heartbeat(
+            config.prefect_api_url,
+            config.pool,
+            worker_name,
+            since,
+            auth_string=env["PREFECT_API_AUTH_STRING"],
+        ),
         start_timeout=120.0,
     )
 
@@ -192,6 +215,7 @@ def ready_banner(config: StackConfig, stack_secrets: dict[str, str], workflow_id
             f"  Prefect UI    {config.prefect_ui_url}",
             f"  API docs      {config.api_url}/docs",
             f"  Demo API key  {key}   (admin; stored in {config.state_dir / SECRETS_FILE})",
+            f"  Prefect login {stack_secrets['prefect_auth_string']}   (the Prefect UI and CLI need it)",
             f"  Logs          {config.log_dir}",
             "",
             f"Run '{demo}' in the Prefect UI: open {config.prefect_ui_url}/deployments, pick it, "

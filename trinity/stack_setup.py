@@ -5,6 +5,7 @@ Kept apart from :mod:`trinity.stack` so that module stays about starting and sto
 
 from __future__ import annotations
 
+import base64
 import datetime
 import subprocess
 import tempfile
@@ -74,7 +75,16 @@ def run_step(
     return stdout
 
 
-def worker_heartbeat(api_url: str, pool: str, name: str, since: float) -> bool:
+def prefect_auth_headers(auth_string: str | None) -> dict[str, str]:
+    """The header Prefect's client sends with ``PREFECT_API_AUTH_STRING`` (HTTP basic auth)."""
+    if not auth_string:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(auth_string.encode()).decode()}
+
+
+def worker_heartbeat(
+    api_url: str, pool: str, name: str, since: float, *, auth_string: str | None = None
+) -> bool:
     """True when the worker ``name`` has sent Prefect a heartbeat for ``pool`` since ``since``.
 
     A worker heartbeats once it has reached the API and created or found its pool, so this says
@@ -85,6 +95,7 @@ def worker_heartbeat(api_url: str, pool: str, name: str, since: float) -> bool:
         response = httpx.post(
             f"{api_url}/work_pools/{quote(pool, safe='')}/workers/filter",
             json={"workers": {"last_heartbeat_time": {"after_": after}}},
+            headers=prefect_auth_headers(auth_string),
             timeout=2.0,
         )
     except httpx.HTTPError:

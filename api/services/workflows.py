@@ -42,6 +42,7 @@ from deployments.runs import DeploymentNotFoundError
 from deployments.service import DeploymentError, delete_deployment, deploy_workflow, set_deployment_paused
 from specs import models as documents
 from specs.errors import SpecError
+from trinity.core.signing import MISSING_KEY_MESSAGE
 
 CREATABLE = (WorkflowStatus.DRAFT, WorkflowStatus.ACTIVE)
 RESOURCE = "workflow"
@@ -143,11 +144,18 @@ async def _deploy(
     paused: bool,
     work_pool: str,
 ) -> uuid.UUID:
+    if not prefect.definition_key:
+        # Workers refuse unsigned definitions: deploying one would make a workflow that never runs.
+        raise ConflictError(MISSING_KEY_MESSAGE, code="definition_key_missing")
     specification = documents.Specification.model_validate(spec.document)
     async with prefect.scope():
         try:
             ref = await deploy_workflow(
-                workflow=document, specification=specification, work_pool=work_pool, paused=paused
+                workflow=document,
+                specification=specification,
+                work_pool=work_pool,
+                paused=paused,
+                definition_key=prefect.definition_key,
             )
         except SpecError as exc:
             raise UnprocessableError(

@@ -14,13 +14,20 @@ from typing import Any, cast
 from prefect.client.schemas.objects import State
 from prefect.context import TagsContext
 
-from blocks.workflow_definition import TrinityWorkflow, list_definitions, load_definition
+from blocks.workflow_definition import (
+    TrinityWorkflow,
+    definition_block_name,
+    list_definitions,
+    runnable_definition,
+    verify_definition,
+)
 from flows.actions.base import ActionContext, ActionError, ActionInputError
 from flows.entry import deployed_definition
 from specs.actions import WorkflowInputs
 from specs.naming import run_tags
 from specs.parameters import validate_parameters
 from specs.versions import best_match, parse_range
+from trinity.core.signing import DefinitionRefusedError
 
 
 class ChildWorkflowError(ActionError):
@@ -31,14 +38,14 @@ async def resolve_child_definition(*, name: str, version_range: str | None) -> T
     """The stored definition a ``workflow`` task runs (ChildWorkflowError when none fits)."""
     deployed = await deployed_definition(name)
     if deployed is not None and (version_range is None or parse_range(version_range).contains(deployed[1])):
-        return await load_definition(deployed[0])
+        return await runnable_definition(deployed[0])
     stored = {definition.workflow_version: definition for definition in await list_definitions(name)}
     chosen = best_match(stored, version_range or "*")
     if chosen is None:
         wanted = f" matching '{version_range}'" if version_range else ""
         found = f" (stored: {', '.join(sorted(stored))})" if stored else ""
         raise ChildWorkflowError(f"no deployed definition of workflow '{name}'{wanted}{found}")
-    return stored[chosen]
+    return verify_definition(stored[chosen], definition_block_name(name, chosen))
 
 
 class WorkflowAction:
@@ -51,7 +58,10 @@ class WorkflowAction:
         from flows.compiler import compile_workflow
         from flows.workflow_flow import build_flow
 
-        definition = await resolve_child_definition(name=inputs.name, version_range=inputs.version)
+        try:
+            definition = await resolve_child_definition(name=inputs.name, version_range=inputs.version)
+        except DefinitionRefusedError as exc:
+            raise ChildWorkflowError(str(exc)) from exc
         specification = definition.specification_model()
         problems = validate_parameters(specification.parameters, inputs.parameters)
         if problems:

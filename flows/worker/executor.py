@@ -32,9 +32,10 @@ from prefect.context import AsyncClientContext, SyncClientContext
 from prefect.exceptions import Abort, Pause
 from prefect.flows import Flow, load_flow_from_flow_run
 from prefect.logging.loggers import flow_run_logger, get_logger
-from prefect.states import Cancelled, Crashed
+from prefect.states import Cancelled, Crashed, Failed
 from prefect.utilities.engine import propose_state
 
+from flows.entry import check_pull_steps
 from flows.worker import delivery
 from flows.worker.claims import hand_back
 from flows.worker.heartbeat import HeartbeatSender, deliver_queued_heartbeats
@@ -57,6 +58,7 @@ from flows.worker.runs import (
 )
 from flows.worker.suspension import SuspensionWatch, current_watch
 from trinity.core.redaction import redact_held
+from trinity.core.signing import DefinitionRefusedError
 
 logger = get_logger("trinity.worker.executor")
 
@@ -82,6 +84,9 @@ class FlowCache:
         async with self._lock:
             if key is not None and key in self._flows:
                 return self._flows[key]
+            if flow_run.deployment_id is not None:
+                deployment = await self._client.read_deployment(flow_run.deployment_id)
+                check_pull_steps(deployment)
             flow = await load_flow_from_flow_run(flow_run, use_placeholder_flow=False)
             if key is not None:
                 self._flows[key] = flow
@@ -224,6 +229,11 @@ class Executor:
         except (Abort, Pause) as exc:
             # Orchestration said no (the run was cancelled, paused or taken elsewhere).
             detail = f"orchestration: {exc}"
+        except DefinitionRefusedError as exc:
+            # Refused before the flow was built: no task ran. A failure of the run, not a crash
+            # of the executor, and one line says why.
+            detail = str(exc)
+            state = await self._end(control.flow_run_id, Failed(message=detail), detail)
         except Exception as exc:
             detail = f"{type(exc).__name__}: {exc}"
             if control.cancel_requested:
@@ -338,17 +348,23 @@ class Executor:
 
     async def _crash(self, flow_run_id: UUID, exc: BaseException) -> State | None:
         """Record that the executor could not run the flow run (it never reached the engine)."""
-        assert self._client is not None
         reason = redact_held(f"{type(exc).__name__}: {exc}")
         message = f"The Trinity executor could not run this flow run: {reason}"
+        return await self._end(flow_run_id, Crashed(message=message), message, exc_info=exc)
+
+    async def _end(
+        self, flow_run_id: UUID, state: State, message: str, *, exc_info: BaseException | None = None
+    ) -> State | None:
+        """Log ``message`` in the flow run's log and propose ``state`` for a run that never started."""
+        assert self._client is not None
         try:
             flow_run = await self._client.read_flow_run(flow_run_id)
-            flow_run_logger(flow_run).error(message, exc_info=exc)
-            return await propose_state(self._client, Crashed(message=message), flow_run_id=flow_run_id)
+            flow_run_logger(flow_run).error(message, exc_info=exc_info)
+            return await propose_state(self._client, state, flow_run_id=flow_run_id)
         except Abort:
             return await self._read_state(flow_run_id)
         except Exception:
-            logger.exception("Could not mark flow run %s Crashed", flow_run_id)
+            logger.exception("Could not mark flow run %s %s", flow_run_id, state.name)
             return None
 
     async def _drain(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import ssl
 import sys
 import threading
@@ -23,6 +24,7 @@ from api.app import create_app
 from tests.support.processes import running_process
 from tests.support.servers import free_port
 from trinity.core.settings import Settings
+from trinity.core.signing import DEFINITION_KEY_ENV
 from trinity.core.urls import normalise_url
 
 JWT_SECRET = "trinity-test-secret-0123456789abcdefghijklmnopqrstuvwxyz-0123456789abcdef"
@@ -66,6 +68,8 @@ def make_settings(
                 "token_expiry": token_expiry,
                 "auth_failure_rate_limit": auth_failure_rate_limit,
                 "token_rate_limit": token_rate_limit,
+                # The session's key (tests/conftest.py), so the session's workers run what this signs.
+                "definition_key": os.environ.get(DEFINITION_KEY_ENV),
             },
             "prefect": {"api_url": prefect_api_url} | ({"work_pool": work_pool} if work_pool else {}),
             "state_dir": str(state_dir),

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.exceptions import PrefectHTTPStatusError
 
 from deployments.service import deploy_workflow
 from specs.parameters import EXTRA_PARAMETERS
 from tests.flows.factories import specification, workflow
+from tests.flows.worker.support import deployment_run_count
 from tests.support.servers import PrefectServer
 from tests.support.shell import run_command
 
@@ -37,14 +37,6 @@ async def _deploy(name: str, schema: dict[str, object], tasks: list[dict[str, ob
         work_pool=f"pool-{uuid.uuid4().hex[:8]}",
     )
     return ref.id
-
-
-async def _run_count(deployment_id: uuid.UUID) -> int:
-    async with get_client() as client:
-        runs = await client.read_flow_runs(
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
-        )
-    return len(runs)
 
 
 async def test_prefect_refuses_a_run_with_an_unknown_parameter(prefect_api: PrefectServer) -> None:
@@ -65,7 +57,7 @@ async def test_prefect_refuses_a_run_with_an_unknown_parameter(prefect_api: Pref
     assert refused.value.response.status_code == 409
     assert "nams" in refused.value.response.json()["detail"]
     assert accepted.parameters == {"names": ["x"]}
-    assert await _run_count(deployment_id) == 1
+    assert await deployment_run_count(deployment_id) == 1
 
 
 async def test_prefect_cli_refuses_an_unknown_parameter(prefect_api: PrefectServer) -> None:
@@ -97,7 +89,7 @@ async def test_prefect_cli_refuses_an_unknown_parameter(prefect_api: PrefectServ
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "nams" in result.stdout + result.stderr
-    assert await _run_count(deployment_id) == 0
+    assert await deployment_run_count(deployment_id) == 0
 
 
 async def test_a_spec_that_accepts_more_names_gets_them_into_the_run(

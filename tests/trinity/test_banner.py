@@ -11,7 +11,7 @@ from trinity.banner import banner_commands
 from trinity.commands.up_impl import EXAMPLES_DIR
 from trinity.stack_config import StackConfig, ready_banner
 
-SECRETS = {"admin_api_key": "trn_banner_test"}
+SECRETS = {"admin_api_key": "trn_banner_test", "prefect_auth_string": "trinity:banner-test"}
 
 
 def config(tmp_path: Path) -> StackConfig:
@@ -31,7 +31,11 @@ def test_banner_prints_every_command_with_a_prompt(tmp_path: Path) -> None:
 
     assert printed == [command.line for command in banner_commands(stack, SECRETS, "1234")]
     assert any(" validate " in line for line in printed)
-    assert any(" deployment run " in line for line in printed)
+    # Prefect is closed: its CLI needs the stack's auth string.
+    assert any(
+        " deployment run " in line and "PREFECT_API_AUTH_STRING=trinity:banner-test " in line
+        for line in printed
+    )
     assert any(line.startswith("curl ") and line.endswith("/workflows/1234/execute") for line in printed)
 
 

@@ -12,9 +12,12 @@ import anyio
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
+from blocks.workflow_definition import definition_block_name, load_definition
+from tests.conftest import PREFECT_AUTH_STRING
 from tests.support.documents import spec_and_workflow
 from tests.support.servers import PrefectServer
 from tests.support.shell import run_command
+from trinity.core.signing import DEFINITION_KEY_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 TRINITY = ROOT / ".venv" / "bin" / "trinity"
@@ -48,25 +51,31 @@ def test_deploy_uses_prefect_api_url_from_the_config(prefect_api: PrefectServer,
     name = f"cfg-{uuid.uuid4().hex[:8]}"
     (tmp_path / "trinity.config.yml").write_text(f"prefect:\n  api_url: {prefect_api.api_url}\n")
 
-    result = _deploy(tmp_path, name, {})
+    result = _deploy(tmp_path, name, {DEFINITION_KEY_ENV: os.environ[DEFINITION_KEY_ENV]})
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"{name}/trinity"
     assert _deployed(name)
 
 
-def test_deploy_uses_the_running_stack(prefect_api: PrefectServer, tmp_path: Path) -> None:
+def test_deploy_uses_the_running_stack_and_its_secrets(insider: PrefectServer, tmp_path: Path) -> None:
     name = f"stack-{uuid.uuid4().hex[:8]}"
     state = tmp_path / "state"
     state.mkdir()
-    # This test process stands in for the live `trinity up` the pid file names.
+    # This test process stands in for the live `trinity up` the pid file names; its Prefect is
+    # closed, and neither the auth string nor the definition key is in the command's environment.
     (state / "up.pid").write_text(str(os.getpid()))
-    (state / "status.json").write_text(json.dumps({"prefect_api": prefect_api.api_url, "children": []}))
+    (state / "status.json").write_text(json.dumps({"prefect_api": insider.api_url, "children": []}))
+    secrets = {"prefect_auth_string": PREFECT_AUTH_STRING, "definition_key": "the-stack-s-definition-key"}
+    (state / "secrets.json").write_text(json.dumps(secrets))
 
     result = _deploy(tmp_path, name, {"TRINITY_STATE_DIR": str(state)})
 
     assert result.returncode == 0, result.stderr
     assert _deployed(name)
+    block = definition_block_name(name, "1.0.0")
+    stored = anyio.run(load_definition, block)
+    stored.verify("the-stack-s-definition-key", block_name=block)  # signed with the stack's key
 
 
 def test_an_invalid_config_is_one_line(tmp_path: Path) -> None:

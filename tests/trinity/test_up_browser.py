@@ -1,9 +1,10 @@
 """``trinity up`` end to end, checked in a real browser (Debian's Chromium driven by Playwright).
 
-Starts the whole stack as a person would, opens the Prefect UI it serves, finds the example
-workflow's deployment and its completed run, checks that the run's task names are the spec's task
-ids and that the analytics artifact is there, runs the banner's commands in a fresh shell, opens the
-API docs with every other host cut off, then stops the stack and checks nothing is left.
+Starts the whole stack as a person would, opens the Prefect UI it serves (logging in with the
+stack's Prefect auth string), finds the example workflow's deployment and its completed run, checks
+that the run's task names are the spec's task ids and that the analytics artifact is there, runs the
+banner's commands in a fresh shell, opens the API docs with every other host cut off, then stops the
+stack and checks nothing is left.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
@@ -108,10 +110,21 @@ def test_up_serves_the_demo_in_the_prefect_ui(tmp_path: Path) -> None:
             assert result.returncode == 0, f"{line}\n{result.stdout}{result.stderr}"
 
         ui = f"http://127.0.0.1:{prefect_port}"
+        # Prefect is closed: without the stack's auth string its API answers 401.
+        auth_string = json.loads((state / "secrets.json").read_text())["prefect_auth_string"]
+        assert httpx.post(f"{ui}/api/deployments/filter", json={}, timeout=30).status_code == 401
         screenshots = DOCS_SCREENSHOTS if REFRESH_DOCS_SCREENSHOTS else tmp_path
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
+
+            # The UI asks for the auth string once (its login page), then keeps it.
+            page.goto(ui, wait_until="networkidle")
+            password = page.locator("input[type=password]").first
+            password.wait_for(timeout=60_000)
+            password.fill(auth_string)
+            page.get_by_role("button", name="Login").first.click()
+            page.wait_for_load_state("networkidle")
 
             page.goto(f"{ui}/deployments", wait_until="networkidle")
             page.get_by_text("regional-report").first.wait_for(timeout=60_000)

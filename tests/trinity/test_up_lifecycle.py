@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import free_port, running_prefect_server
+from tests.support.servers import free_port, start_prefect_server
 from tests.trinity import children
 from trinity.stack import bring_up
 from trinity.stack_config import StackConfig, child_specs, load_secrets, stack_env
@@ -214,10 +214,16 @@ def test_a_failed_step_names_its_last_line(tmp_path: Path) -> None:
 
 
 def test_worker_is_healthy_only_once_it_heartbeats_in_prefect(tmp_path: Path) -> None:
-    with running_prefect_server(tmp_path / "prefect") as server:
-        port = int(server.api_url.rsplit(":", 1)[1].split("/")[0])
-        config = StackConfig(state_dir=tmp_path / "state", prefect_port=port, worker_processes=1)
-        env = stack_env(config, load_secrets(config.state_dir))
+    port = free_port()
+    config = StackConfig(state_dir=tmp_path / "state", prefect_port=port, worker_processes=1)
+    stack_secrets = load_secrets(config.state_dir)
+    auth = stack_secrets["prefect_auth_string"]
+    # Closed, as `trinity up` starts it: the worker and the health check pass the auth string.
+    server = start_prefect_server(
+        tmp_path / "prefect", port=port, extra_env={"PREFECT_SERVER_API_AUTH_STRING": auth}
+    )
+    try:
+        env = stack_env(config, stack_secrets)
         spec = child_specs(config, env)[2]
         assert spec.name == "trinity-worker"
         assert not spec.health(time.time())
@@ -226,9 +232,15 @@ def test_worker_is_healthy_only_once_it_heartbeats_in_prefect(tmp_path: Path) ->
             child = supervisor.start(spec)
             assert child.healthy
             name = spec.argv[list(spec.argv).index("--name") + 1]
-            assert worker_heartbeat(config.prefect_api_url, config.pool, name, time.time() - 120)
+            assert worker_heartbeat(
+                config.prefect_api_url, config.pool, name, time.time() - 120, auth_string=auth
+            )
+            # Without the auth string Prefect answers 401: no heartbeat is seen.
+            assert not worker_heartbeat(config.prefect_api_url, config.pool, name, time.time() - 120)
             # Another worker's heartbeat does not count.
-            assert not worker_heartbeat(config.prefect_api_url, config.pool, "someone-else", 0)
+            assert not worker_heartbeat(
+                config.prefect_api_url, config.pool, "someone-else", 0, auth_string=auth
+            )
 
             # Restarted, the worker is judged on heartbeats of the new process only: the old
             # process's heartbeat (same worker name) does not make it healthy.
@@ -246,6 +258,8 @@ def test_worker_is_healthy_only_once_it_heartbeats_in_prefect(tmp_path: Path) ->
             assert spec.health(child.started_wall)
         finally:
             supervisor.stop_all()
+    finally:
+        server.stop()
 
 
 def test_two_ups_started_at_once_make_one_stack_and_the_other_says_so_in_one_line(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 import typer
-from prefect.settings import PREFECT_CLIENT_RETRY_EXTRA_CODES, temporary_settings
+from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_CLIENT_RETRY_EXTRA_CODES, temporary_settings
 
 from flows.analytics.database import first_line
 from flows.monitoring.hooks import WORKER_NAME_VARIABLE
@@ -22,9 +22,10 @@ from trinity.commands.common import fail
 from trinity.commands.prefect_calls import prefect_api_url as resolved_prefect_api_url
 from trinity.core.config import child_environment, load_settings
 from trinity.core.settings import ConfigError
+from trinity.core.signing import DEFINITION_KEY_ENV, MISSING_KEY_MESSAGE
 from trinity.core.tables import execution_logs
 from trinity.core.urls import DatabaseURLError, describe_url, is_sqlite, normalise_url, sqlite_file
-from trinity.prefect_target import using_prefect_api
+from trinity.prefect_target import running_stack_secrets, using_prefect_api
 
 
 def serve(
@@ -73,6 +74,16 @@ def serve(
         )
     # Executor processes read the URL from their environment; this process from its settings.
     os.environ["PREFECT_API_URL"] = api_url
+    # Serving the running `trinity up`'s Prefect, its secrets apply unless configured otherwise.
+    stack_secrets = running_stack_secrets(api_url)
+    key = settings.security.definition_key or stack_secrets.get("definition_key")
+    if not key:
+        # Every stored definition is checked against it; without one, none could run.
+        fail(f"error: {MISSING_KEY_MESSAGE}")
+    os.environ[DEFINITION_KEY_ENV] = key
+    auth_string = PREFECT_API_AUTH_STRING.value() or stack_secrets.get("prefect_auth_string")
+    if auth_string:
+        os.environ["PREFECT_API_AUTH_STRING"] = auth_string
     # Where this host's executors keep their delivery counts (`trinity status` reads them).
     os.environ.setdefault(STATUS_DIR_VARIABLE, str(Path(settings.state_dir).resolve() / "delivery"))
     _report_database(inherited["TRINITY_DATABASE_URL"], connect_timeout=settings.database.connect_timeout)

@@ -8,7 +8,7 @@ expands to an empty string, so ``jwt_secret: ${JWT_SECRET}`` with no ``JWT_SECRE
 "no secret".
 
 Environment variables: ``TRINITY_DATABASE_URL``, ``TRINITY_JWT_SECRET`` (or ``JWT_SECRET``),
-``TRINITY_BOOTSTRAP_API_KEY``, ``TRINITY_DEV_MODE``, ``TRINITY_STATE_DIR``,
+``TRINITY_BOOTSTRAP_API_KEY``, ``TRINITY_DEFINITION_KEY``, ``TRINITY_DEV_MODE``, ``TRINITY_STATE_DIR``,
 ``TRINITY_PREFECT_API_URL``, ``TRINITY_PREFECT_UI_URL``, ``TRINITY_LOGS_DIR``,
 ``TRINITY_SSL_CERTFILE``, ``TRINITY_SSL_KEYFILE``. Without
 ``prefect.api_url``, Prefect's own ``PREFECT_API_URL`` applies.
@@ -30,6 +30,7 @@ import yaml
 from pydantic import ValidationError
 
 from trinity.core.settings import ConfigError, Settings
+from trinity.core.signing import DEFINITION_KEY_ENV, require_key
 
 DEFAULT_CONFIG_FILE = "trinity.config.yml"
 CONFIG_ENV = "TRINITY_CONFIG"
@@ -119,6 +120,7 @@ def environment_overrides(env: Mapping[str, str]) -> dict[str, Any]:
         "database.url": env.get("TRINITY_DATABASE_URL"),
         "security.jwt_secret": env.get("TRINITY_JWT_SECRET") or env.get("JWT_SECRET"),
         "security.bootstrap_api_key": env.get("TRINITY_BOOTSTRAP_API_KEY"),
+        "security.definition_key": env.get(DEFINITION_KEY_ENV),
         "prefect.api_url": env.get("TRINITY_PREFECT_API_URL"),
         "prefect.ui_url": env.get("TRINITY_PREFECT_UI_URL"),
         "analytics.logs_dir": env.get("TRINITY_LOGS_DIR"),
@@ -167,6 +169,12 @@ def load_settings(
     return settings
 
 
+def configured_definition_key(settings: Settings | None = None) -> str:
+    """The definition key of ``settings`` (default: resolved now), or
+    :class:`trinity.core.signing.DefinitionKeyMissingError` naming the setting."""
+    return require_key((settings or load_settings()).security.definition_key)
+
+
 def child_environment(settings: Settings, *, cwd: Path | None = None) -> dict[str, str]:
     """Environment variables that give a child process these same settings, wherever it runs.
 
@@ -185,4 +193,7 @@ def child_environment(settings: Settings, *, cwd: Path | None = None) -> dict[st
     }
     if settings.source:
         env[CONFIG_ENV] = str(base / settings.source)
+    if settings.security.definition_key:
+        # Executors check every stored definition they run with it.
+        env[DEFINITION_KEY_ENV] = settings.security.definition_key
     return env

@@ -148,11 +148,15 @@ class SecuritySettings(_Section):
     token_rate_limit: str | None = "30/minute"
     dev_mode: bool = False
     bootstrap_api_key: str | None = None
+    # The HMAC key of stored workflow definitions (trinity/core/signing.py); the same on the API
+    # and every worker. Unset: workflows are not activated and stored definitions do not run.
+    definition_key: str | None = None
     http: HttpEgressSettings = Field(default_factory=HttpEgressSettings)
 
     @field_validator(
         "jwt_secret",
         "bootstrap_api_key",
+        "definition_key",
         "rate_limit",
         "auth_failure_rate_limit",
         "token_rate_limit",

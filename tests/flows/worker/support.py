@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.responses import WorkerFlowRunResponse
 from prefect.client.schemas.sorting import TaskRunSort
@@ -131,6 +136,15 @@ async def create_runs(deployment_id: uuid.UUID, count: int, **parameters: Any) -
             for _ in range(count)
         ]
     return [run.id for run in runs]
+
+
+async def deployment_run_count(deployment_id: uuid.UUID) -> int:
+    """How many flow runs the deployment has."""
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+        )
+    return len(runs)
 
 
 async def read_runs(ids: Iterable[uuid.UUID]) -> list[FlowRun]:

@@ -1,6 +1,7 @@
 """A standalone ``trinity worker`` on "another host": a folder holding only its
-``trinity.config.yml``, which names Trinity's PostgreSQL database and the Prefect API. The run's
-execution log must land in that database, not in a SQLite file of the folder."""
+``trinity.config.yml``, which names Trinity's PostgreSQL database, the Prefect API and the
+definition key. The run's execution log must land in that database, not in a SQLite file of the
+folder."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from api.db import migrate
 from tests.conftest import require_postgres
 from tests.flows.worker.support import VENV_BIN, create_runs, deploy_tasks, is_final, running_worker, wait_for
 from tests.support.servers import PrefectServer, create_database, drop_database
+from trinity.core.signing import DEFINITION_KEY_ENV
 from trinity.core.tables import execution_logs
 from trinity.core.urls import normalise_url
 
@@ -73,6 +75,8 @@ async def test_a_standalone_worker_records_runs_to_the_database_its_config_names
     (host / "trinity.config.yml").write_text(
         f"database:\n  url: {trinity_postgres}\n"
         f"prefect:\n  api_url: {prefect_api.api_url}\n  work_pool: {pool}\n"
+        # The key the definitions were signed with (this session's), shared like the database URL.
+        f"security:\n  definition_key: {os.environ[DEFINITION_KEY_ENV]}\n"
     )
     command = [str(VENV_BIN / "trinity"), "worker", "--processes", "1", "--concurrency", "2"]
     command += ["--poll-seconds", "0.5", "--shutdown-grace", "5"]

@@ -8,7 +8,7 @@ import sys
 
 OURS = {"specs", "flows", "blocks", "deployments", "analytics", "api", "trinity"}
 CORE = ["trinity.core.config", "trinity.core.settings", "trinity.core.tables", "trinity.core.types"]
-CORE += ["trinity.core.urls"]
+CORE += ["trinity.core.urls", "trinity.core.signing"]
 
 
 def _modules_after(imports: list[str]) -> list[str]:
