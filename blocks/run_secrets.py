@@ -16,7 +16,7 @@ from typing import Any
 from prefect.blocks.system import Secret
 from prefect.exceptions import ObjectNotFound
 
-from specs.secrets import referenced_block, secret_reference
+from specs.secrets import secret_reference
 
 RUN_SECRET_PREFIX = "trinity-run-secret-"
 
@@ -41,12 +41,13 @@ async def stash_secret_parameters(
     params: Mapping[str, Any], secrets: Collection[str]
 ) -> tuple[dict[str, Any], list[str]]:
     """``params`` with the value of each parameter named in ``secrets`` moved into a block of its
-    own and replaced by a reference; and the names of the blocks made. References stay as given."""
+    own and replaced by a reference; and the names of the blocks made. A value that looks like a
+    reference is stored as given too: whoever starts a run must not make it read another block."""
     result = dict(params)
     made: list[str] = []
     for name in sorted(secrets):
         value = result.get(name)
-        if value is None or referenced_block(value) is not None:
+        if value is None:
             continue
         block = await stash_secret(value)
         made.append(block)

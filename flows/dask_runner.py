@@ -31,7 +31,7 @@ from prefect_dask.task_runners import DaskTaskRunner
 from flows.recording import TaskRecord
 from flows.task_run import TaskCall
 from specs.models import TaskRunner as TaskRunnerSpec
-from trinity.core.redaction import redact_urls
+from trinity.core.redaction import hold_secrets, install_log_redaction, redact_urls, release_secrets
 
 DASK_WORKER_TAG = "dask-worker:"
 
@@ -83,9 +83,16 @@ def _run_remote(
 ) -> tuple[State, TaskRecord | None]:
     """On a Dask worker: run one spec task run in the flow run's context."""
     call.worker = distributed.get_worker().address
-    # The tag names the worker on the task run in the Prefect UI (its logs say it too).
-    with hydrated_context(context), tags(f"{DASK_WORKER_TAG}{call.worker}"):
-        state: State = asyncio.run(task(label=label, call=call, wait_for=wait_for, return_state=True))
+    # This process masks the run's secrets while its task runs, as the flow run's process does.
+    held = list(call.scope.held)
+    install_log_redaction()
+    hold_secrets(held)
+    try:
+        # The tag names the worker on the task run in the Prefect UI (its logs say it too).
+        with hydrated_context(context), tags(f"{DASK_WORKER_TAG}{call.worker}"):
+            state: State = asyncio.run(task(label=label, call=call, wait_for=wait_for, return_state=True))
+    finally:
+        release_secrets(held)
     return state, call.record
 
 

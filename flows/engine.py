@@ -47,8 +47,8 @@ from flows.task_run import RunScope, TaskCall, build_task
 from specs.errors import SpecError
 from specs.expressions import ExpressionError, evaluate_condition, evaluate_items
 from specs.parameters import apply_defaults, drop_unset_optionals, validate_parameters
-from specs.secrets import SECRETS_ROOT, mask_references, mask_secret_parameters
-from trinity.core.redaction import install_log_redaction, redact_held
+from specs.secrets import SECRETS_ROOT, mask_references, mask_secret_parameters, secret_parameters
+from trinity.core.redaction import install_log_redaction, redact_held, redact_value
 from trinity.core.types import utcnow
 
 COMPLETED, SKIPPED, FAILED, BLOCKED = "completed", "skipped", "failed", "blocked"
@@ -171,12 +171,16 @@ class WorkflowEngine:
             if problem is not None:
                 return Failed(message=problem)
         limit = self.compiled.workflow.concurrency.max_parallel_tasks
+        full = apply_defaults(schema, params)
+        for name in sorted(secret_parameters(schema) & (set(full) - set(params))):
+            secrets.hold(full[name])  # a secret's default is as secret as a given value
         scope = RunScope(
             workflow=self.compiled.name,
-            params=apply_defaults(schema, params),
+            params=full,
             info=run_info(self.compiled, flow_run),
             thread_limiter=anyio.CapacityLimiter(limit),
             secrets=secrets.named,
+            held=tuple(secrets.held),
         )
         run = _Run(scope=scope, record=record, slots=anyio.Semaphore(limit))
         record.parameters = mask_secret_parameters(schema, scope.params)
@@ -187,7 +191,9 @@ class WorkflowEngine:
         errors = [error for task_id in self.compiled.order for error in run.outcomes[task_id].errors]
         if errors:
             return Failed(message="; ".join(f"task '{label}' failed: {error}" for label, error in errors))
-        return {task_id: run.outcomes[task_id].output for task_id in self.compiled.order}
+        # The run's result leaves this process (a parent workflow, `trinity run`): secrets masked,
+        # while its own tasks passed each other the values themselves.
+        return redact_value({task_id: run.outcomes[task_id].output for task_id in self.compiled.order})
 
     async def _node(self, run: _Run, task_id: str) -> None:
         plan = self.compiled.plans[task_id]

@@ -52,6 +52,12 @@ class RunSecrets:
         await delete_secrets(owned)
 
 
+def resolvable_block(value: Any) -> str | None:
+    """The per-run ``Secret`` block ``value`` refers to, if it refers to one."""
+    block = referenced_block(value)
+    return block if block is not None and is_run_secret(block) else None
+
+
 async def _move_into_blocks(secrets: RunSecrets, clear: set[str], flow_run: FlowRun | None) -> dict[str, Any]:
     """Parameters given in clear, stored in blocks of their own; Prefect's record rewritten."""
     stashed, made = await stash_secret_parameters(secrets.params, clear)
@@ -69,15 +75,17 @@ async def open_run_secrets(secrets: RunSecrets, compiled: CompiledWorkflow, flow
     ends, also when this raised part way."""
     params = dict(secrets.params)
     names = secret_parameters(compiled.parameters_schema) & set(params)
-    clear = {name for name in names if params[name] is not None and referenced_block(params[name]) is None}
+    # Only a reference to a block made for a run is resolved; anything else (another block's name
+    # typed into Prefect's run form included) is a value given in clear.
+    clear = {name for name in names if params[name] is not None and resolvable_block(params[name]) is None}
     for name in clear:
         secrets.hold(params[name])
     carried = await _move_into_blocks(secrets, clear, flow_run) if clear else dict(params)
     for name in sorted(names):
-        block = referenced_block(carried[name])
+        block = resolvable_block(carried[name])
         if block is None:
             continue
-        if is_run_secret(block) and block not in secrets.owned:
+        if block not in secrets.owned:
             secrets.owned.append(block)
         value = await read_secret(block)
         secrets.hold(value)

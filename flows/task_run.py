@@ -19,8 +19,9 @@ from prefect import Task, get_run_logger
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.context import TaskRunContext
+from prefect.serializers import PickleSerializer
 from prefect.states import Completed
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from flows.actions import Action, ActionContext, ActionInputError
 from flows.compiler import TaskPlan
@@ -44,14 +45,19 @@ class RunScope:
     thread_limiter: anyio.CapacityLimiter
     # ``secrets.NAME`` values read for this run (expressions only; never logged).
     secrets: dict[str, Any] = field(default_factory=dict)
+    # The texts of this run's secrets: masked wherever its tasks run (a Dask worker too).
+    held: tuple[str, ...] = ()
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A limiter does not pickle; a copy sent to a Dask worker gets one of its own, as large.
-        return (_scope, (self.workflow, self.params, self.info, self.thread_limiter.total_tokens))
+        tokens = self.thread_limiter.total_tokens
+        return (_scope, (self.workflow, self.params, self.info, tokens, self.held))
 
 
-def _scope(workflow: str, params: dict[str, Any], info: dict[str, Any], tokens: float) -> RunScope:
-    return RunScope(workflow, params, info, anyio.CapacityLimiter(tokens))
+def _scope(
+    workflow: str, params: dict[str, Any], info: dict[str, Any], tokens: float, held: tuple[str, ...]
+) -> RunScope:
+    return RunScope(workflow, params, info, anyio.CapacityLimiter(tokens), held=held)
 
 
 class TaskCall:
@@ -139,8 +145,9 @@ class TaskCall:
             )
             record.peak_memory_bytes = max(record.peak_memory_bytes or 0, peak)
         record.output_hash = stable_hash(output)
-        # The output is the task run's result (kept by Prefect when cached): secrets masked.
-        return redact_value(output)
+        # Downstream tasks get the output itself; what Prefect keeps of it (a cached task's
+        # persisted result) goes through RedactedResultSerializer.
+        return output
 
 
 def _current_label(default: str) -> str:
@@ -204,6 +211,16 @@ def _should_retry(task: Any, task_run: Any, state: State) -> bool:
     return not isinstance(state.data, ExpressionError | ActionInputError)
 
 
+class RedactedResultSerializer(PickleSerializer[Any]):
+    """Task results as Prefect persists them (cached tasks only): secrets and credentials in URLs
+    masked. A cache hit therefore gives its downstream tasks the masked value."""
+
+    type: str = Field(default="trinity-redacted-pickle", frozen=True)
+
+    def dumps(self, obj: Any) -> bytes:
+        return super().dumps(redact_value(obj))
+
+
 def build_task(plan: TaskPlan) -> Task[Any, Any]:
     """The Prefect task for one spec task (retries, timeout, cache as planned)."""
     cache = plan.task.cache if plan.task.cache is not None and plan.task.cache.enabled else None
@@ -212,6 +229,7 @@ def build_task(plan: TaskPlan) -> Task[Any, Any]:
             "cache_key_fn": _cache_key,
             "cache_expiration": dt.timedelta(seconds=cache.expiry_seconds),
             "persist_result": True,
+            "result_serializer": RedactedResultSerializer(),
         }
         if cache is not None
         else {"cache_policy": NO_CACHE, "persist_result": False}

@@ -13,6 +13,7 @@ undeclared parameters of such a run travel as one object under :data:`EXTRA_PARA
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import json
 import re
@@ -28,7 +29,8 @@ from referencing.exceptions import Unresolvable
 from specs.errors import Problem, SpecError, json_path
 from specs.schema_limits import PARAMETER_TIME_LIMIT_SECONDS, BoundedValidator, search
 from specs.schema_limits import time_limit as schema_time_limit
-from specs.secrets import secret_form_schema
+from specs.secrets import secret_form_schema, secret_parameters
+from trinity.core.redaction import redact, secret_texts
 
 PathParts = tuple[str | int, ...]
 
@@ -183,7 +185,19 @@ def validate_parameters(
     released, so a caller on an event loop can run this in a worker thread.
     """
     with schema_time_limit(time_limit):
-        return _validate_parameters(schema, params, source)
+        problems = _validate_parameters(schema, params, source)
+    return _without_secret_values(problems, schema, params)
+
+
+def _without_secret_values(
+    problems: list[Problem], schema: Mapping[str, Any], params: Mapping[str, Any]
+) -> list[Problem]:
+    """Problems whose messages quote a secret parameter's value (``'hunter2' is too short``) masked."""
+    names = secret_parameters(schema) & set(params)
+    texts = [text for name in names for text in secret_texts(params[name])]
+    if not texts:
+        return problems
+    return [dataclasses.replace(problem, message=redact(problem.message, texts)) for problem in problems]
 
 
 def _validate_parameters(schema: Mapping[str, Any], params: Mapping[str, Any], source: str) -> list[Problem]:

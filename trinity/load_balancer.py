@@ -54,9 +54,11 @@ defaults
     # Websockets (events in, logs out) live long.
     timeout tunnel 1h
     # A refused connection is tried again (up to 3 times), on another server after the first.
+    # Only then: a request a server dropped without answering may have been carried out (a state
+    # proposed, a run created), and sending it again would do it twice; the client decides.
     retries 3
     option redispatch 1
-    retry-on conn-failure empty-response
+    retry-on conn-failure
 
 frontend prefect
     bind {bind}:{listen_port}

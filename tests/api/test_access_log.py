@@ -34,7 +34,12 @@ def _config(folder: Path, log: Path, prefect: PrefectServer, port: int, handler:
         "server": {"host": "127.0.0.1", "port": port},
         "database": {"url": f"sqlite:///{folder / 'trinity.db'}"},
         "logging": logging,
-        "security": {"jwt_secret": JWT_SECRET, "bootstrap_api_key": ADMIN_KEY},
+        "security": {
+            "jwt_secret": JWT_SECRET,
+            "bootstrap_api_key": ADMIN_KEY,
+            # The session's key (tests/conftest.py): the environment is not passed on here.
+            "definition_key": os.environ["TRINITY_DEFINITION_KEY"],
+        },
         "prefect": {"api_url": prefect.api_url},
         "state_dir": str(folder / "state"),
     }

@@ -20,7 +20,7 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from deployments.service import deploy_workflow
 from flows.dask_runner import DASK_WORKER_TAG
-from tests.flows.factories import flow_run_id, run_workflow, specification, task_runs, workflow
+from tests.flows.factories import flow_run_id, log_lines, run_workflow, specification, task_runs, workflow
 from tests.flows.worker.support import (
     create_runs,
     is_final,
@@ -228,3 +228,18 @@ async def test_the_trinity_worker_runs_a_dask_workflow_on_the_cluster(
     assert sorted(records) == [f"item[{i}]" for i in range(6)]
     assert {record["worker"] for record in records.values()} <= set(cluster.scheduler_info["workers"])
     assert all(record["worker"] for record in records.values())
+
+
+async def test_a_runs_secrets_are_masked_on_the_dask_workers(
+    prefect_api: object, cluster: LocalCluster
+) -> None:
+    secret = "s3cret-on-dask-42"
+    spec = specification({"type": "object", "properties": {"pw": {"type": "string", "format": "password"}}})
+    echo = {"id": "echo", "uses": "shell", "with": {"argv": ["echo", "token ${{ params.pw }} end"]}}
+
+    state = await run_workflow(workflow(**_on_dask(cluster.scheduler_address, [echo])), spec, pw=secret)
+
+    assert state.is_completed(), state.message
+    lines = await log_lines(flow_run_id(state), until="token *** end", timeout=60)
+    assert any("token *** end" in line for line in lines), lines
+    assert not [line for line in lines if secret in line]

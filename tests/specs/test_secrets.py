@@ -3,7 +3,7 @@ how a deployment's form takes them, and the static checks of secret names."""
 
 from __future__ import annotations
 
-from specs.parameters import prefect_parameters_schema
+from specs.parameters import prefect_parameters_schema, validate_parameters
 from specs.secrets import (
     mask_references,
     mask_secret_parameters,
@@ -85,3 +85,13 @@ def test_bad_secret_reads_are_located() -> None:
     assert upper.json_path == "$.tasks[0].with.output"
     assert only(found, "read a secret by its name").json_path == "$.tasks[0].with.whole"
     assert only(found, "literal name").json_path == "$.tasks[0].with.dynamic"
+
+
+def test_problems_do_not_quote_a_secret_value() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"pw": {"type": "string", "format": "password", "minLength": 10}},
+    }
+    [problem] = validate_parameters(schema, {"pw": "hunter2"})
+    assert "hunter2" not in problem.message
+    assert problem.json_path == "$.pw"

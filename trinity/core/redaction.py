@@ -33,9 +33,12 @@ MIN_SECRET_CHARS = 4
 
 # scheme://user:password@  or  scheme://token@  (stops at the first '@' of the authority)
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^\s/?#@'\"<>]+)@")
+# A query key is secret when one of its words (split at '_', '-', '.') says so: ``token``,
+# ``access_token``, ``X-Amz-Signature``; not ``design``, ``author`` or ``bypass``.
 _SECRET_QUERY = re.compile(
-    r"(?P<key>[?&;](?:[\w.-]*?(?:pass(?:word|wd)?|secret|token|api[_-]?key|apikey|access[_-]?key"
-    r"|signature|sig|auth|credential)[\w.-]*)=)(?P<value>[^&#\s'\"<>]+)",
+    r"(?P<key>[?&;](?:[\w.-]*[_.-])?(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|apikey"
+    r"|access[_-]?key|private[_-]?key|signature|sig|auth|credentials?)(?:[_.-][\w.-]*)?=)"
+    r"(?P<value>[^&#\s'\"<>]+)",
     re.IGNORECASE,
 )
 
@@ -130,7 +133,12 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         secrets = [*self.secrets, *held_secrets()]
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:
+            # A call whose arguments do not fit its format: the handler reports it ("Logging
+            # error") as logging always has; a filter that raised would fail the caller instead.
+            return True
         masked = redact(message, secrets)
         if masked != message:
             record.msg, record.args = masked, None

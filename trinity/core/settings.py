@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from trinity.core.egress import parse_rule
+from trinity.core.redaction import redact_urls
 from trinity.core.sink_settings import MetricsSettings, SinksSettings
 
 DEFAULT_STATE_DIR = ".trinity"
@@ -216,7 +217,7 @@ class PrefectSettings(_Section):
                 raise ValueError(f"required when prefect.api_replicas is {replicas} (redis://host:port/db)")
             return value
         if not value.lower().startswith(("redis://", "rediss://")):
-            raise ValueError(f"{value!r} is not a Redis URL (redis://host:port/db)")
+            raise ValueError(f"{redact_urls(value)!r} is not a Redis URL (redis://host:port/db)")
         return value
 
 

@@ -36,6 +36,12 @@ from trinity.core.redaction import (
         ("mailto:someone@example.com and a@b", "mailto:someone@example.com and a@b"),
         ("https://example.com/a@b", "https://example.com/a@b"),
         ("no urls here", "no urls here"),
+        # Keys that only contain a secret word are data: the URL must keep working.
+        ("https://h/?design=blue&author=bob&bypass=1", "https://h/?design=blue&author=bob&bypass=1"),
+        (
+            "https://h/?access_token=t1&X-Amz-Credential=c1",
+            "https://h/?access_token=***&X-Amz-Credential=***",
+        ),
     ],
 )
 def test_credentials_in_urls_are_masked(text: str, expected: str) -> None:
@@ -108,3 +114,8 @@ def test_installed_redaction_masks_run_log_lines_and_their_tracebacks(
     assert record.exc_text is not None
     assert f"could not log in with {MASK}" in record.exc_text
     assert "tb-secret-1" not in caplog.text
+
+
+def test_a_log_call_whose_arguments_do_not_fit_does_not_raise_through_the_filter() -> None:
+    record = logging.LogRecord("trinity", logging.WARNING, __file__, 1, "a %s %s", (1,), None)
+    assert RedactingFilter(["s3cret"]).filter(record)
