@@ -303,11 +303,14 @@ class WorkflowEngine:
         """Flow hook (completion, failure, crash, cancellation): write the execution_logs row and
         hand the run to the metrics and the live sinks."""
         secrets = self._secrets.pop(flow_run.id, None)
+        on_crash = self.compiled.workflow.on_crash
+        # A crashed run that its workflow reruns: the rerun carries the same references.
+        rerun = state.is_crashed() and on_crash is not None and on_crash.rerun > 0
         try:
             await self._write_final(flow_run, state)
         finally:
             if secrets is not None:
-                await secrets.close()
+                await secrets.close(keep_blocks=rerun)
 
     async def _write_final(self, flow_run: FlowRun, state: State) -> None:
         record = self._records.pop(flow_run.id, None)

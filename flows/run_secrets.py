@@ -44,12 +44,14 @@ class RunSecrets:
         hold_secrets(texts)
         self.held += texts
 
-    async def close(self) -> None:
-        """Release the values and delete the blocks made for this run."""
+    async def close(self, *, keep_blocks: bool = False) -> None:
+        """Release the values and delete the blocks made for this run (unless ``keep_blocks``: a
+        rerun of the run will read them, and delete them when it ends)."""
         held, owned = self.held, self.owned
         self.held, self.owned = [], []
         release_secrets(held)
-        await delete_secrets(owned)
+        if not keep_blocks:
+            await delete_secrets(owned)
 
 
 def resolvable_block(value: Any) -> str | None:

@@ -21,12 +21,14 @@ for, since masking every ``1`` or ``a`` of a message would hide it without prote
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 MASK = "***"
 MIN_SECRET_CHARS = 4
@@ -73,17 +75,24 @@ _held: Counter[str] = Counter()
 _held_lock = threading.Lock()
 
 
+def _encodings(text: str) -> list[str]:
+    # Errors quote values with repr(), JSON escapes them, URLs percent-encode them.
+    forms = [text, repr(text)[1:-1], json.dumps(text)[1:-1], quote(text, safe="")]
+    return list(dict.fromkeys(forms))
+
+
 def secret_texts(value: Any) -> list[str]:
-    """The strings a secret value can appear as in text: itself, or each string inside it."""
+    """The strings a secret value can appear as in text: itself (and its escaped and URL-encoded
+    forms), or those of each string inside it."""
     if isinstance(value, str):
-        return [value]
+        return _encodings(value)
     if isinstance(value, dict):
         return [text for item in value.values() for text in secret_texts(item)]
     if isinstance(value, list | tuple):
         return [text for item in value for text in secret_texts(item)]
     if value is None or isinstance(value, bool):
         return []
-    return [str(value)]
+    return _encodings(str(value))
 
 
 def hold_secrets(values: Iterable[str]) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from urllib.parse import quote
 
 import pytest
 
@@ -93,6 +95,15 @@ def test_a_secret_held_twice_stays_masked_until_both_release_it() -> None:
 def test_secret_texts_of_structured_values() -> None:
     assert secret_texts({"user": "u", "key": ["k1", 42]}) == ["u", "k1", "42"]
     assert secret_texts(None) == []
+
+
+def test_escaped_and_url_encoded_forms_of_a_secret_are_masked() -> None:
+    secret = 'p@ss "w\\rd"/x'
+    texts = secret_texts(secret)
+    for shown in (json.dumps({"pw": secret}), repr(secret), f"https://h/?q={quote(secret, safe='')}"):
+        masked = redact(shown, texts)
+        assert "ss" not in masked, masked
+        assert MASK in masked, masked
 
 
 def test_installed_redaction_masks_run_log_lines_and_their_tracebacks(
