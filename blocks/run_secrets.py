@@ -10,7 +10,8 @@ Prefect's UI) stores each secret parameter's value in a ``Secret`` block made fo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from prefect.blocks.system import Secret
@@ -45,14 +46,32 @@ async def stash_secret_parameters(
     reference is stored as given too: whoever starts a run must not make it read another block."""
     result = dict(params)
     made: list[str] = []
-    for name in sorted(secrets):
-        value = result.get(name)
-        if value is None:
-            continue
-        block = await stash_secret(value)
-        made.append(block)
-        result[name] = secret_reference(block)
+    try:
+        for name in sorted(secrets):
+            value = result.get(name)
+            if value is None:
+                continue
+            block = await stash_secret(value)
+            made.append(block)
+            result[name] = secret_reference(block)
+    except BaseException:
+        await delete_secrets(made)
+        raise
     return result, made
+
+
+@asynccontextmanager
+async def stashed_for_run(
+    params: Mapping[str, Any], secrets: Collection[str]
+) -> AsyncIterator[tuple[dict[str, Any], list[str]]]:
+    """:func:`stash_secret_parameters` for a run created in the body: when the body raises (no run
+    was created to delete them), the blocks made are deleted."""
+    carried, made = await stash_secret_parameters(params, secrets)
+    try:
+        yield carried, made
+    except BaseException:
+        await delete_secrets(made)
+        raise
 
 
 async def read_secret(block_name: str) -> Any:

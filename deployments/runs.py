@@ -21,7 +21,7 @@ from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
-from blocks.run_secrets import delete_secrets, stash_secret_parameters
+from blocks.run_secrets import delete_secrets, stashed_for_run
 from flows.worker.reruns import rerun_of, rerun_tag
 from specs.secrets import secret_reference
 
@@ -127,12 +127,8 @@ async def start_run(
     The values of the parameters named in ``secrets`` go to ``Secret`` blocks made for the run
     first; the flow run carries references to them (:mod:`blocks.run_secrets`).
     """
-    carried, made = await stash_secret_parameters(parameters, secrets)
-    try:
+    async with stashed_for_run(parameters, secrets) as (carried, made):
         flow_run = await _create_run(deployment_id, carried, idempotency_key)
-    except BaseException:
-        await delete_secrets(made)
-        raise
     # A repeated idempotency key returns the run made before, which refers to its own blocks.
     kept = list((flow_run.parameters or {}).values()) if made else []
     await delete_secrets(block for block in made if secret_reference(block) not in kept)

@@ -321,7 +321,9 @@ class WorkflowEngine:
                 workflow_name=self.compiled.name,
                 workflow_version=self.compiled.version,
                 flow_run_id=flow_run.id,
-                parameters=mask_references(flow_run.parameters or {}),
+                # Values typed in clear into Prefect's run form are masked by the schema: a run that
+                # never started never moved them into blocks.
+                parameters=mask_references(flow_run.parameters or {}, self.compiled.parameters_schema),
                 expected_start_time=flow_run.expected_start_time,
                 started_at=started,
             )

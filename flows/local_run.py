@@ -20,7 +20,7 @@ from prefect import Flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 
-from blocks.run_secrets import stash_secret_parameters
+from blocks.run_secrets import stashed_for_run
 from blocks.workflow_definition import (
     DefinitionNotFoundError,
     TrinityWorkflow,
@@ -85,5 +85,5 @@ async def start_local_run(
     """
     flow = build_flow(compile_workflow(workflow, specification))  # every action resolves first
     await store_run_definition(workflow, specification)
-    carried, _ = await stash_secret_parameters(parameters, secret_parameters(specification.parameters))
-    return flow, await create_local_run(flow, workflow.name, carried)
+    async with stashed_for_run(parameters, secret_parameters(specification.parameters)) as (carried, _):
+        return flow, await create_local_run(flow, workflow.name, carried)

@@ -88,7 +88,12 @@ def secret_form_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def mask_references(params: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``params`` (as a flow run carries them) with each secret reference masked, and
-    credentials in URLs inside the other values."""
-    return {name: MASK if referenced_block(value) else redact_value(value) for name, value in params.items()}
+def mask_references(params: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A copy of ``params`` (as a flow run carries them) with each secret reference masked, each
+    secret parameter ``schema`` declares too (a value given in clear in Prefect's run form, never
+    moved into a block when the run did not start), and credentials in URLs inside the other values."""
+    secrets = secret_parameters(schema) if schema is not None else frozenset()
+    return {
+        name: MASK if name in secrets or referenced_block(value) else redact_value(value)
+        for name, value in params.items()
+    }

@@ -1,7 +1,9 @@
 """The analytics flows: harvest run history, then report on it, on Prefect schedules.
 
 * ``trinity-analytics-harvest``: copy new Trinity runs from Prefect into Trinity's tables; every
-  run publishes a ``trinity-analytics-harvest`` Markdown artifact with what it read.
+  run publishes a ``trinity-analytics-harvest`` Markdown artifact with what it read. Every harvest
+  also deletes the ``Secret`` blocks of runs that ended without deleting them
+  (:mod:`flows.run_secret_sweep`).
 * ``trinity-performance-report`` (hourly by default): harvest, then rebuild the performance rows
   of the periods that received runs (see :mod:`flows.analytics.reports`), write the most recent
   period's ``performance/`` and ``patterns/`` files of the LOGS tree, and its artifacts
@@ -41,6 +43,7 @@ from flows.analytics.reports import (
     write_report_rows,
 )
 from flows.monitoring.harvest import harvest_sinks
+from flows.run_secret_sweep import sweep_run_secrets
 from specs.naming import HARVEST_FLOW, INSIGHTS_FLOW, PERFORMANCE_FLOW
 from trinity.core.config import load_settings
 
@@ -65,7 +68,18 @@ async def _harvest(
     sinks = await harvest_sinks(engine, tables, load_settings().sinks)
     if sinks.sinks or sinks.error:
         get_run_logger().info(sinks.summary())
+    await _sweep_secrets()
     return result
+
+
+async def _sweep_secrets() -> None:
+    logger = get_run_logger()
+    try:
+        swept = await sweep_run_secrets()
+    except Exception as exc:  # the harvest stands; the next one sweeps again
+        logger.warning("Sweeping the Secret blocks of ended runs failed: %s: %s", type(exc).__name__, exc)
+        return
+    logger.info("Deleted %d Secret block(s) left by runs that ended without deleting them", len(swept))
 
 
 @flow(name=HARVEST_FLOW, log_prints=False)

@@ -116,6 +116,7 @@ class _Page:
     task_runs: dict[uuid.UUID, list[TaskRun]]
     flow_names: dict[uuid.UUID, str]
     parents: dict[uuid.UUID, uuid.UUID]
+    schemas: dict[uuid.UUID, dict[str, Any]]
 
 
 async def harvest_history(
@@ -157,6 +158,7 @@ async def _harvest_into(
     result = HarvestResult(ended_after=lower, ended_before=upper)
     flows: dict[uuid.UUID, str] = {}
     parents: dict[uuid.UUID, uuid.UUID | None] = {}
+    schemas: dict[uuid.UUID, dict[str, Any]] = {}
     async with get_client() as client:
         offset = 0
         while True:
@@ -176,6 +178,7 @@ async def _harvest_into(
                     task_runs=await _task_runs(client, [run.id for run in flow_runs], page_size),
                     flow_names=await _flow_names(client, flow_runs, flows),
                     parents=await _parent_flow_runs(client, flow_runs, parents),
+                    schemas=await _parameter_schemas(client, flow_runs, schemas),
                 )
                 await anyio.to_thread.run_sync(_store_page, engine, tables, page, result)
             if len(tagged) < page_size:
@@ -249,6 +252,21 @@ async def _parent_flow_runs(
         if parent is not None:
             found[run.id] = parent
     return found
+
+
+async def _parameter_schemas(
+    client: PrefectClient, flow_runs: list[FlowRun], cache: dict[uuid.UUID, dict[str, Any]]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Deployment id -> its parameter schema, where secret parameters are marked (read once per
+    harvest)."""
+    for deployment_id in {run.deployment_id for run in flow_runs if run.deployment_id} - set(cache):
+        try:
+            deployment = await client.read_deployment(deployment_id)
+        except ObjectNotFound:
+            cache[deployment_id] = {}
+            continue
+        cache[deployment_id] = deployment.parameter_openapi_schema or {}
+    return cache
 
 
 def _identity(run: FlowRun, page: _Page, stored: Mapping[str, Any] | None) -> RunIdentity | None:
@@ -335,7 +353,9 @@ def _store_page(engine: sa.Engine, tables: Tables, page: _Page, result: HarvestR
                 result.unresolved.append(run.id)
                 continue
             row = execution_log_row(run, identity)
-            row["metrics"] = {"parameters": mask_references(run.parameters or {})}
+            # A run started in clear from Prefect's UI that never started holds its secrets in clear.
+            schema = page.schemas.get(run.deployment_id) if run.deployment_id else None
+            row["metrics"] = {"parameters": mask_references(run.parameters or {}, schema)}
             log_rows.append(row)
             rows = _task_rows(run, identity, page.task_runs.get(run.id, []), (previous or {}).get("metrics"))
             task_rows += rows

@@ -10,8 +10,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.states import Cancelled, Scheduled
 
 from deployments.watch import run_here
+from flows.compiler import compile_workflow
+from flows.engine import WorkflowEngine
+from flows.workflow_flow import build_flow
 from tests.api.conftest import prefect_api_module, prefect_api_server
 from tests.api.support import ApiServer, spec_document, store_active_workflow, workflow_document
 from tests.flows.conftest import anyio_backend, fresh_events_worker, sqlite_logs
@@ -119,3 +124,26 @@ async def test_runs_through_the_api_and_from_prefect_keep_secrets_out_of_every_r
         assert_no_secret(json.dumps(row["metrics"]), f"execution_logs of {flow_run_id}")
         assert not await block_exists(run_block)
     assert await block_exists(token_block)
+
+
+async def test_a_run_cancelled_before_it_starts_records_its_clear_secret_masked(
+    prefect_api: object, sqlite_logs: str
+) -> None:
+    compiled = compile_workflow(
+        workflow([{"id": "step", "uses": "noop"}], name="secret-unstarted"), specification(PARAMETERS)
+    )
+    engine = WorkflowEngine(compiled)
+    flow = build_flow(compiled, engine=engine)
+    async with get_client() as client:
+        # As from Prefect's UI: the password reaches Prefect in clear, and the run never starts.
+        created = await client.create_flow_run(
+            flow, parameters={"password": PASSWORD, "source": SOURCE}, state=Scheduled()
+        )
+        await client.set_flow_run_state(created.id, Cancelled(), force=True)
+        flow_run = await client.read_flow_run(created.id)
+    assert flow_run.state is not None
+
+    await engine.on_final_state(flow, flow_run, flow_run.state)
+
+    [row] = execution_log_rows(sqlite_logs, flow_run.id)
+    assert row["metrics"]["parameters"] == {"password": "***", "source": MASKED_SOURCE}

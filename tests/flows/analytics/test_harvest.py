@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from prefect import Flow, Task
 from prefect.client.orchestration import get_client
 from prefect.flow_engine import run_flow_async
-from prefect.states import Completed, Running
+from prefect.states import Cancelled, Completed, Running
 
 from deployments.service import deploy_workflow
 from flows.analytics.harvest import harvest_history
@@ -271,3 +271,24 @@ async def test_only_workflow_runs_are_read(prefect_api: object, trinity_db: Stor
     assert analytics.id not in result.flow_runs + result.unresolved
     assert untagged.id not in result.flow_runs + result.unresolved
     assert result.unresolved == [legacy_untagged.id]  # the old generic flow names no workflow
+
+
+async def test_a_secret_given_in_clear_to_a_run_that_never_started_is_stored_masked(
+    prefect_api: object, trinity_db: Store
+) -> None:
+    started = utcnow()
+    schema = {"type": "object", "properties": {"password": {"type": "string", "format": "password"}}}
+    wf = workflow([{"id": "step", "uses": "noop"}], name="clear-secret-demo")
+    deployment = await deploy_workflow(
+        workflow=wf, specification=specification(schema), work_pool="analytics-tests"
+    )
+    async with get_client() as client:
+        # As from Prefect's UI: the value reaches Prefect in clear; the run is cancelled unstarted.
+        flow_run = await client.create_flow_run_from_deployment(
+            deployment.id, parameters={"password": "typed-in-clear-77"}
+        )
+        await client.set_flow_run_state(flow_run.id, Cancelled(), force=True)
+
+    await harvest_history(engine=trinity_db.engine, since=started)
+
+    assert trinity_db.run_row(flow_run.id)["metrics"] == {"parameters": {"password": "***"}}
