@@ -34,7 +34,7 @@ from flows.analytics.reports import (
 )
 from tests.api.support import make_settings, start_api_server
 from tests.flows.analytics.support import Store, recorded_run, run_and_settle, utcnow
-from tests.flows.factories import flow_run_id, specification, workflow
+from tests.flows.factories import flow_run_id, log_lines, specification, workflow
 
 pytestmark = pytest.mark.anyio
 
@@ -178,6 +178,8 @@ async def test_report_flows_write_files_artifacts_and_rows(
     flow_runs = (await harvested.aresult())["flow_runs"]
     assert flow_runs >= 3  # the re-read window covers the runs above
     assert f"Read {flow_runs} runs from Prefect that ended since " in str(harvest_summary.data)
+    sweep = "Secret block(s) left by runs that ended without deleting them"
+    assert any(sweep in line for line in await log_lines(flow_run_id(harvested), until=sweep))
     ran.append(flow_run_id(await run_and_settle(wf, specification(), expected_tasks=2)))
     third = await performance_report(logs_dir_path=str(logs), database_url=trinity_db.url)
     assert today.isoformat() in third["periods"]
