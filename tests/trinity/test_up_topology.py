@@ -139,7 +139,7 @@ def test_the_load_balancer_configuration_is_valid_for_haproxy(tmp_path: Path) ->
 
 
 def test_without_topology_keys_the_stack_is_todays(tmp_path: Path) -> None:
-    specs = child_specs(StackConfig(state_dir=tmp_path), dict(os.environ))
+    specs = child_specs(StackConfig(state_dir=tmp_path), STACK_ENV)
 
     assert [(spec.name, spec.kind) for spec in specs] == [
         ("prefect-server", KIND_PREFECT_API),
@@ -156,7 +156,7 @@ def test_the_replicated_stack_puts_the_load_balancer_before_the_api_servers(tmp_
     topology = Topology(api_replicas=3, messaging="redis://127.0.0.1:6379/9", workers=2)
     config = StackConfig(state_dir=tmp_path, prefect_port=4321, topology=topology)
 
-    specs = child_specs(config, dict(os.environ))
+    specs = child_specs(config, STACK_ENV)
 
     assert [(spec.name, spec.kind) for spec in specs] == [
         ("prefect-api-1", KIND_PREFECT_API),
@@ -180,6 +180,10 @@ def test_the_replicated_stack_puts_the_load_balancer_before_the_api_servers(tmp_
     # Each worker has a name of its own in Prefect, so each one's heartbeat is told apart.
     names = [spec.argv[spec.argv.index("--name") + 1] for spec in specs[6:]]
     assert len(set(names)) == 2
+
+
+# What stack_env adds that the children's specs read.
+STACK_ENV = dict(os.environ) | {"PREFECT_API_AUTH_STRING": "trinity:test-auth-string"}
 
 
 @pytest.fixture
@@ -229,11 +233,17 @@ def status_parts(state: Path) -> list[dict[str, Any]]:
     return parts
 
 
-async def create_runs(api_url: str, deployment: str, keys: list[str]) -> list[str]:
+def auth_string(state: Path) -> str:
+    """The closed Prefect's auth string, as ``trinity up`` keeps it with the stack's secrets."""
+    secrets: dict[str, str] = json.loads((state / "secrets.json").read_text())
+    return secrets["prefect_auth_string"]
+
+
+async def create_runs(api_url: str, auth: str, deployment: str, keys: list[str]) -> list[str]:
     """Create one run per idempotency key through ``api_url``; a retried request makes no twin."""
     from prefect.client.orchestration import PrefectClient
 
-    async with PrefectClient(api_url) as client:
+    async with PrefectClient(api_url, auth_string=auth) as client:
         found = await client.read_deployment_by_name(deployment)
         ids = []
         for key in keys:
@@ -242,10 +252,10 @@ async def create_runs(api_url: str, deployment: str, keys: list[str]) -> list[st
         return ids
 
 
-async def final_states(api_url: str, ids: list[str]) -> dict[str, str | None]:
+async def final_states(api_url: str, auth: str, ids: list[str]) -> dict[str, str | None]:
     from prefect.client.orchestration import PrefectClient
 
-    async with PrefectClient(api_url) as client:
+    async with PrefectClient(api_url, auth_string=auth) as client:
         states = {}
         for run_id in ids:
             run = await client.read_flow_run(uuid.UUID(run_id))
@@ -308,15 +318,19 @@ def test_a_replicated_stack_survives_losing_an_api_server(
 
         api_url = f"{lb_url}/api"
         deployment = deployment_full_name("mark-once")
-        first = asyncio.run(create_runs(api_url, deployment, [f"a{i}" for i in range(RUNS_PER_BATCH)]))
+        first = asyncio.run(
+            create_runs(api_url, auth_string(state), deployment, [f"a{i}" for i in range(RUNS_PER_BATCH)])
+        )
         victim = next(p for p in parts if p["kind"] == KIND_PREFECT_API)
         os.kill(victim["pid"], signal.SIGKILL)
-        second = asyncio.run(create_runs(api_url, deployment, [f"b{i}" for i in range(RUNS_PER_BATCH)]))
+        second = asyncio.run(
+            create_runs(api_url, auth_string(state), deployment, [f"b{i}" for i in range(RUNS_PER_BATCH)])
+        )
         ids = first + second
         assert len(set(ids)) == 2 * RUNS_PER_BATCH
 
         def all_final() -> dict[str, str | None] | None:
-            states = asyncio.run(final_states(api_url, ids))
+            states = asyncio.run(final_states(api_url, auth_string(state), ids))
             terminal = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
             return states if all(state in terminal for state in states.values()) else None
 
