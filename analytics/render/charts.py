@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 _WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 MAX_PANELS = 6
+# Lines of the duration chart (two each, p50 and p95): the legend of more does not fit the figure.
+MAX_SERIES = 8
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -46,9 +48,11 @@ def _empty(message: str) -> bytes:
 
 def duration_trends_svg(report: Report) -> bytes:
     """Daily p50 (solid) and p95 (dashed) of completed-run durations per workflow."""
-    series = [w for w in report.performance.workflows if any(d.p50_seconds is not None for d in w.daily)]
-    if not series:
+    drawable = [w for w in report.performance.workflows if any(d.p50_seconds is not None for d in w.daily)]
+    if not drawable:
         return _empty("No completed runs in this window")
+    busiest = sorted(drawable, key=lambda w: (-w.runs, w.workflow))[:MAX_SERIES]
+    series = [w for w in drawable if w in busiest]
     fig = _figure(9, 4.5)
     ax = fig.add_subplot()
     for i, w in enumerate(series):
@@ -59,7 +63,10 @@ def duration_trends_svg(report: Report) -> bytes:
         ax.plot(days, p50, color=color, label=f"{w.workflow} p50")
         ax.plot(days, p95, color=color, linestyle="--", label=f"{w.workflow} p95")
     ax.set_ylabel("run duration (s)")
-    ax.set_title("Completed run duration per day")
+    title = "Completed run duration per day"
+    if len(series) < len(drawable):
+        title += f" (the {len(series)} busiest of {len(drawable)} workflows)"
+    ax.set_title(title)
     ax.legend(fontsize="small", ncol=2)
     fig.autofmt_xdate()
     fig.tight_layout()

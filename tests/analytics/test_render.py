@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from analytics import (
     render_logs_tree,
     render_markdown_summary,
 )
+from analytics.render.charts import MAX_SERIES, duration_trends_svg
 from flows.analytics.outputs import write_logs_tree
 from tests.analytics.factories import T0
 from tests.analytics.synthetic import FANOUT, SyntheticHistory, generate_history
@@ -136,3 +138,13 @@ def test_written_logs_tree_holds_the_seed_files(report: Report, tmp_path: Path) 
     assert on_disk == sorted(expected)
     assert sorted(written) == sorted(tmp_path / name for name in on_disk)
     assert all(path.stat().st_size > 0 for path in written)
+
+
+def test_duration_trends_show_the_busiest_workflows_when_there_are_many(report: Report) -> None:
+    first = report.performance.workflows[0]
+    many = [dataclasses.replace(first, workflow=f"wf-{i:02d}", runs=i) for i in range(30)]
+    crowded = dataclasses.replace(report, performance=dataclasses.replace(report.performance, workflows=many))
+    svg = duration_trends_svg(crowded).decode()
+    shown = {w.workflow for w in many if f"{w.workflow} p50" in svg}
+    assert shown == {w.workflow for w in many[-MAX_SERIES:]}
+    assert f"the {MAX_SERIES} busiest of 30 workflows" in svg
