@@ -21,7 +21,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
-from prefect.client.schemas.objects import BlockDocument, StateType
+from prefect.client.schemas.objects import TERMINAL_STATES, BlockDocument, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound
 
@@ -36,13 +36,7 @@ _PAGE = 200  # Prefect's server refuses larger pages by default
 # Runs that end while the pages are read shift the later ones back; overlapping pages keep a
 # shifted run from being missed (it may still read its blocks).
 _OVERLAP = 50
-_NOT_FINAL = [
-    StateType.SCHEDULED,
-    StateType.PENDING,
-    StateType.RUNNING,
-    StateType.PAUSED,
-    StateType.CANCELLING,
-]
+_NOT_FINAL = [state_type for state_type in StateType if state_type not in TERMINAL_STATES]
 
 
 async def sweep_run_secrets(

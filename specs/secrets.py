@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from trinity.core.redaction import MASK, redact_value
@@ -45,8 +45,7 @@ def secret_parameters(schema: Mapping[str, Any]) -> frozenset[str]:
 def mask_secret_parameters(schema: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``params`` as it may be shown: each secret parameter's value is the mask, and
     credentials in URLs inside the other values are masked."""
-    secrets = secret_parameters(schema)
-    return {name: MASK if name in secrets else redact_value(value) for name, value in params.items()}
+    return _shown(params, secret_parameters(schema))
 
 
 def secret_reference(block_name: str) -> str:
@@ -92,8 +91,10 @@ def mask_references(params: Mapping[str, Any], schema: Mapping[str, Any] | None 
     """A copy of ``params`` (as a flow run carries them) with each secret reference masked, each
     secret parameter ``schema`` declares too (a value given in clear in Prefect's run form, never
     moved into a block when the run did not start), and credentials in URLs inside the other values."""
-    secrets = secret_parameters(schema) if schema is not None else frozenset()
-    return {
-        name: MASK if name in secrets or referenced_block(value) else redact_value(value)
-        for name, value in params.items()
-    }
+    declared = secret_parameters(schema) if schema is not None else frozenset()
+    return _shown(params, declared | {name for name, value in params.items() if referenced_block(value)})
+
+
+def _shown(params: Mapping[str, Any], secrets: Collection[str]) -> dict[str, Any]:
+    """``params`` with the values of ``secrets`` masked, and credentials in URLs in the others."""
+    return {name: MASK if name in secrets else redact_value(value) for name, value in params.items()}
